@@ -1,0 +1,47 @@
+"""IngestFunction: POST /api/v1/analytics/events and /events/batch (HTTP API, payload format 2.0)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics_pipeline.bootstrap import container
+from analytics_pipeline.http import ingest_request, json_response, new_resolver
+from analytics_pipeline.observability import http_lock, lambda_entry, publish
+from aws_lambda_powertools.event_handler import Response
+
+app = new_resolver(container().settings.cors_allow_origin)
+
+
+@app.post("/api/v1/analytics/events")
+def post_event() -> Response:
+    result = container().ingest.ingest_one(ingest_request(app.current_event))
+    publish(
+        {
+            "EventsAccepted": result.status == "accepted" and not result.duplicate,
+            "EventsDuplicate": result.duplicate,
+            "BotEventsIgnored": result.status == "ignored",
+            "EventsSpooled": result.spooled,
+        }
+    )
+    return json_response(202, result.as_body())
+
+
+@app.post("/api/v1/analytics/events/batch")
+def post_batch() -> Response:
+    result = container().ingest.ingest_batch(ingest_request(app.current_event))
+    publish(
+        {
+            "EventsAccepted": result.accepted,
+            "EventsDuplicate": result.duplicates,
+            "BotEventsIgnored": result.ignored,
+            "EventsRejected": len(result.rejected),
+            "EventsSpooled": result.spooled,
+        }
+    )
+    return json_response(202, result.as_body())
+
+
+@lambda_entry
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    with http_lock:
+        return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Adapters: the only modules that import drivers (redis, pymongo, PyMySQL, boto3)."""

@@ -1,0 +1,43 @@
+"""The Redis key layout, in one place. Bump VERSION when the meaning of a key changes.
+
+    {p}:v1:e:{event_id}                      string  dedupe mark of one event (SET NX, expires)
+    {p}:v1:rl:{subject}:{window}             string  events drawn from a budget in one window
+    {p}:v1:c:{domain}:{type}:{id}:{day}      hash    counters of one entity on one UTC day
+    {p}:v1:dirty                             zset    entity-days with counts not yet flushed;
+                                                     score = ms when first marked dirty
+
+`{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
+(their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VERSION = "v1"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    prefix: str = "anl"
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}:{VERSION}"
+
+    @property
+    def dirty(self) -> str:
+        return f"{self.root}:dirty"
+
+    def dedupe(self, event_id: str) -> str:
+        return f"{self.root}:e:{event_id}"
+
+    def rate(self, subject: str, window: int) -> str:
+        return f"{self.root}:rl:{subject}:{window}"
+
+    @staticmethod
+    def member(domain: str, entity_type: str, entity_id: str, day: str) -> str:
+        return f"{domain}:{entity_type}:{entity_id}:{day}"
+
+    def counter(self, member: str) -> str:
+        return f"{self.root}:c:{member}"

@@ -1,0 +1,166 @@
+"""Spool adapters: where events go when Redis is unreachable. SQS in AWS, a local file otherwise."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from analytics_pipeline.errors import SpoolUnavailable
+from analytics_pipeline.models import CountedEvent
+from analytics_pipeline.observability import logger
+from analytics_pipeline.ports import SpooledBatch
+
+
+def _encode(events: Sequence[CountedEvent]) -> str:
+    return json.dumps({"v": 1, "events": [e.to_dict() for e in events]}, separators=(",", ":"))
+
+
+def _decode(text: str) -> tuple[CountedEvent, ...]:
+    data = json.loads(text)
+    return tuple(CountedEvent.from_dict(item) for item in data["events"])
+
+
+class FileSpool:
+    """Append-only JSON lines, fsynced. Taking renames the file first, so writers never block on replay.
+
+    A file being replayed keeps its `.taking` name until every batch in it is acknowledged; a crash
+    leaves it behind and the next take reads it again (the dedupe makes that harmless).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = Path(path)
+        self._lock = threading.Lock()
+
+    def put(self, events: Sequence[CountedEvent]) -> None:
+        line = (_encode(events) + "\n").encode()
+        try:
+            with self._lock:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    os.write(fd, line)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise SpoolUnavailable(f"spool file {self._path}: {exc}") from exc
+
+    def take(self, max_batches: int) -> list[SpooledBatch]:
+        batches: list[SpooledBatch] = []
+        with self._lock:
+            if self._path.exists():
+                taking = self._path.with_name(f"{self._path.name}.{uuid.uuid4().hex}.taking")
+                os.replace(self._path, taking)
+            for file in sorted(self._path.parent.glob(f"{self._path.name}.*.taking")):
+                batches.extend(self._batches_of(file))
+                if len(batches) >= max_batches:
+                    break
+        return batches
+
+    def pending(self) -> int:
+        """Batches waiting in the spool (lines in the live file and in files being replayed)."""
+        total = 0
+        for file in [self._path, *self._path.parent.glob(f"{self._path.name}.*.taking")]:
+            try:
+                total += sum(1 for line in file.read_bytes().splitlines() if line.strip())
+            except FileNotFoundError:
+                continue
+        return total
+
+    def _batches_of(self, file: Path) -> list[SpooledBatch]:
+        lines = [line for line in file.read_text("utf-8").splitlines() if line.strip()]
+        remaining = {i for i in range(len(lines))}
+        done_lock = threading.Lock()
+        batches = []
+        for index, line in enumerate(lines):
+            try:
+                events = _decode(line)
+            except (ValueError, KeyError, TypeError):
+                # a torn last line from a crash mid-write: that request was never answered 202
+                logger.warning("skipping unreadable spool line", file=str(file), line=index)
+                remaining.discard(index)
+                continue
+
+            def ack(index: int = index) -> None:
+                with done_lock:
+                    remaining.discard(index)
+                    if not remaining:
+                        file.unlink(missing_ok=True)
+
+            batches.append(SpooledBatch(events=events, ack=ack))
+        if not remaining:
+            file.unlink(missing_ok=True)
+        return batches
+
+
+class SqsSpool:
+    """One SQS message per request; deleted only after its events were counted (at-least-once)."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self._queue_url = queue_url
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    def _sqs(self) -> Any:
+        # boto3 costs ~100 ms to import: only the (rare) spool path pays for it
+        with self._client_lock:
+            if self._client is None:
+                import boto3
+
+                self._client = boto3.client("sqs")
+            return self._client
+
+    def put(self, events: Sequence[CountedEvent]) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._sqs().send_message(QueueUrl=self._queue_url, MessageBody=_encode(events))
+        except (BotoCoreError, ClientError) as exc:
+            raise SpoolUnavailable(f"spool queue: {exc}") from exc
+
+    def take(self, max_batches: int) -> list[SpooledBatch]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        sqs = self._sqs()
+        batches: list[SpooledBatch] = []
+        deadline = time.monotonic() + 20
+        try:
+            while len(batches) < max_batches and time.monotonic() < deadline:
+                reply = sqs.receive_message(
+                    QueueUrl=self._queue_url,
+                    MaxNumberOfMessages=min(10, max_batches - len(batches)),
+                    WaitTimeSeconds=0,
+                )
+                messages = reply.get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    try:
+                        events = _decode(message["Body"])
+                    except (ValueError, KeyError, TypeError):
+                        # left in the queue: after maxReceiveCount it lands in the dead-letter queue
+                        logger.error("unreadable spool message", message_id=message.get("MessageId"))
+                        continue
+                    handle = message["ReceiptHandle"]
+
+                    def ack(handle: str = handle) -> None:
+                        sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+
+                    batches.append(SpooledBatch(events=events, ack=ack))
+        except (BotoCoreError, ClientError) as exc:
+            raise SpoolUnavailable(f"spool queue: {exc}") from exc
+        return batches
+
+    def pending(self) -> int:
+        reply = self._sqs().get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        return int(reply["Attributes"]["ApproximateNumberOfMessages"])

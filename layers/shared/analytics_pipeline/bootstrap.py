@@ -1,0 +1,185 @@
+"""The composition root: builds settings, clients, adapters and use cases once per process, lazily.
+
+Lambda handlers and the `anl` command both call `container()`. Tests install their own with
+`use_container()` (fakes or real clients) and drop it with `reset_container()`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics_pipeline.config import Settings, load_settings
+from analytics_pipeline.errors import ConfigurationError
+from analytics_pipeline.observability import logger
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_secret(arn: str) -> str:
+    # Powertools caches the value (5 minutes), so rotation is picked up without a cold start.
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(arn, max_age=300)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return str(value).strip()
+
+
+def parse_server_keys(raw: str) -> tuple[str, ...]:
+    """A secret holding server keys: a JSON list, or comma-separated text."""
+    if raw.startswith("["):
+        keys = json.loads(raw)
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ConfigurationError("server keys secret must be a JSON list of strings")
+        return tuple(k.strip() for k in keys if k.strip())
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+class Container:
+    """Everything a use case needs, each built on first use and then shared by every caller."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, **overrides: Any) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._built: dict[str, Any] = dict(overrides)
+        self._lock = threading.RLock()
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        try:
+            return self._built[name]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]  # type: ignore[no-any-return]
+
+    # --- secrets and connection strings --------------------------------------------------------
+
+    def _connection_string(self, plain: str | None, arn: str | None) -> str | None:
+        if plain:
+            return plain
+        if arn:
+            return _read_secret(arn)
+        return None
+
+    def server_keys(self) -> tuple[str, ...]:
+        arn = self.settings.server_keys_secret_arn
+        if arn:
+            return parse_server_keys(_read_secret(arn))
+        return self.settings.server_keys
+
+    # --- Redis ----------------------------------------------------------------------------------
+
+    @property
+    def redis(self) -> Any:
+        return self._once("redis", self._build_redis)
+
+    def _build_redis(self) -> Any:
+        s = self.settings
+        url = self._connection_string(s.redis_url, s.redis_url_secret_arn)
+        if url is None:
+            if s.in_lambda:
+                raise ConfigurationError("REDIS_URL is required in AWS Lambda")
+            import fakeredis
+
+            logger.warning("REDIS_URL is unset: using an embedded in-process Redis emulation (local only)")
+            return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        from analytics_pipeline.adapters.redis_store import connect
+
+        return connect(url, s.redis_socket_timeout_s)
+
+    @property
+    def keys(self) -> Any:
+        from analytics_pipeline.adapters.redis_keys import KeyLayout
+
+        return self._once("keys", lambda: KeyLayout(self.settings.redis_key_prefix))
+
+    @property
+    def hot_store(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.adapters.redis_store import RedisHotStore
+
+            return RedisHotStore(
+                self.redis, self.keys, self.settings.dedupe_ttl_s, self.settings.rate_window_s
+            )
+
+        return self._once("hot_store", build)
+
+    # --- spool and bots -------------------------------------------------------------------------
+
+    @property
+    def spool(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.adapters.spool import FileSpool, SqsSpool
+
+            if self.settings.spool_queue_url:
+                return SqsSpool(self.settings.spool_queue_url)
+            if self.settings.in_lambda:
+                raise ConfigurationError("SPOOL_QUEUE_URL is required in AWS Lambda")
+            logger.info("SPOOL_QUEUE_URL is unset: spooling to a local file", path=self.settings.spool_path)
+            return FileSpool(self.settings.spool_path)
+
+        return self._once("spool", build)
+
+    @property
+    def bots(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.adapters.bots import CrawlerDetectBots
+
+            return CrawlerDetectBots()
+
+        return self._once("bots", build)
+
+    # --- use cases ------------------------------------------------------------------------------
+
+    @property
+    def ingest(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.ingest import IngestPolicy, IngestService
+
+            s = self.settings
+            policy = IngestPolicy(
+                domains=s.domains,
+                max_body_bytes=s.max_body_bytes,
+                clock_skew_s=s.clock_skew_s,
+                ip_limit_per_window=s.rate_limit_per_minute,
+                key_limit_per_window=s.server_key_rate_limit_per_minute,
+            )
+            return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
+
+        return self._once("ingest", build)
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The process's container, built from the environment on first use."""
+    global _container
+    if _container is None:
+        with _container_lock:
+            if _container is None:
+                _container = Container(load_settings())
+    return _container
+
+
+def use_container(instance: Container) -> Container:
+    """Install a container (tests, the local runner); returns it."""
+    global _container
+    with _container_lock:
+        _container = instance
+    return instance
+
+
+def reset_container() -> None:
+    global _container
+    with _container_lock:
+        _container = None

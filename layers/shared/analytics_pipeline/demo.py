@@ -1,0 +1,105 @@
+"""`anl demo`: a realistic stream of events through the real ingest handler, on the embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from analytics_pipeline.local import http_event, load_handler, response_json
+
+BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+BOTS = (
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 "
+    "Safari/537.36",
+    "",
+)
+EVENTS_PATH = "/api/v1/analytics/events"
+BATCH_PATH = "/api/v1/analytics/events/batch"
+
+
+def _event(rng: random.Random, now: datetime, entity: tuple[str, str], action: str) -> dict[str, Any]:
+    event = {
+        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "domain": "jav",
+        "entity_type": entity[0],
+        "entity_id": entity[1],
+        "action": action,
+        "occurred_at": (now - timedelta(seconds=rng.randint(0, 120))).isoformat().replace("+00:00", "Z"),
+    }
+    if action == "rating":
+        event["value"] = rng.randint(1, 5)
+    return event
+
+
+def requests(seed: int, server_key: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(kind, payload-2.0 event) pairs: views, replays, bad input, bots, a flooding IP, a backend."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    movies = [("movie", str(uuid.UUID(int=rng.getrandbits(128), version=4))) for _ in range(8)]
+    others = [
+        ("actor", str(uuid.UUID(int=rng.getrandbits(128), version=4))),
+        ("tag", "42"),
+        ("provider", "7"),
+    ]
+    actions = ["view"] * 12 + ["download"] * 3 + ["favorite", "watchlist", "rating"]
+    sent: list[dict[str, Any]] = []
+    for i in range(300):
+        ip = f"198.51.100.{i % 40}"
+        entity = rng.choice(movies if rng.random() < 0.85 else others)
+        event = _event(rng, now, entity, rng.choice(actions))
+        sent.append(event)
+        yield "event", _post(EVENTS_PATH, event, ip, BROWSER)
+        if rng.random() < 0.1:  # a reload or a retry: same event_id again
+            yield "replay", _post(EVENTS_PATH, rng.choice(sent), ip, BROWSER)
+        if rng.random() < 0.05:
+            bad = dict(event, event_id=str(uuid.uuid4()), value=rng.choice([0, "1", 1.5, 9]), action="rating")
+            yield "bad input", _post(EVENTS_PATH, bad, ip, BROWSER)
+        if rng.random() < 0.08:
+            yield "bot", _post(EVENTS_PATH, _event(rng, now, entity, "view"), ip, rng.choice(BOTS))
+    for _ in range(70):  # one address far over its budget of 60 events a minute
+        yield "flood", _post(EVENTS_PATH, _event(rng, now, movies[0], "view"), "203.0.113.9", BROWSER)
+    if server_key:
+        batch = {"events": [_event(rng, now, rng.choice(movies), "download") for _ in range(40)]}
+        headers = {"authorization": f"Bearer {server_key}", "x-client-user-agent": BROWSER}
+        yield "backend batch", http_event("POST", BATCH_PATH, body=json.dumps(batch), headers=headers)
+
+
+def _post(path: str, event: dict[str, Any], ip: str, agent: str) -> dict[str, Any]:
+    headers = {"content-type": "text/plain;charset=UTF-8", "user-agent": agent} if agent else {}
+    return http_event("POST", path, body=json.dumps(event), headers=headers, source_ip=ip)
+
+
+def run(seed: int = 7, server_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
+    """Send the stream through the ingest handler and tally what it answered."""
+    ingest = load_handler("ingest")
+    tally: Counter[str] = Counter()
+    by_kind: dict[str, Counter[str]] = {}
+    for n, (kind, request) in enumerate(requests(seed, server_key), start=1):
+        response = ingest(request, None)
+        body = response_json(response)
+        status = response["statusCode"]
+        if "accepted" in body and isinstance(body["accepted"], int):  # a batch
+            tally["accepted"] += body["accepted"]
+            tally["duplicate"] += body["duplicates"]
+            tally["ignored (bot)"] += body["ignored"]
+            tally["rejected"] += len(body["rejected"])
+            outcome = f"{status} batch"
+        elif status == 202 and body.get("status") == "accepted":
+            outcome = "duplicate" if body["duplicate"] else "accepted"
+            tally[outcome] += 1
+        elif status == 202:
+            outcome = "ignored (bot)"
+            tally[outcome] += 1
+        else:
+            outcome = {400: "rejected", 429: "rate limited", 401: "unauthorized"}.get(status, str(status))
+            tally[outcome] += 1
+        by_kind.setdefault(kind, Counter())[outcome] += 1
+        if progress:
+            progress(n)
+    return {"tally": tally, "by_kind": by_kind}

@@ -1,0 +1,79 @@
+"""Domain exceptions. Entry points map them to answers by type, never by message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AnalyticsError(Exception):
+    """Base of every exception the pipeline raises on purpose."""
+
+
+class ConfigurationError(AnalyticsError):
+    """The environment does not describe a runnable configuration."""
+
+
+# --- Client faults: the request is refused and nothing is counted. ---------------------------
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str | None
+    message: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"field": self.field, "message": self.message}
+
+
+class RequestRejected(AnalyticsError):
+    """Base of the refusals caused by what a client sent."""
+
+    reason = "rejected"
+
+
+class InvalidRequest(RequestRejected):
+    """The body, an event or a parameter is malformed."""
+
+    def __init__(self, errors: list[FieldError], reason: str = "invalid") -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+        self.reason = reason
+
+
+class PayloadTooLarge(RequestRejected):
+    reason = "too_large"
+
+
+class Unauthorized(RequestRejected):
+    reason = "unauthorized"
+
+
+class RateLimited(RequestRejected):
+    reason = "rate_limited"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"retry after {retry_after_s}s")
+        self.retry_after_s = max(1, retry_after_s)
+
+
+# --- Infrastructure faults, translated from driver errors by the adapters. -------------------
+
+
+class StoreError(AnalyticsError):
+    """A backing store failed; the operation may be retried."""
+
+
+class HotStoreUnavailable(StoreError):
+    """Redis could not be reached or did not answer in time."""
+
+
+class HotStoreError(StoreError):
+    """Redis answered with an error (for instance a script that refused to run)."""
+
+
+class SpoolUnavailable(StoreError):
+    """The durable spool could not take the events."""
+
+
+class Unavailable(AnalyticsError):
+    """The events could not be made durable anywhere: the client should retry."""

@@ -1,0 +1,293 @@
+"""Ingest use case: judge a request, then count its valid events once each, or spool them."""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import json
+from base64 import b64decode
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from analytics_pipeline.errors import (
+    FieldError,
+    HotStoreError,
+    HotStoreUnavailable,
+    InvalidRequest,
+    PayloadTooLarge,
+    SpoolUnavailable,
+    Unauthorized,
+    Unavailable,
+)
+from analytics_pipeline.errors import RateLimited as RateLimitedError
+from analytics_pipeline.models import MAX_BATCH_EVENTS, CountedEvent, EventIn, validation_errors
+from analytics_pipeline.observability import logger
+from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """An HTTP request reduced to what ingest judges; header names are lower-case."""
+
+    body: str | None
+    is_base64: bool
+    headers: Mapping[str, str]
+    source_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestPolicy:
+    domains: tuple[str, ...]
+    max_body_bytes: int
+    clock_skew_s: int
+    ip_limit_per_window: int
+    key_limit_per_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    status: str  # "accepted" | "ignored"
+    duplicate: bool = False
+    reason: str | None = None
+    spooled: bool = False
+
+    def as_body(self) -> dict[str, Any]:
+        if self.status == "ignored":
+            return {"status": "ignored", "reason": self.reason}
+        return {"status": "accepted", "duplicate": self.duplicate}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    rejected: list[tuple[int, list[FieldError]]] = field(default_factory=list)
+    spooled: int = 0
+
+    def as_body(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "ignored": self.ignored,
+            "rejected": [
+                {"index": index, "errors": [e.as_dict() for e in errors]} for index, errors in self.rejected
+            ],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    budget: Budget
+    is_bot: bool
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class IngestService:
+    """Admit, validate, rate-limit, dedupe and count events; spool them when Redis is down."""
+
+    def __init__(
+        self,
+        policy: IngestPolicy,
+        store: HotStore,
+        spool: Spool,
+        bots: BotDetector,
+        clock: Clock,
+        server_keys: Callable[[], Sequence[str]],
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self._spool = spool
+        self._bots = bots
+        self._clock = clock
+        self._server_keys = server_keys
+        self._context = {"domains": policy.domains}
+
+    # --- public use cases ---------------------------------------------------------------------
+
+    def ingest_one(self, request: IngestRequest) -> EventResult:
+        """One event: 202 accepted/duplicate/ignored, or an exception that names the refusal."""
+        raw = self._read_body(request)
+        caller = self._identify(request)
+        data = self._parse_json(raw)
+        if not isinstance(data, dict):
+            raise InvalidRequest([FieldError(None, "body must be a JSON object")], reason="malformed")
+        if caller.is_bot:
+            return EventResult(status="ignored", reason="bot")
+        now = self._clock()
+        event = self._validate(data, now)
+        if isinstance(event, list):
+            raise InvalidRequest(event)
+        counted, spooled = self._count([event], caller.budget, now)
+        return EventResult(status="accepted", duplicate=not counted[0], spooled=spooled)
+
+    def ingest_batch(self, request: IngestRequest) -> BatchResult:
+        """Up to 100 events, each judged on its own, admitted by the budget whole or not at all."""
+        raw = self._read_body(request)
+        caller = self._identify(request)
+        data = self._parse_json(raw)
+        events_in = self._envelope(data)
+        if caller.is_bot:
+            return BatchResult(ignored=len(events_in))
+        now = self._clock()
+        valid: list[CountedEvent] = []
+        rejected: list[tuple[int, list[FieldError]]] = []
+        for index, item in enumerate(events_in):
+            if not isinstance(item, dict):
+                rejected.append((index, [FieldError(None, "event must be a JSON object")]))
+                continue
+            outcome = self._validate(item, now)
+            if isinstance(outcome, list):
+                rejected.append((index, outcome))
+            else:
+                valid.append(outcome)
+        if not valid:
+            return BatchResult(rejected=rejected)
+        counted, spooled = self._count(valid, caller.budget, now)
+        accepted = sum(counted)
+        return BatchResult(
+            accepted=accepted,
+            duplicates=len(counted) - accepted,
+            rejected=rejected,
+            spooled=len(valid) if spooled else 0,
+        )
+
+    # --- the checks, in the contract's order ----------------------------------------------------
+
+    def _read_body(self, request: IngestRequest) -> bytes | None:
+        """Size first (413); a body that is not valid base64 is a shape error, judged later."""
+        limit = self._policy.max_body_bytes
+        body = request.body or ""
+        if request.is_base64:
+            if len(body) > (limit // 3 + 2) * 4:
+                raise PayloadTooLarge("body too large")
+            try:
+                raw = b64decode(body, validate=True)
+            except (binascii.Error, ValueError):
+                return None
+        else:
+            if len(body) > limit:  # a character is at least one byte
+                raise PayloadTooLarge("body too large")
+            raw = body.encode("utf-8", "surrogatepass")
+        if len(raw) > limit:
+            raise PayloadTooLarge("body too large")
+        return raw
+
+    def _identify(self, request: IngestRequest) -> _Caller:
+        headers = request.headers
+        authorization = headers.get("authorization")
+        if authorization is None:
+            agent = headers.get("user-agent")
+            return _Caller(
+                budget=Budget(f"ip:{request.source_ip}", self._policy.ip_limit_per_window),
+                is_bot=self._bots.is_bot(agent),
+            )
+        key = self._match_server_key(authorization)
+        if key is None:
+            raise Unauthorized("invalid server key")
+        fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
+        forwarded_agent = headers.get("x-client-user-agent")
+        return _Caller(
+            budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window),
+            # a trusted backend that forwards no agent is not judged
+            is_bot=forwarded_agent is not None and self._bots.is_bot(forwarded_agent),
+        )
+
+    def _match_server_key(self, authorization: str) -> str | None:
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return None
+        supplied = token.encode("utf-8", "surrogatepass")
+        match = None
+        for key in self._server_keys():
+            # compare against every key so the time taken does not say which one was close
+            if hmac.compare_digest(supplied, key.encode()):
+                match = key
+        return match
+
+    @staticmethod
+    def _parse_json(raw: bytes | None) -> Any:
+        if raw is None:
+            raise InvalidRequest([FieldError(None, "body is not valid base64")], reason="malformed")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest([FieldError(None, "body is not valid UTF-8")], reason="malformed") from None
+        if not text.strip():
+            raise InvalidRequest([FieldError(None, "body is empty")], reason="malformed")
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "nesting too deep"
+            raise InvalidRequest(
+                [FieldError(None, f"body is not valid JSON: {message}")], reason="malformed"
+            ) from None
+
+    @staticmethod
+    def _envelope(data: Any) -> list[Any]:
+        if not isinstance(data, dict):
+            raise InvalidRequest([FieldError(None, "body must be a JSON object")], reason="malformed")
+        events = data.get("events")
+        if not isinstance(events, list):
+            raise InvalidRequest([FieldError("events", "must be a list of events")], reason="malformed")
+        if len(events) > MAX_BATCH_EVENTS:
+            raise InvalidRequest(
+                [FieldError("events", f"must hold at most {MAX_BATCH_EVENTS} events")], reason="malformed"
+            )
+        return events
+
+    def _validate(self, data: dict[str, Any], now: datetime) -> CountedEvent | list[FieldError]:
+        try:
+            event = EventIn.model_validate(data, context=self._context)
+        except ValidationError as exc:
+            return validation_errors(exc.errors(include_url=False, include_input=False))
+        occurred = event.occurred_at
+        if abs(occurred - now) > timedelta(seconds=self._policy.clock_skew_s):
+            occurred = now  # a client clock this far off says nothing about when it happened
+        return CountedEvent(
+            event_id=event.event_id,
+            domain=event.domain,
+            entity_type=event.entity_type,
+            entity_id=event.entity_id,
+            day=f"{occurred.year:04d}-{occurred.month:02d}-{occurred.day:02d}",
+            increments=event.increments(),
+        )
+
+    def _count(self, events: list[CountedEvent], budget: Budget, now: datetime) -> tuple[list[bool], bool]:
+        """(counted flags, spooled). Raises RateLimited, or Unavailable when nothing could keep them."""
+        try:
+            outcome = self._store.record(events, budget, now)
+        except (HotStoreUnavailable, HotStoreError) as exc:
+            logger.warning("hot store failed, spooling", error=str(exc), events=len(events))
+            try:
+                self._spool.put(events)
+            except SpoolUnavailable as spool_exc:
+                logger.error("spool failed", error=str(spool_exc), events=len(events))
+                raise Unavailable("events could not be made durable") from spool_exc
+            return [True] * len(events), True
+        if outcome.retry_after_s is not None:
+            raise RateLimitedError(outcome.retry_after_s)
+        return list(outcome.counted), False
+
+
+def replay_spool(spool: Spool, store: HotStore, clock: Clock, max_batches: int = 100) -> dict[str, int]:
+    """Count spooled events through the same dedupe as live ones; ack each batch once counted."""
+    report = {"batches": 0, "events": 0, "counted": 0, "duplicates": 0}
+    for batch in spool.take(max_batches):
+        outcome = store.record(batch.events, None, clock())
+        batch.ack()
+        counted = sum(outcome.counted)
+        report["batches"] += 1
+        report["events"] += len(batch.events)
+        report["counted"] += counted
+        report["duplicates"] += len(batch.events) - counted
+    return report

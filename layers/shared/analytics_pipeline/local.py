@@ -1,0 +1,100 @@
+"""Running the Lambda handlers in-process: load them by path, build payload-2.0 events."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+import threading
+import uuid
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+FUNCTIONS = ("ingest",)
+
+_loaded: dict[str, ModuleType] = {}
+_load_lock = threading.Lock()
+
+
+def project_root() -> Path:
+    """The checkout that holds functions/: the working directory, or the one this package lives in."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (candidate / "functions").is_dir():
+            return candidate
+    raise FileNotFoundError("functions/ not found: run from the project checkout")
+
+
+def load_handler(name: str) -> Any:
+    """`functions/<name>/app.py`'s lambda_handler, loaded once per process."""
+    if name not in FUNCTIONS:
+        raise ValueError(f"unknown function {name!r}; one of: {', '.join(FUNCTIONS)}")
+    with _load_lock:
+        module = _loaded.get(name)
+        if module is None:
+            path = project_root() / "functions" / name / "app.py"
+            spec = importlib.util.spec_from_file_location(f"anl_function_{name}", path)
+            if spec is None or spec.loader is None:
+                raise FileNotFoundError(path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            _loaded[name] = module
+    return module.lambda_handler
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: str | bytes | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    source_ip: str = "127.0.0.1",
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as the real integration sends it."""
+    if isinstance(body, bytes):
+        body = base64.b64encode(body).decode("ascii")
+        base64_body = True
+    elif body is not None and base64_body:
+        body = base64.b64encode(body.encode("utf-8")).decode("ascii")
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    query = query or {}
+    raw_query = "&".join(f"{k}={v}" for k, v in query.items())
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "queryStringParameters": query or None,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method.upper(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": "",
+            "timeEpoch": 0,
+        },
+        "body": body,
+        "isBase64Encoded": base64_body,
+    }
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    body = response.get("body") or "null"
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode("utf-8")
+    return json.loads(body)

@@ -1,0 +1,177 @@
+"""The event vocabulary: actions, counters, and the validated shape of one event."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+
+from analytics_pipeline.errors import FieldError
+
+ENTITY_TYPES: tuple[str, ...] = ("movie", "actor", "tag", "provider")
+ACTIONS: tuple[str, ...] = ("view", "download", "favorite", "rating", "watchlist")
+COUNTER_FIELDS: tuple[str, ...] = (
+    "views",
+    "downloads",
+    "favorites",
+    "watchlists",
+    "ratings_count",
+    "ratings_sum",
+)
+
+# Which counters each action adds to; a rating also adds its value to ratings_sum.
+_ACTION_COUNTER: dict[str, str] = {
+    "view": "views",
+    "download": "downloads",
+    "favorite": "favorites",
+    "watchlist": "watchlists",
+    "rating": "ratings_count",
+}
+
+MAX_BATCH_EVENTS = 100
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(value: Any) -> datetime:
+    """Parse an RFC 3339 date-time that carries an offset, and return it in UTC."""
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-02-19T01:17:00Z")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    if offset in ("Z", "z"):
+        tz = UTC
+    else:
+        sign = 1 if offset[0] == "+" else -1
+        off_h, off_m = int(offset[1:3]), int(offset[4:6])
+        if off_h > 23 or off_m > 59:
+            raise ValueError("has an invalid UTC offset")
+        tz = timezone(sign * timedelta(hours=off_h, minutes=off_m))
+    try:
+        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
+    except ValueError as exc:
+        raise ValueError(f"is not a real date-time ({exc})") from None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
+class EventIn(BaseModel):
+    """One event as a client sends it; `user_id` and unknown fields are ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+    event_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+    domain: str
+    entity_type: Literal["movie", "actor", "tag", "provider"]
+    entity_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    action: Literal["view", "download", "favorite", "rating", "watchlist"]
+    value: StrictInt | None = Field(default=None, validate_default=True)
+    occurred_at: Annotated[datetime, BeforeValidator(parse_rfc3339)]
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domain(cls, value: str, info: ValidationInfo) -> str:
+        domains = (info.context or {}).get("domains", ("jav",))
+        if value not in domains:
+            raise ValueError(f"must be one of: {', '.join(domains)}")
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _value_for_action(cls, value: int | None, info: ValidationInfo) -> int | None:
+        action = info.data.get("action")
+        if action is None:  # the action itself is invalid: its own error says so
+            return value
+        if action == "rating":
+            if value is None:
+                raise ValueError("is required for a rating")
+            if not 1 <= value <= 5:
+                raise ValueError("must be an integer from 1 to 5 for a rating")
+            return value
+        if value is not None and value != 1:
+            raise ValueError(f"must be 1 for action '{action}'")
+        return 1
+
+    def increments(self) -> tuple[tuple[str, int], ...]:
+        counter = _ACTION_COUNTER[self.action]
+        if self.action == "rating":
+            return ((counter, 1), ("ratings_sum", self.value or 0))
+        return ((counter, 1),)
+
+
+@dataclass(frozen=True, slots=True)
+class CountedEvent:
+    """A validated event reduced to what the hot store counts: the entity, the UTC day, the increments."""
+
+    event_id: str
+    domain: str
+    entity_type: str
+    entity_id: str
+    day: str  # YYYY-MM-DD, UTC
+    increments: tuple[tuple[str, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "domain": self.domain,
+            "entity_type": self.entity_type,
+            "entity_id": self.entity_id,
+            "day": self.day,
+            "increments": [list(pair) for pair in self.increments],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CountedEvent:
+        return cls(
+            event_id=str(data["event_id"]),
+            domain=str(data["domain"]),
+            entity_type=str(data["entity_type"]),
+            entity_id=str(data["entity_id"]),
+            day=str(data["day"]),
+            increments=tuple((str(field), int(amount)) for field, amount in data["increments"]),
+        )
+
+
+_MESSAGES: dict[str, str] = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be a JSON integer",
+    "int_from_float": "must be a JSON integer",
+}
+
+_PATTERN_MESSAGES: dict[str, str] = {
+    "event_id": "must be 1-128 characters of A-Z a-z 0-9 . _ : -",
+    "entity_id": "must be 1-64 characters of A-Z a-z 0-9 _ -",
+}
+
+
+def validation_errors(exc_errors: list[dict[str, Any]]) -> list[FieldError]:
+    """One FieldError per bad field, from pydantic's error list (the first problem of a field wins)."""
+    seen: dict[str | None, FieldError] = {}
+    for err in exc_errors:
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else None
+        if field in seen:
+            continue
+        kind = str(err.get("type", ""))
+        message = str(err.get("msg", "is invalid"))
+        if kind in _MESSAGES:
+            message = _MESSAGES[kind]
+        elif kind in ("string_pattern_mismatch", "string_too_short", "string_too_long") and field:
+            message = _PATTERN_MESSAGES.get(field, message)
+        elif kind == "literal_error":
+            message = "must be one of: " + ", ".join(ENTITY_TYPES if field == "entity_type" else ACTIONS)
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        seen[field] = FieldError(field, message)
+    return list(seen.values())

@@ -1,0 +1,84 @@
+"""Logging, metrics and tracing (Powertools), shared by every entry point."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+# Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE itself; these are the defaults.
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "analytics"
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Analytics"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+# Powertools keeps its metric set and the resolvers' current event at class level: handlers that
+# run in threads of one process (the local runner) take these locks around what touches them.
+_metrics_lock = threading.Lock()
+http_lock = threading.Lock()
+
+
+@dataclass
+class StandInContext:
+    """What a handler needs of a Lambda context, for in-process calls that pass none."""
+
+    function_name: str = "local"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+def _flush() -> None:
+    metrics.flush_metrics()
+    # With POWERTOOLS_METRICS_DISABLED, flush_metrics keeps the set: drop it, or it grows forever.
+    metrics.clear_metrics()
+
+
+def publish(
+    counts: Mapping[str, float],
+    unit: MetricUnit = MetricUnit.Count,
+    dimensions: Mapping[str, str] | None = None,
+) -> None:
+    """Emit business metrics as one EMF document (zero values are skipped)."""
+    emitted = {name: value for name, value in counts.items() if value}
+    if not emitted:
+        return
+    with _metrics_lock:
+        for name, value in (dimensions or {}).items():
+            metrics.add_dimension(name=name, value=value)
+        for name, value in emitted.items():
+            metrics.add_metric(name=name, unit=unit, value=value)
+        _flush()
+
+
+def publish_gauges(values: Mapping[str, tuple[float, MetricUnit]]) -> None:
+    """Emit point-in-time figures (lag, backlog) as one EMF document, zeros included."""
+    with _metrics_lock:
+        for name, (value, unit) in values.items():
+            metrics.add_metric(name=name, unit=unit, value=value)
+        _flush()
+
+
+def lambda_entry[Handler: Callable[..., Any]](handler: Handler) -> Handler:
+    """The decorator stack of every function: context stand-in, request id in logs, a trace segment."""
+    traced = tracer.capture_lambda_handler(handler)
+    logged = logger.inject_lambda_context(traced, clear_state=True)
+
+    @functools.wraps(handler)
+    def entry(event: Any, context: Any = None) -> Any:
+        return logged(event, context if context is not None else StandInContext())
+
+    return entry  # type: ignore[return-value]
