@@ -50,7 +50,7 @@ class Container:
         self._built: dict[str, Any] = dict(overrides)
         self._lock = threading.RLock()
 
-    def _once(self, name: str, build: Callable[[], T]) -> T:
+    def _once[T](self, name: str, build: Callable[[], T]) -> T:
         try:
             return self._built[name]  # type: ignore[no-any-return]
         except KeyError:
