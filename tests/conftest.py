@@ -1,0 +1,149 @@
+"""Fixtures on real services: Redis and MariaDB are started by `make test` (scripts/services.sh).
+
+A test that needs them fails when they are down; it never skips. Every test gets its own Redis key
+prefix, so tests share one Redis database (TEST_REDIS_URL) without seeing each other; the session
+removes its keys at the end. MariaDB gets one schema per test session, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pymysql
+import pytest
+import redis
+
+from analytics_pipeline.bootstrap import Container, reset_container, use_container
+from analytics_pipeline.config import Settings, load_settings
+from analytics_pipeline.local import http_event, load_handler, response_json
+from tests.support import BROWSER, SERVER_KEY, MutableClock, dumps
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
+
+# local runs must not talk to AWS or print EMF documents between test lines
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _name in ("AWS_LAMBDA_FUNCTION_NAME", "REDIS_URL", "MONGODB_URI", "MYSQL_URL", "SPOOL_QUEUE_URL"):
+    os.environ.pop(_name, None)
+
+
+@pytest.fixture(scope="session")
+def session_tag() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def redis_client(session_tag: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    client.ping()  # Redis down is a failure here, never a skip: `make test` starts it
+    yield client
+    for key in client.scan_iter(match=f"{session_tag}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def prefix(session_tag: str) -> str:
+    return f"{session_tag}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def clock() -> MutableClock:
+    return MutableClock()
+
+
+@pytest.fixture
+def base_env(prefix: str, tmp_path: Any) -> dict[str, str]:
+    return {
+        "REDIS_URL": TEST_REDIS_URL,
+        "REDIS_KEY_PREFIX": prefix,
+        "INGEST_SERVER_KEYS": SERVER_KEY,
+        "SPOOL_PATH": str(tmp_path / "spool" / "events.jsonl"),
+    }
+
+
+@pytest.fixture
+def make_container(base_env: dict[str, str], clock: MutableClock) -> Iterator[Callable[..., Container]]:
+    """Install a container built from the test's settings (overridable per test)."""
+
+    def build(
+        clock_fn: Callable[..., Any] | None = None, overrides: dict[str, Any] | None = None, **env: str
+    ):
+        settings: Settings = load_settings({**base_env, **env})
+        return use_container(Container(settings, clock=clock_fn or clock, **(overrides or {})))
+
+    yield build
+    reset_container()
+
+
+@pytest.fixture
+def container(make_container: Callable[..., Container]) -> Container:
+    return make_container()
+
+
+@pytest.fixture(scope="session")
+def ingest_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    return load_handler("ingest")
+
+
+class Client:
+    """Calls the ingest handler as API Gateway would."""
+
+    def __init__(self, handler: Callable[..., dict[str, Any]]) -> None:
+        self.handler = handler
+
+    def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        agent: str | None = BROWSER,
+        headers: dict[str, str] | None = None,
+        ip: str = "192.0.2.10",
+        base64_body: bool = False,
+    ) -> tuple[int, Any, dict[str, str]]:
+        all_headers = {"content-type": "application/json"}
+        if agent is not None:
+            all_headers["user-agent"] = agent
+        all_headers.update(headers or {})
+        payload = body if isinstance(body, bytes) else dumps(body)
+        response = self.handler(
+            http_event(
+                "POST", path, body=payload, headers=all_headers, source_ip=ip, base64_body=base64_body
+            ),
+            None,
+        )
+        return response["statusCode"], response_json(response), response.get("headers") or {}
+
+
+@pytest.fixture
+def client(container: Container, ingest_handler: Callable[..., dict[str, Any]]) -> Client:
+    return Client(ingest_handler)
+
+
+@pytest.fixture(scope="session")
+def mysql_schema(session_tag: str) -> Iterator[dict[str, Any]]:
+    """A schema of this session's own, dropped at the end; yields PyMySQL connect() arguments."""
+    url = urlparse(TEST_MYSQL_URL)
+    params = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 3306,
+        "user": url.username or "anl",
+        "password": url.password or "",
+        "autocommit": True,
+    }
+    name = f"anl_{session_tag}"
+    admin = pymysql.connect(**params)  # MariaDB down is a failure, never a skip
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield {**params, "database": name}
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()

@@ -1,0 +1,69 @@
+"""Builders shared by the tests: events, requests, a settable clock, Redis snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SERVER_KEY = "test-server-key-0123456789abcdef"
+EVENTS = "/api/v1/analytics/events"
+BATCH = "/api/v1/analytics/events/batch"
+
+
+class MutableClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def event(clock: MutableClock | None = None, **overrides: Any) -> dict[str, Any]:
+    """A valid event; `overrides` replace fields, and a value of ... removes the field."""
+    occurred = clock() if clock else datetime.now(UTC)
+    body: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "domain": "jav",
+        "entity_type": "movie",
+        "entity_id": str(uuid.uuid4()),
+        "action": "view",
+        "occurred_at": iso(occurred),
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def dumps(body: Any) -> str:
+    return body if isinstance(body, str) else json.dumps(body)
+
+
+def scan_state(client: Any, prefix: str) -> dict[str, Any]:
+    """Every key under a prefix with its value (TTL ignored), for before/after comparisons."""
+    state: dict[str, Any] = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        kind = client.type(key).decode()
+        if kind == "string":
+            state[key.decode()] = client.get(key)
+        elif kind == "hash":
+            state[key.decode()] = client.hgetall(key)
+        elif kind == "zset":
+            state[key.decode()] = client.zrange(key, 0, -1, withscores=True)
+        else:
+            state[key.decode()] = kind
+    return state
