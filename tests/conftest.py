@@ -16,10 +16,10 @@ from urllib.parse import urlparse
 import pymysql
 import pytest
 import redis
-
 from analytics_pipeline.bootstrap import Container, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
 from analytics_pipeline.local import http_event, load_handler, response_json
+
 from tests.support import BROWSER, SERVER_KEY, MutableClock, dumps
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -7,11 +7,11 @@ import json
 from typing import Any
 
 import pytest
-
 from analytics_pipeline.adapters.redis_keys import KeyLayout
+
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, event, iso, scan_state
 
-HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0 Safari/537.36"
+HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
