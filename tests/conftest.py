@@ -18,9 +18,9 @@ import pytest
 import redis
 from analytics_pipeline.bootstrap import Container, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
-from analytics_pipeline.local import http_event, load_handler, response_json
+from analytics_pipeline.local import load_handler
 
-from tests.support import BROWSER, SERVER_KEY, MutableClock, dumps
+from tests.support import SERVER_KEY, Client, MutableClock
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
@@ -89,36 +89,6 @@ def container(make_container: Callable[..., Container]) -> Container:
 @pytest.fixture(scope="session")
 def ingest_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return load_handler("ingest")
-
-
-class Client:
-    """Calls the ingest handler as API Gateway would."""
-
-    def __init__(self, handler: Callable[..., dict[str, Any]]) -> None:
-        self.handler = handler
-
-    def post(
-        self,
-        path: str,
-        body: Any,
-        *,
-        agent: str | None = BROWSER,
-        headers: dict[str, str] | None = None,
-        ip: str = "192.0.2.10",
-        base64_body: bool = False,
-    ) -> tuple[int, Any, dict[str, str]]:
-        all_headers = {"content-type": "application/json"}
-        if agent is not None:
-            all_headers["user-agent"] = agent
-        all_headers.update(headers or {})
-        payload = body if isinstance(body, bytes) else dumps(body)
-        response = self.handler(
-            http_event(
-                "POST", path, body=payload, headers=all_headers, source_ip=ip, base64_body=base64_body
-            ),
-            None,
-        )
-        return response["statusCode"], response_json(response), response.get("headers") or {}
 
 
 @pytest.fixture

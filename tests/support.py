@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from analytics_pipeline.local import http_event, response_json
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SERVER_KEY = "test-server-key-0123456789abcdef"
@@ -67,3 +70,33 @@ def scan_state(client: Any, prefix: str) -> dict[str, Any]:
         else:
             state[key.decode()] = kind
     return state
+
+
+class Client:
+    """Calls the ingest handler as API Gateway would."""
+
+    def __init__(self, handler: Callable[..., dict[str, Any]]) -> None:
+        self.handler = handler
+
+    def post(
+        self,
+        path: str,
+        body: Any,
+        *,
+        agent: str | None = BROWSER,
+        headers: dict[str, str] | None = None,
+        ip: str = "192.0.2.10",
+        base64_body: bool = False,
+    ) -> tuple[int, Any, dict[str, str]]:
+        all_headers = {"content-type": "application/json"}
+        if agent is not None:
+            all_headers["user-agent"] = agent
+        all_headers.update(headers or {})
+        payload = body if isinstance(body, bytes) else dumps(body)
+        response = self.handler(
+            http_event(
+                "POST", path, body=payload, headers=all_headers, source_ip=ip, base64_body=base64_body
+            ),
+            None,
+        )
+        return response["statusCode"], response_json(response), response.get("headers") or {}

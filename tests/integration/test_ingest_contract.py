@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 
-from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, event, iso, scan_state
+from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, iso, scan_state
 
 HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -48,8 +48,6 @@ def test_replayed_event_id_is_a_duplicate_and_counts_nothing(client, clock, redi
 def test_dedupe_mark_expires_after_the_configured_window(
     make_container, ingest_handler, redis_client, prefix
 ):
-    from tests.conftest import Client
-
     make_container(DEDUPE_TTL_SECONDS="3600")
     body = event()
     Client(ingest_handler).post(EVENTS, body)
@@ -218,8 +216,6 @@ def test_occurred_at_forms_are_accepted_and_normalised(client, redis_client, pre
 def test_an_offset_that_crosses_midnight_moves_the_event_to_its_utc_day(
     make_container, ingest_handler, redis_client, prefix, clock
 ):
-    from tests.conftest import Client
-
     clock.now = clock.now.replace(hour=0, minute=2, second=0)  # 2026-03-01T00:02Z
     make_container()
     body = event(occurred_at="2026-03-01T07:59:00+08:00")  # 2026-02-28T23:59Z, 3 minutes ago
@@ -233,8 +229,6 @@ def test_occurred_at_far_from_the_server_clock_uses_the_receive_time(
 ):
     from datetime import timedelta
 
-    from tests.conftest import Client
-
     clock.now = clock.now.replace(hour=0, minute=2, second=0)  # a minute after midnight
     make_container()
     body = event(occurred_at=iso(clock.now + timedelta(seconds=skew_s)))
@@ -247,8 +241,6 @@ def test_occurred_at_within_the_skew_window_is_kept(
     make_container, ingest_handler, redis_client, prefix, clock, skew_s
 ):
     from datetime import timedelta
-
-    from tests.conftest import Client
 
     clock.now = clock.now.replace(hour=0, minute=2, second=0)
     make_container()
@@ -290,8 +282,6 @@ def test_body_of_exactly_the_limit_is_accepted(client, clock):
 
 
 def test_configured_body_limit_applies(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container(MAX_BODY_BYTES="2048")
     status, _, _ = Client(ingest_handler).post(EVENTS, event(clock, pad="x" * 2100))
     assert status == 413
@@ -330,8 +320,6 @@ def test_bot_check_comes_after_the_body_shape_and_before_the_fields(client, cloc
 
 
 def test_bots_draw_nothing_from_the_budget(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="2")
     c = Client(ingest_handler)
     for _ in range(5):
@@ -384,8 +372,6 @@ def test_trusted_backend_without_a_forwarded_agent_is_not_judged(client, clock, 
 
 
 def test_server_keys_can_be_several_and_any_of_them_works(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     other = "second-backend-key-abcdefghijklmnop"
     make_container(INGEST_SERVER_KEYS=f"{SERVER_KEY},{other}")
     status, _, _ = Client(ingest_handler).post(
@@ -395,8 +381,6 @@ def test_server_keys_can_be_several_and_any_of_them_works(make_container, ingest
 
 
 def test_trusted_backend_draws_on_its_key_budget_not_the_ip_budget(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="2", SERVER_KEY_RATE_LIMIT_PER_MINUTE="5")
     c = Client(ingest_handler)
     trusted = {"authorization": f"Bearer {SERVER_KEY}"}
@@ -409,8 +393,6 @@ def test_trusted_backend_draws_on_its_key_budget_not_the_ip_budget(make_containe
 
 
 def test_an_ip_over_its_budget_is_rate_limited_with_retry_after(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container()
     c = Client(ingest_handler)
     statuses = [c.post(EVENTS, event(clock), ip="198.51.100.7")[0] for _ in range(61)]
@@ -422,8 +404,6 @@ def test_an_ip_over_its_budget_is_rate_limited_with_retry_after(make_container, 
 
 
 def test_retry_after_is_at_least_one_second(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     clock.now = clock.now.replace(second=59, microsecond=999_000)
     make_container(RATE_LIMIT_PER_MINUTE="1")
     c = Client(ingest_handler)
@@ -436,8 +416,6 @@ def test_retry_after_is_at_least_one_second(make_container, ingest_handler, cloc
 def test_a_rate_limited_event_leaves_no_dedupe_mark_and_its_retry_counts(
     make_container, ingest_handler, clock, redis_client, prefix
 ):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="1")
     c = Client(ingest_handler)
     c.post(EVENTS, event(clock))
@@ -450,8 +428,6 @@ def test_a_rate_limited_event_leaves_no_dedupe_mark_and_its_retry_counts(
 
 
 def test_invalid_events_draw_nothing_from_the_budget(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="2")
     c = Client(ingest_handler)
     for _ in range(5):
@@ -460,8 +436,6 @@ def test_invalid_events_draw_nothing_from_the_budget(make_container, ingest_hand
 
 
 def test_duplicates_draw_on_the_budget(make_container, ingest_handler, clock):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="2")
     c = Client(ingest_handler)
     body = event(clock)
@@ -534,8 +508,6 @@ def test_a_bots_batch_counts_nothing_and_ignores_every_event(client, clock, redi
 def test_a_batch_larger_than_the_remaining_budget_counts_nothing(
     make_container, ingest_handler, clock, redis_client, prefix
 ):
-    from tests.conftest import Client
-
     make_container(RATE_LIMIT_PER_MINUTE="10")
     c = Client(ingest_handler)
     assert c.post(BATCH, {"events": [event(clock) for _ in range(6)]})[1]["accepted"] == 6

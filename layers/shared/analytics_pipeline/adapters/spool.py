@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import threading
@@ -37,6 +38,8 @@ class FileSpool:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._path = Path(path)
         self._lock = threading.Lock()
+        # lines acknowledged in files still being replayed; lost on a crash (then replayed again)
+        self._acked: dict[Path, set[int]] = {}
 
     def put(self, events: Sequence[CountedEvent]) -> None:
         line = (_encode(events) + "\n").encode()
@@ -77,28 +80,35 @@ class FileSpool:
 
     def _batches_of(self, file: Path) -> list[SpooledBatch]:
         lines = [line for line in file.read_text("utf-8").splitlines() if line.strip()]
-        remaining = {i for i in range(len(lines))}
-        done_lock = threading.Lock()
+        acked = self._acked.setdefault(file, set())
         batches = []
         for index, line in enumerate(lines):
+            if index in acked:
+                continue
             try:
                 events = _decode(line)
             except (ValueError, KeyError, TypeError):
                 # a torn last line from a crash mid-write: that request was never answered 202
                 logger.warning("skipping unreadable spool line", file=str(file), line=index)
-                remaining.discard(index)
+                acked.add(index)
                 continue
-
-            def ack(index: int = index) -> None:
-                with done_lock:
-                    remaining.discard(index)
-                    if not remaining:
-                        file.unlink(missing_ok=True)
-
-            batches.append(SpooledBatch(events=events, ack=ack))
-        if not remaining:
-            file.unlink(missing_ok=True)
+            batches.append(
+                SpooledBatch(events=events, ack=functools.partial(self._ack, file, index, len(lines)))
+            )
+        if len(acked) == len(lines):
+            self._forget(file)
         return batches
+
+    def _ack(self, file: Path, index: int, total: int) -> None:
+        with self._lock:
+            acked = self._acked.setdefault(file, set())
+            acked.add(index)
+            if len(acked) == total:
+                self._forget(file)
+
+    def _forget(self, file: Path) -> None:
+        file.unlink(missing_ok=True)
+        self._acked.pop(file, None)
 
 
 class SqsSpool:
@@ -131,6 +141,7 @@ class SqsSpool:
 
         sqs = self._sqs()
         batches: list[SpooledBatch] = []
+        seen: set[str] = set()
         deadline = time.monotonic() + 20
         try:
             while len(batches) < max_batches and time.monotonic() < deadline:
@@ -139,10 +150,11 @@ class SqsSpool:
                     MaxNumberOfMessages=min(10, max_batches - len(batches)),
                     WaitTimeSeconds=0,
                 )
-                messages = reply.get("Messages", [])
+                messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
                 if not messages:
                     break
                 for message in messages:
+                    seen.add(message["MessageId"])
                     try:
                         events = _decode(message["Body"])
                     except (ValueError, KeyError, TypeError):
