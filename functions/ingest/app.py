@@ -41,7 +41,7 @@ def post_batch() -> Response:
     return json_response(202, result.as_body())
 
 
-@lambda_entry
+@lambda_entry(sdk_tracing=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     with http_lock:
         return app.resolve(event, context)

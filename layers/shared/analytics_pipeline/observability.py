@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 # Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE itself; these are the defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "analytics"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Analytics"
 
-logger = Logger(service=SERVICE)
+# stderr keeps stdout for EMF metric documents and for what the `anl` command prints
+logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
-tracer = Tracer(service=SERVICE)
 
 # Powertools keeps its metric set and the resolvers' current event at class level: handlers that
 # run in threads of one process (the local runner) take these locks around what touches them.
@@ -72,13 +74,30 @@ def publish_gauges(values: Mapping[str, tuple[float, MetricUnit]]) -> None:
         _flush()
 
 
-def lambda_entry[Handler: Callable[..., Any]](handler: Handler) -> Handler:
-    """The decorator stack of every function: context stand-in, request id in logs, a trace segment."""
-    traced = tracer.capture_lambda_handler(handler)
-    logged = logger.inject_lambda_context(traced, clear_state=True)
+@functools.cache
+def tracer() -> Any:
+    """The Powertools tracer, built on first use: the X-Ray SDK it loads costs ~200 ms of import."""
+    from aws_lambda_powertools import Tracer
 
-    @functools.wraps(handler)
-    def entry(event: Any, context: Any = None) -> Any:
-        return logged(event, context if context is not None else StandInContext())
+    return Tracer(service=SERVICE)
 
-    return entry  # type: ignore[return-value]
+
+def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
+    """The decorator stack of every function: context stand-in, request id in logs, a trace segment.
+
+    `sdk_tracing=False` leaves tracing to Lambda's active tracing (the invocation's segments) and
+    spares the X-Ray SDK's import on a cold start; the ingest function, whose latency the site's
+    visitors wait on, takes that option.
+    """
+
+    def decorate(func: Any) -> Any:
+        traced = tracer().capture_lambda_handler(func) if sdk_tracing else func
+        logged = logger.inject_lambda_context(traced, clear_state=True)
+
+        @functools.wraps(func)
+        def entry(event: Any, context: Any = None) -> Any:
+            return logged(event, context if context is not None else StandInContext())
+
+        return entry
+
+    return decorate(handler) if handler is not None else decorate

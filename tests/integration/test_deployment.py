@@ -1,0 +1,138 @@
+"""The deployment as a whole: the SAM template, the layer's dependencies, cold-start imports, samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from analytics_pipeline.local import response_json
+
+from tests.conftest import TEST_REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = {
+    "ingest-event.json": (202, {"status": "accepted", "duplicate": False}),
+    "ingest-event-replay.json": (202, {"status": "accepted", "duplicate": True}),
+    "ingest-event-rating.json": (202, {"status": "accepted", "duplicate": False}),
+    "ingest-event-invalid.json": (400, None),
+    "ingest-event-malformed.json": (400, None),
+    "ingest-event-beacon.json": (202, {"status": "accepted", "duplicate": False}),
+    "ingest-event-base64.json": (202, {"status": "accepted", "duplicate": False}),
+    "ingest-event-bot.json": (202, {"status": "ignored", "reason": "bot"}),
+    "ingest-event-server-key.json": (202, {"status": "accepted", "duplicate": False}),
+    "ingest-event-bad-key.json": (401, {"status": "unauthorized"}),
+    "ingest-batch.json": (202, None),
+}
+
+
+def sam_binary() -> str:
+    for candidate in (ROOT / ".venv-sam" / "bin" / "sam", shutil.which("sam")):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    pytest.fail("aws-sam-cli is not installed: `make setup` installs it into .venv-sam")
+
+
+def test_sam_template_validates_with_lint():
+    result = subprocess.run(
+        [sam_binary(), "validate", "--lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layer_requirements_match_the_project_dependencies():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "layers" / "shared" / "requirements.txt").read_text().splitlines()
+    layer = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert sorted(layer) == sorted(declared)
+
+
+def _import_ingest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('app', 'functions/ingest/app.py')\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "heavy = ('pymongo', 'pymysql', 'bson', 'boto3', 'aws_xray_sdk', 'fakeredis', 'mongomock_ng')\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in heavy or m == 'botocore.client']\n"
+        "print(json.dumps(sorted(loaded)))\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "AWS_LAMBDA"))}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, **env},
+        timeout=120,
+    )
+
+
+def test_ingest_function_imports_no_mongo_mysql_or_aws_sdk():
+    result = _import_ingest({"REDIS_URL": TEST_REDIS_URL})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_lambda_refuses_to_start_without_redis_url():
+    result = _import_ingest({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"})
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+
+
+def test_every_sample_event_is_covered_here():
+    assert sorted(p.name for p in (ROOT / "events").glob("ingest-*.json")) == sorted(EXPECTED)
+
+
+def test_sample_events_get_their_documented_answers(make_container, ingest_handler):
+    make_container(INGEST_SERVER_KEYS="sample-backend-key-0123456789")
+    for name, (status, body) in EXPECTED.items():
+        response = ingest_handler(json.loads((ROOT / "events" / name).read_text()), None)
+        assert response["statusCode"] == status, name
+        if body is not None:
+            assert response_json(response) == body, name
+    batch = response_json(
+        ingest_handler(json.loads((ROOT / "events" / "ingest-batch.json").read_text()), None)
+    )
+    assert batch["duplicates"] == 4  # its events were counted by the first call
+
+
+def test_anl_invoke_runs_a_handler_with_an_event_file(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REDIS_", "AWS_LAMBDA", "INGEST_SERVER_KEYS"))
+    }
+    env["SPOOL_PATH"] = str(tmp_path / "spool")
+    anl = Path(sys.executable).parent / "anl"
+    result = subprocess.run(
+        [str(anl), "invoke", "ingest", "events/ingest-batch.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["statusCode"] == 202
+    assert json.loads(response["body"]) == {
+        "accepted": 3,
+        "duplicates": 1,
+        "ignored": 0,
+        "rejected": [
+            {
+                "index": 3,
+                "errors": [{"field": "value", "message": "must be an integer from 1 to 5 for a rating"}],
+            }
+        ],
+    }
