@@ -25,6 +25,9 @@ from tests.support import SERVER_KEY, Client, MutableClock
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
 
+# the suite runs against a real MongoDB when MONGODB_URI is set (read before the environment is cleaned)
+REAL_MONGODB_URI = os.environ.get("MONGODB_URI")
+
 # local runs must not talk to AWS or print EMF documents between test lines
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -117,3 +120,89 @@ def mysql_schema(session_tag: str) -> Iterator[dict[str, Any]]:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+# --- MongoDB: the embedded emulation, or a real server when MONGODB_URI is set ------------------------
+
+
+@pytest.fixture
+def mongo_db(prefix: str) -> Iterator[Any]:
+    """A database of the test's own: the embedded emulation, or a real MongoDB when one is configured."""
+    if REAL_MONGODB_URI:
+        from pymongo import MongoClient
+
+        client: Any = MongoClient(REAL_MONGODB_URI, serverSelectionTimeoutMS=5000)
+        yield client[prefix]
+        client.drop_database(prefix)
+        client.close()
+    else:
+        import mongomock_ng
+
+        yield mongomock_ng.MongoClient()[prefix]
+
+
+@pytest.fixture
+def rollups(mongo_db: Any) -> Any:
+    from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore
+
+    return MongoRollupStore(mongo_db, serialize=not REAL_MONGODB_URI)
+
+
+# --- MySQL: a legacy `jav` table of the test's own -------------------------------------------------------
+
+
+class LegacyTable:
+    """The site's `jav` table (its AUTO_INCREMENT id included) in the session's schema."""
+
+    def __init__(self, params: dict[str, Any], name: str) -> None:
+        self.params = params
+        self.name = name
+        self.baseline = f"{name}_baseline"
+        self.connection = pymysql.connect(**params)
+        self.execute(
+            f"CREATE TABLE `{name}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            " uuid CHAR(36) NULL, title VARCHAR(64) NOT NULL DEFAULT '',"
+            " views INT UNSIGNED NOT NULL DEFAULT 0, downloads INT UNSIGNED NOT NULL DEFAULT 0,"
+            " UNIQUE KEY uuid_unique (uuid)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+        )
+
+    @property
+    def url(self) -> str:
+        p = self.params
+        return f"mysql://{p['user']}:{p['password']}@{p['host']}:{p['port']}/{p['database']}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MYSQL_URL": self.url, "MYSQL_TABLE": self.name, "MYSQL_BASELINE_TABLE": self.baseline}
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        with self.connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def insert(self, rows: list[tuple[str | None, int, int]]) -> None:
+        with self.connection.cursor() as cur:
+            cur.executemany(f"INSERT INTO `{self.name}` (uuid, views, downloads) VALUES (%s, %s, %s)", rows)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        rows = self.execute(f"SELECT uuid, views, downloads FROM `{self.name}` WHERE uuid IS NOT NULL")
+        return {uuid: (views, downloads) for uuid, views, downloads in rows}
+
+    def auto_increment(self) -> int:
+        self.execute("ANALYZE TABLE `%s`" % self.name)
+        rows = self.execute(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (self.params["database"], self.name),
+        )
+        return int(rows[0][0])
+
+    def drop(self) -> None:
+        self.execute(f"DROP TABLE IF EXISTS `{self.name}`, `{self.baseline}`")
+        self.connection.close()
+
+
+@pytest.fixture
+def legacy(mysql_schema: dict[str, Any]) -> Iterator[LegacyTable]:
+    table = LegacyTable(mysql_schema, f"jav_{uuid.uuid4().hex[:10]}")
+    yield table
+    table.drop()

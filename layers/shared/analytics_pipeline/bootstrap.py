@@ -137,6 +137,57 @@ class Container:
 
         return self._once("bots", build)
 
+    @property
+    def claims(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.adapters.redis_claims import RedisClaimStore
+
+            s = self.settings
+            return RedisClaimStore(self.redis, self.keys, s.redis_wait_replicas, s.redis_wait_timeout_ms)
+
+        return self._once("claims", build)
+
+    # --- MongoDB and MySQL ----------------------------------------------------------------------
+
+    @property
+    def rollups(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
+
+            s = self.settings
+            uri = self._connection_string(s.mongodb_uri, s.mongodb_uri_secret_arn)
+            if uri is None:
+                import mongomock_ng
+
+                logger.warning(
+                    "MONGODB_URI is unset: using an embedded in-process MongoDB emulation (local only)"
+                )
+                return MongoRollupStore(mongomock_ng.MongoClient()[s.mongodb_database], serialize=True)
+            return MongoRollupStore(connect(uri, s.mongodb_database))
+
+        return self._once("rollups", build)
+
+    @property
+    def replica(self) -> Any:
+        def build() -> Any:
+            s = self.settings
+            url = self._connection_string(s.mysql_url, s.mysql_url_secret_arn)
+            if url is None:
+                logger.warning("MYSQL_URL is unset: the MySQL replica sync is off")
+                return None
+            from analytics_pipeline.adapters.mysql_replica import MySqlReplicaStore
+
+            return MySqlReplicaStore.from_url(
+                url,
+                table=s.mysql_table,
+                uuid_column=s.mysql_uuid_column,
+                views_column=s.mysql_views_column,
+                downloads_column=s.mysql_downloads_column,
+                baseline_table=s.mysql_baseline_table,
+            )
+
+        return self._once("replica", build)
+
     # --- use cases ------------------------------------------------------------------------------
 
     @property
@@ -155,6 +206,41 @@ class Container:
             return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
 
         return self._once("ingest", build)
+
+    @property
+    def flush(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.flush import FlushPolicy, FlushService
+
+            s = self.settings
+            policy = FlushPolicy(s.flush_batch_size, s.flush_max_batches, s.flush_max_in_flight)
+            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, **self._fault())
+
+        return self._once("flush", build)
+
+    @property
+    def watchdog(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.watchdog import WatchdogPolicy, WatchdogService
+
+            s = self.settings
+            policy = WatchdogPolicy(stuck_after_s=s.watchdog_stuck_after_s, sample=s.watchdog_sample)
+            return WatchdogService(
+                policy,
+                self.flush,
+                self.claims,
+                self.rollups,
+                self.replica,
+                self.spool,
+                self.hot_store,
+                self.clock,
+            )
+
+        return self._once("watchdog", build)
+
+    def _fault(self) -> dict[str, Any]:
+        fault = self._built.get("fault")
+        return {"fault": fault} if fault is not None else {}
 
 
 _container: Container | None = None

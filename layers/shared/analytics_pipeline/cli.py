@@ -51,6 +51,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_handler(name: str) -> int:
+    from analytics_pipeline.local import load_handler
+
+    report = load_handler(name)({"source": "anl"}, None)
+    print(json.dumps(report, indent=2, default=str))
+    return 1 if report.get("errors") or report.get("mismatches") else 0
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    return _run_handler("flush")
+
+
+def cmd_watchdog(args: argparse.Namespace) -> int:
+    return _run_handler("watchdog")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anl", description="Analytics counter pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("function", choices=FUNCTIONS)
     invoke.add_argument("event_file")
     invoke.set_defaults(run=cmd_invoke)
+
+    sub.add_parser("flush", help="flush dirty counters to MongoDB and MySQL once").set_defaults(run=cmd_flush)
+    sub.add_parser("watchdog", help="finish stuck batches, replay the spool, report lag").set_defaults(
+        run=cmd_watchdog
+    )
 
     demo = sub.add_parser("demo", help="the pipeline on the embedded defaults, with a summary")
     demo.add_argument("--seed", type=int, default=7)

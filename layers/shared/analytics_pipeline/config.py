@@ -29,6 +29,7 @@ _ENV: dict[str, str] = {
     "MYSQL_UUID_COLUMN": "mysql_uuid_column",
     "MYSQL_VIEWS_COLUMN": "mysql_views_column",
     "MYSQL_DOWNLOADS_COLUMN": "mysql_downloads_column",
+    "MYSQL_BASELINE_TABLE": "mysql_baseline_table",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
     "ANALYTICS_DOMAINS": "domains",
@@ -42,6 +43,8 @@ _ENV: dict[str, str] = {
     "CORS_ALLOW_ORIGIN": "cors_allow_origin",
     "FLUSH_BATCH_SIZE": "flush_batch_size",
     "FLUSH_MAX_BATCHES": "flush_max_batches",
+    "FLUSH_MAX_IN_FLIGHT": "flush_max_in_flight",
+    "WATCHDOG_SAMPLE": "watchdog_sample",
     "WATCHDOG_STUCK_AFTER_SECONDS": "watchdog_stuck_after_s",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
 }
@@ -75,6 +78,9 @@ class Settings(BaseModel):
     mysql_uuid_column: str = Field(default="uuid", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     mysql_views_column: str = Field(default="views", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     mysql_downloads_column: str = Field(default="downloads", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    mysql_baseline_table: str = Field(
+        default="analytics_legacy_baseline", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+    )
 
     server_keys: CommaList
     server_keys_secret_arn: str | None = None
@@ -92,6 +98,8 @@ class Settings(BaseModel):
 
     flush_batch_size: int = Field(default=200, ge=1, le=5000)
     flush_max_batches: int = Field(default=50, ge=1, le=10_000)
+    flush_max_in_flight: int = Field(default=20, ge=1, le=10_000)
+    watchdog_sample: int = Field(default=50, ge=0, le=10_000)
     watchdog_stuck_after_s: int = Field(default=300, ge=10, le=24 * 3600)
 
     lambda_function_name: str | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-FUNCTIONS = ("ingest",)
+FUNCTIONS = ("ingest", "flush", "watchdog")
 
 _loaded: dict[str, ModuleType] = {}
 _load_lock = threading.Lock()

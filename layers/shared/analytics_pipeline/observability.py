@@ -101,3 +101,46 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
         return entry
 
     return decorate(handler) if handler is not None else decorate
+
+
+def _lag_gauges(lag: Any) -> dict[str, tuple[float, MetricUnit]]:
+    if lag is None:
+        return {}
+    gauges = {
+        "DirtyEntities": (lag.dirty, MetricUnit.Count),
+        "InFlightBatches": (lag.in_flight, MetricUnit.Count),
+        "FlushLagSeconds": (lag.oldest_dirty_s, MetricUnit.Seconds),
+        "OldestInFlightSeconds": (lag.oldest_in_flight_s, MetricUnit.Seconds),
+    }
+    if lag.last_flush_age_s is not None:
+        gauges["LastFlushAgeSeconds"] = (lag.last_flush_age_s, MetricUnit.Seconds)
+    return gauges
+
+
+def publish_flush(report: Any) -> None:
+    """A flush report as metrics: what was moved, and how far behind the pipeline is."""
+    publish(
+        {
+            "BatchesFlushed": report.batches,
+            "EntitiesFlushed": report.entities,
+            "RollupUpserts": report.upserts,
+            "LegacyBaselinesSeeded": report.baselines_seeded,
+            "MySQLRowsWritten": report.mysql_written,
+            "MySQLRowsSkipped": report.mysql_skipped,
+            "FlushErrors": len(report.errors),
+        }
+    )
+    publish_gauges(_lag_gauges(report.lag))
+
+
+def publish_watchdog(report: Any) -> None:
+    publish(
+        {
+            "BatchesRecovered": report.recovered_batches,
+            "SpoolEventsReplayed": report.spool.get("counted", 0),
+            "WatchdogErrors": len(report.errors) + len(report.flush.errors),
+        }
+    )
+    gauges = _lag_gauges(report.lag)
+    gauges["RollupMismatches"] = (len(report.mismatches), MetricUnit.Count)
+    publish_gauges(gauges)

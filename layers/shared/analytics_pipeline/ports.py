@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from analytics_pipeline.models import CountedEvent
+from analytics_pipeline.rollups import Baseline, Batch, Entity, RollupUpdate
 
 Clock = Callable[[], datetime]
 
@@ -64,3 +65,81 @@ class BotDetector(Protocol):
     def is_bot(self, user_agent: str | None) -> bool:
         """True for a missing agent, a known crawler or a headless browser."""
         ...
+
+
+# --- flush and watchdog ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """How far behind the pipeline is."""
+
+    dirty: int
+    in_flight: int
+    oldest_dirty_s: float
+    oldest_in_flight_s: float
+    last_flush_age_s: float | None
+
+
+class ClaimStore(Protocol):
+    """Dirty counters and the batches claimed from them (Redis)."""
+
+    def claim(self, max_entities: int, now: datetime) -> Batch | None:
+        """Move up to `max_entities` dirty entities into a new batch, atomically; None when idle."""
+        ...
+
+    def confirm(self, batch: Batch) -> None:
+        """Wait until the claim is replicated (a no-op without replicas); raise if it is not."""
+        ...
+
+    def load(self, seq: int) -> Batch | None:
+        """A batch still in flight, by its sequence number."""
+        ...
+
+    def finish(self, seq: int, now: datetime) -> bool:
+        """Forget a finished batch and release its entities; False when it was finished already."""
+        ...
+
+    def stale(self, older_than: datetime, limit: int) -> list[int]:
+        """Sequence numbers of batches claimed before `older_than`, oldest first."""
+        ...
+
+    def lag(self, now: datetime) -> Lag: ...
+
+    def recently_flushed(self, limit: int) -> list[Entity]: ...
+
+    def in_flight_entities(self) -> set[Entity]: ...
+
+
+class RollupStore(Protocol):
+    """The rollup collections (MongoDB)."""
+
+    def ensure_indexes(self) -> None: ...
+
+    def apply(self, seq: int, updates: dict[str, list[RollupUpdate]], now: datetime) -> int:
+        """Apply a batch's updates, each document at most once per `seq`; returns documents written."""
+        ...
+
+    def apply_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
+        """Add each movie's legacy baseline to its totals, once ever; returns totals seeded now."""
+        ...
+
+    def totals(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, Any]]: ...
+
+    def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]: ...
+
+
+class ReplicaStore(Protocol):
+    """The site's MySQL table whose views/downloads columns mirror the totals."""
+
+    def ensure_schema(self) -> None: ...
+
+    def capture_baselines(self, uuids: Sequence[str]) -> list[Baseline]:
+        """Record, once ever, each existing row's current counts as its legacy baseline; return them all."""
+        ...
+
+    def write_totals(self, totals: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+        """Raise rows to absolute (uuid, views, downloads), never lower; returns (written, skipped)."""
+        ...
+
+    def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]: ...

@@ -5,6 +5,12 @@
     {p}:v1:c:{domain}:{type}:{id}:{day}      hash    counters of one entity on one UTC day
     {p}:v1:dirty                             zset    entity-days with counts not yet flushed;
                                                      score = ms when first marked dirty
+    {p}:v1:seq                               string  last batch sequence number
+    {p}:v1:b:{seq}                           hash    a claimed batch: "{member}|{counter}" -> amount
+    {p}:v1:inflight                          zset    batches claimed, not finished; score = ms claimed
+    {p}:v1:owner                             hash    entity -> seq of its batch in flight
+    {p}:v1:lastflush                         string  ms when the last batch was finished
+    {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
 (their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
@@ -41,3 +47,26 @@ class KeyLayout:
 
     def counter(self, member: str) -> str:
         return f"{self.root}:c:{member}"
+
+    @property
+    def seq(self) -> str:
+        return f"{self.root}:seq"
+
+    def batch(self, seq: int) -> str:
+        return f"{self.root}:b:{seq}"
+
+    @property
+    def inflight(self) -> str:
+        return f"{self.root}:inflight"
+
+    @property
+    def owner(self) -> str:
+        return f"{self.root}:owner"
+
+    @property
+    def last_flush(self) -> str:
+        return f"{self.root}:lastflush"
+
+    @property
+    def recent(self) -> str:
+        return f"{self.root}:recent"

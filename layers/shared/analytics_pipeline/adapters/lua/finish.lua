@@ -1,0 +1,37 @@
+-- finish.lua: forget a batch that reached every store, and release its entities.
+--
+-- KEYS[1]  in-flight zset
+-- KEYS[2]  owner hash
+-- KEYS[3]  the batch hash (<root>:b:<seq>)
+-- KEYS[4]  time of the last finished batch, in ms (string)
+-- KEYS[5]  recently flushed entities (zset, score: ms), sampled by the watchdog's checks
+-- ARGV[1]  sequence number
+-- ARGV[2]  now, in ms
+-- ARGV[3]  how many recently flushed entities to keep
+--
+-- Returns 1 when the batch was finished now, 0 when it was finished before (finishing is idempotent).
+
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+local seen = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
+  local member = string.match(field, '^(.*)|[^|]*$')
+  local entity = string.match(member, '^(.*):[^:]*$')
+  if not seen[entity] then
+    seen[entity] = true
+    if redis.call('HGET', KEYS[2], entity) == ARGV[1] then
+      redis.call('HDEL', KEYS[2], entity)
+    end
+    redis.call('ZADD', KEYS[5], ARGV[2], entity)
+  end
+end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[4], ARGV[2])
+local keep = tonumber(ARGV[3])
+local size = redis.call('ZCARD', KEYS[5])
+if size > keep then
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, size - keep - 1)
+end
+return 1

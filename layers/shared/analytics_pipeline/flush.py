@@ -1,0 +1,158 @@
+"""Flush use case: claimed counters into the Mongo rollups and the MySQL columns, exactly once.
+
+Why it is exactly once:
+- The claim moves counters out of the dirty pool and into a batch in one Redis script, so an
+  increment is either in the pool or in exactly one batch, never both, never neither.
+- A batch keeps its sequence number until it is finished. Every rollup document remembers the last
+  sequence applied to it and takes an update only from a higher one, so applying a batch again (a
+  retry, an overlapping flush, the watchdog) changes nothing that was applied before.
+- An entity belongs to at most one batch in flight: the claim leaves the counters of an entity whose
+  earlier batch is unfinished in the pool. Batches of one entity are therefore applied in sequence
+  order, which is what makes "the last sequence applied" enough to remember.
+- MySQL receives absolute totals read back from Mongo, raised with GREATEST, so a late or repeated
+  write never lowers a newer value.
+- Legacy counts are captured into a baseline table before the pipeline first writes a row, once
+  (INSERT IGNORE), and added to the Mongo totals once (a flag on the totals document).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from analytics_pipeline.errors import StoreError
+from analytics_pipeline.observability import logger
+from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, RollupStore
+from analytics_pipeline.rollups import Batch, Entity, rollup_updates
+
+# Step names, in order; a fault hook is called after each (tests make one of them raise).
+STEPS = ("claim", "confirm", "mongo", "capture", "baseline", "totals", "mysql", "finish")
+
+Fault = Callable[[str], None]
+
+
+def _no_fault(step: str) -> None:
+    return None
+
+
+@dataclass
+class FlushReport:
+    batches: int = 0
+    entities: int = 0
+    upserts: int = 0
+    baselines_seeded: int = 0
+    mysql_written: int = 0
+    mysql_skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    lag: Lag | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body = {k: v for k, v in asdict(self).items() if k != "lag"}
+        if self.lag is not None:
+            body.update(asdict(self.lag))
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPolicy:
+    batch_size: int
+    max_batches: int
+    max_in_flight: int = 20
+    sync_domain: str = "jav"
+    sync_entity_type: str = "movie"
+
+
+class FlushService:
+    """Claim dirty counters in batches and carry each batch through to the end."""
+
+    def __init__(
+        self,
+        policy: FlushPolicy,
+        claims: ClaimStore,
+        rollups: RollupStore,
+        replica: ReplicaStore | None,
+        clock: Clock,
+        fault: Fault = _no_fault,
+    ) -> None:
+        self._policy = policy
+        self._claims = claims
+        self._rollups = rollups
+        self._replica = replica
+        self._clock = clock
+        self._fault = fault
+        self._ready = False
+
+    def prepare(self) -> None:
+        """Create indexes and the baseline table once per container (both are idempotent)."""
+        if not self._ready:
+            self._rollups.ensure_indexes()
+            if self._replica is not None:
+                self._replica.ensure_schema()
+            self._ready = True
+
+    def run(self) -> FlushReport:
+        """Flush until nothing is dirty, `max_batches` were done, or a store fails."""
+        report = FlushReport()
+        try:
+            self.prepare()
+            for _ in range(self._policy.max_batches):
+                if self._claims.lag(self._clock()).in_flight >= self._policy.max_in_flight:
+                    report.errors.append("too many batches in flight: waiting for the watchdog")
+                    break
+                batch = self._claims.claim(self._policy.batch_size, self._clock())
+                self._fault("claim")
+                if batch is None:
+                    break
+                self.complete(batch, report)
+        except StoreError as exc:
+            # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
+            logger.warning("flush stopped: store unavailable", error=str(exc))
+            report.errors.append(str(exc))
+        report.lag = self._safe_lag()
+        return report
+
+    def complete(self, batch: Batch, report: FlushReport) -> None:
+        """Carry a claimed batch to the end. Safe to repeat, whole or from any step, for the same batch."""
+        self.prepare()
+        self._claims.confirm(batch)
+        self._fault("confirm")
+        now = self._clock()
+        report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
+        self._fault("mongo")
+        movies = [
+            e
+            for e in batch.entities
+            if e.domain == self._policy.sync_domain and e.entity_type == self._policy.sync_entity_type
+        ]
+        if movies and self._replica is not None:
+            self._sync_replica(movies, report)
+        self._claims.finish(batch.seq, self._clock())
+        self._fault("finish")
+        report.batches += 1
+        report.entities += len(batch.entities)
+        logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
+
+    def _sync_replica(self, movies: list[Entity], report: FlushReport) -> None:
+        assert self._replica is not None
+        baselines = self._replica.capture_baselines([m.entity_id for m in movies])
+        self._fault("capture")
+        report.baselines_seeded += self._rollups.apply_baselines(baselines, self._clock())
+        self._fault("baseline")
+        totals = self._rollups.totals(movies)
+        self._fault("totals")
+        rows = [
+            (entity.entity_id, int(doc.get("views", 0)), int(doc.get("downloads", 0)))
+            for entity, doc in totals.items()
+        ]
+        written, skipped = self._replica.write_totals(rows)
+        self._fault("mysql")
+        report.mysql_written += written
+        report.mysql_skipped += skipped
+
+    def _safe_lag(self) -> Lag | None:
+        try:
+            return self._claims.lag(self._clock())
+        except StoreError as exc:
+            logger.warning("lag unavailable", error=str(exc))
+            return None

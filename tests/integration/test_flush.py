@@ -1,0 +1,373 @@
+"""Flush and watchdog on real Redis and MariaDB (and the test's Mongo): every increment lands once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, RollupStoreUnavailable
+from analytics_pipeline.adapters.redis_keys import KeyLayout
+from analytics_pipeline.errors import StoreError
+from analytics_pipeline.flush import STEPS
+from analytics_pipeline.rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
+
+from tests.pipeline import Crash, Pipeline, counted
+
+
+@pytest.fixture
+def pipeline(make_container, rollups, clock, legacy) -> Pipeline:
+    return Pipeline(make_container, rollups, clock, legacy)
+
+
+def movie() -> str:
+    return str(uuid.uuid4())
+
+
+def test_flush_writes_every_bucket_and_empties_the_dirty_pool(pipeline):
+    m = movie()
+    pipeline.count(
+        [
+            counted("a", m, "2026-12-31"),
+            counted("b", m, "2027-01-01"),
+            counted("c", m, "2027-01-01", "rating", 4),
+        ]
+    )
+    report = pipeline.flush()
+    assert (report.batches, report.entities, report.lag.dirty, report.lag.in_flight) == (1, 1, 0, 0)
+    state = pipeline.mongo_state()
+    key = ("jav", "movie", m)
+    assert state[TOTALS][(*key, None)]["views"] == 2
+    assert state[TOTALS][(*key, None)]["ratings_sum"] == 4
+    assert state[DAILY][(*key, "2026-12-31")]["views"] == 1
+    assert state[DAILY][(*key, "2027-01-01")]["ratings_count"] == 1
+    assert set(state[WEEKLY]) == {(*key, "2026-W53")}  # both days are in ISO week 53 of 2026
+    assert state[WEEKLY][(*key, "2026-W53")]["views"] == 2
+    assert {k[3] for k in state[MONTHLY]} == {"2026-12", "2027-01"}
+    assert {k[3] for k in state[YEARLY]} == {"2026", "2027"}
+    for docs in state.values():
+        for doc in docs.values():
+            assert {"views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum"} <= set(
+                doc
+            )
+
+
+def test_flush_report_has_the_contract_fields(pipeline):
+    pipeline.count([counted("a", movie(), "2026-03-01")])
+    body = pipeline.flush().as_dict()
+    for name in (
+        "batches",
+        "entities",
+        "upserts",
+        "mysql_written",
+        "mysql_skipped",
+        "dirty",
+        "in_flight",
+        "oldest_in_flight_s",
+        "last_flush_age_s",
+    ):
+        assert name in body
+
+
+def test_counts_arriving_during_a_flush_are_kept_for_the_next_one(pipeline):
+    m = movie()
+    pipeline.count([counted("a", m, "2026-03-01")])
+    claims = pipeline.container.claims
+    batch = claims.claim(100, pipeline.clock())
+    pipeline.count([counted("b", m, "2026-03-01"), counted("c", m, "2026-03-01")])  # ingest goes on
+    from analytics_pipeline.flush import FlushReport
+
+    pipeline.container.flush.complete(batch, FlushReport())
+    pipeline.flush()
+    assert pipeline.mongo_state()[TOTALS][("jav", "movie", m, None)]["views"] == 3
+
+
+def test_an_entity_in_flight_is_not_claimed_again_until_its_batch_is_finished(pipeline, redis_client, prefix):
+    m, other = movie(), movie()
+    pipeline.count([counted("a", m, "2026-03-01")])
+    claims = pipeline.container.claims
+    stuck = claims.claim(100, pipeline.clock())  # its flush died before applying it
+    pipeline.count([counted("b", m, "2026-03-02"), counted("c", other, "2026-03-01")])
+    second = claims.claim(100, pipeline.clock())
+    assert [e.entity_id for e in second.entities] == [other]
+    assert redis_client.zcard(KeyLayout(prefix).dirty) == 1  # m's new day waits
+    from analytics_pipeline.flush import FlushReport
+
+    pipeline.container.flush.complete(second, FlushReport())
+    pipeline.container.flush.complete(stuck, FlushReport())  # finished late
+    pipeline.flush()
+    totals = pipeline.mongo_state()[TOTALS]
+    assert totals[("jav", "movie", m, None)]["views"] == 2
+    assert totals[("jav", "movie", other, None)]["views"] == 1
+
+
+def test_repeating_a_finished_batch_changes_nothing(pipeline):
+    m = movie()
+    pipeline.count([counted("a", m, "2026-03-01")])
+    claims = pipeline.container.claims
+    batch = claims.claim(100, pipeline.clock())
+    from analytics_pipeline.flush import FlushReport
+
+    pipeline.container.flush.complete(batch, FlushReport())
+    before = pipeline.mongo_state()
+    pipeline.container.flush.complete(batch, FlushReport())  # a retry that arrives after the finish
+    assert pipeline.mongo_state() == before
+
+
+# --- crash at every step boundary -------------------------------------------------------------------
+
+
+def _workload(pipeline: Pipeline, movies: list[str]) -> None:
+    events = []
+    for i, m in enumerate(movies):
+        events.append(counted(f"v{i}", m, "2026-12-31"))
+        events.append(counted(f"w{i}", m, "2027-01-01", "download"))
+        events.append(counted(f"r{i}", m, "2027-01-04", "rating", 1 + i % 5))
+    events.append(counted("actor", "actor-1", "2027-01-01", "favorite", entity_type="actor"))
+    pipeline.count(events)
+
+
+@pytest.fixture
+def movies(legacy) -> list[str]:
+    ids = [movie() for _ in range(5)]
+    legacy.insert([(m, v, d) for m, (v, d) in legacy_of(ids).items()])  # ids[3], ids[4] have no row
+    return ids
+
+
+LEGACY_COUNTS = [(100, 7), (0, 0), (5, 500)]
+
+
+def legacy_of(movies: list[str]) -> dict[str, tuple[int, int]]:
+    return dict(zip(movies[:3], LEGACY_COUNTS, strict=True))
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_after_any_step_is_repaired_by_watchdog_and_flush(pipeline, legacy, movies, step):
+    _workload(pipeline, movies)
+
+    def crash(at: str) -> None:
+        if at == step:
+            raise Crash(at)
+
+    pipeline.build(fault=crash)
+    with pytest.raises(Crash):
+        pipeline.flush()
+    pipeline.drain()
+    _assert_final(pipeline, legacy, movies)
+
+
+@pytest.mark.parametrize("collection", [TOTALS, DAILY, WEEKLY, MONTHLY, YEARLY])
+def test_a_crash_inside_a_bulk_write_after_some_documents_is_repaired(
+    pipeline, legacy, movies, monkeypatch, collection
+):
+    _workload(pipeline, movies)
+    real_bulk = MongoRollupStore._bulk
+
+    def half_then_die(self: MongoRollupStore, name: str, ops: list[Any]) -> int:
+        if name == collection and len(ops) > 1:
+            real_bulk(self, name, ops[: len(ops) // 2])
+            raise Crash(f"died inside the bulk write to {name}")
+        return real_bulk(self, name, ops)
+
+    monkeypatch.setattr(MongoRollupStore, "_bulk", half_then_die)
+    with pytest.raises(Crash):
+        pipeline.flush()
+    monkeypatch.setattr(MongoRollupStore, "_bulk", real_bulk)
+    pipeline.drain()
+    _assert_final(pipeline, legacy, movies)
+
+
+def _assert_final(pipeline: Pipeline, legacy: Any, movies: list[str]) -> None:
+    state = pipeline.mongo_state()
+    totals = state[TOTALS]
+    before = legacy_of(movies)
+    for i, m in enumerate(movies):
+        doc = totals[("jav", "movie", m, None)]
+        legacy_views, legacy_downloads = before.get(m, (0, 0))
+        assert (doc["views"], doc["downloads"]) == (1 + legacy_views, 1 + legacy_downloads), m
+        assert (doc["ratings_count"], doc["ratings_sum"]) == (1, 1 + i % 5)
+        days = {k[3]: d for k, d in state[DAILY].items() if k[2] == m}
+        assert sum(d["views"] for d in days.values()) == 1  # legacy counts are in no dated bucket
+        assert sum(d["downloads"] for d in days.values()) == 1
+        assert state[WEEKLY][("jav", "movie", m, "2026-W53")]["views"] == 1
+        assert state[WEEKLY][("jav", "movie", m, "2027-W01")]["ratings_count"] == 1
+    assert totals[("jav", "actor", "actor-1", None)]["favorites"] == 1
+    assert legacy.counts() == {m: (v + 1, d + 1) for m, (v, d) in before.items()}
+    report = pipeline.watchdog()
+    assert report.mismatches == []
+
+
+# --- stores unavailable -------------------------------------------------------------------------------
+
+
+class Unreachable:
+    """A store whose every call fails as an unreachable server would."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.down = True
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.real, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise RollupStoreUnavailable(f"{name}: connection refused")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_mongo_down_keeps_the_work_waiting_and_nothing_is_lost(pipeline, rollups, legacy, movies, clock):
+    _workload(pipeline, movies)
+    broken = Unreachable(rollups)
+    pipeline.rollups = broken
+    pipeline.build()
+    report = pipeline.flush()
+    assert report.errors and report.batches == 0
+    pipeline.count([counted("late", movies[0], "2027-01-01")])
+    clock.advance(600)
+    lag = pipeline.flush().lag
+    assert lag.last_flush_age_s is None and lag.dirty + lag.in_flight > 0
+    assert pipeline.watchdog().errors
+    broken.down = False
+    pipeline.rollups = rollups
+    pipeline.drain()
+    totals = pipeline.mongo_state()[TOTALS]
+    assert totals[("jav", "movie", movies[0], None)]["views"] == 100 + 2
+
+
+def test_mysql_down_at_start_claims_nothing(pipeline, legacy, movies):
+    _workload(pipeline, movies)
+    pipeline.build(MYSQL_URL=legacy.url.replace(f":{legacy.params['port']}/", ":1/"))
+    report = pipeline.flush()
+    assert report.errors and (report.lag.in_flight, report.lag.dirty) == (0, 16)
+    pipeline.drain()
+    _assert_final(pipeline, legacy, movies)
+
+
+def test_mysql_down_mid_batch_keeps_it_in_flight_until_it_is_back(pipeline, legacy, movies, monkeypatch):
+    import pymysql
+
+    pipeline.count([counted("warm-up", movies[0], "2026-01-01")])
+    pipeline.flush()  # the container is prepared, its connection open
+    legacy.execute(f"UPDATE `{legacy.name}` SET views = views - 1 WHERE uuid = %s", (movies[0],))
+    _workload(pipeline, movies)
+    replica = pipeline.container.replica
+
+    def refused() -> Any:
+        raise pymysql.err.OperationalError(2003, "Can't connect to MySQL server")
+
+    replica._drop()
+    monkeypatch.setattr(replica, "_connect", refused)
+    report = pipeline.flush()
+    assert report.errors and report.lag.in_flight == 1
+    assert pipeline.mongo_state()[TOTALS][("jav", "movie", movies[1], None)]["views"] == 1  # Mongo has it
+    monkeypatch.undo()
+    pipeline.drain()
+    state = pipeline.mongo_state()[TOTALS]
+    assert state[("jav", "movie", movies[0], None)]["views"] == 100 + 2
+    assert legacy.counts()[movies[0]] == (102, 8)
+
+
+# --- overlapping flushes -------------------------------------------------------------------------------
+
+
+def test_overlapping_flushes_from_threads_count_everything_once(pipeline, legacy, clock):
+    ids = [movie() for _ in range(20)]
+    legacy.insert([(m, 10, 1) for m in ids])
+    events = [counted(f"e{i}", ids[i % 20], f"2026-03-{1 + i % 5:02d}") for i in range(400)]
+    pipeline.build(FLUSH_BATCH_SIZE="3")
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def flush_loop() -> None:
+        barrier.wait()
+        try:
+            for _ in range(10):
+                pipeline.container.flush.run()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flush_loop) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for chunk in range(0, 400, 40):
+        pipeline.count(events[chunk : chunk + 40])
+    for t in threads:
+        t.join()
+    assert errors == []
+    pipeline.drain()
+    totals = pipeline.mongo_state()[TOTALS]
+    assert {m: totals[("jav", "movie", m, None)]["views"] for m in ids} == {m: 30 for m in ids}
+    assert legacy.counts() == {m: (30, 1) for m in ids}
+
+
+# --- MySQL replica ---------------------------------------------------------------------------------------
+
+
+def test_mysql_gets_absolute_totals_and_skips_unknown_uuids_without_burning_ids(pipeline, legacy):
+    known, unknown = movie(), movie()
+    legacy.insert([(known, 3, 0), (None, 9, 9)])
+    pipeline.count([counted("a", known, "2026-03-01"), counted("c", unknown, "2026-03-01")])
+    before_id = legacy.auto_increment()
+    report = pipeline.flush()
+    assert (report.mysql_written, report.mysql_skipped) == (1, 1)
+    counts = legacy.counts()
+    assert counts[known] == (4, 0)
+    assert unknown not in counts  # never inserted
+    assert legacy.auto_increment() == before_id  # no AUTO_INCREMENT id burnt
+
+
+def test_mysql_is_never_lowered(pipeline, legacy):
+    m = movie()
+    legacy.insert([(m, 1, 0)])
+    pipeline.count([counted("a", m, "2026-03-01")])
+    pipeline.flush()
+    legacy.execute(f"UPDATE `{legacy.name}` SET views = 50 WHERE uuid = %s", (m,))  # not by the pipeline
+    pipeline.count([counted("b", m, "2026-03-01")])
+    pipeline.flush()
+    assert legacy.counts()[m] == (50, 0)
+    assert pipeline.mongo_state()[TOTALS][("jav", "movie", m, None)]["views"] == 3
+    mismatches = pipeline.watchdog().mismatches
+    assert [x["check"] for x in mismatches] == ["mysql.views"]
+
+
+def test_legacy_count_is_captured_once_and_a_pipeline_value_is_never_taken_for_one(pipeline, legacy):
+    m = movie()
+    legacy.insert([(m, 40, 2)])
+    pipeline.count([counted("a", m, "2026-03-01")])
+    pipeline.flush()
+    assert legacy.counts()[m] == (41, 2)
+    pipeline.count([counted("b", m, "2026-03-02")])
+    pipeline.flush()
+    assert legacy.counts()[m] == (42, 2)
+    assert legacy.execute(f"SELECT views, downloads FROM `{legacy.baseline}` WHERE uuid = %s", (m,)) == (
+        (40, 2),
+    )
+    totals = pipeline.mongo_state()[TOTALS][("jav", "movie", m, None)]
+    assert (totals["views"], totals["legacy_views"], totals["legacy_downloads"]) == (42, 40, 2)
+    daily = pipeline.mongo_state()[DAILY]
+    assert sum(d["views"] for k, d in daily.items() if k[2] == m) == 2
+
+
+def test_flush_without_mysql_still_fills_the_rollups(make_container, rollups, clock):
+    pipeline = Pipeline(make_container, rollups, clock)
+    m = movie()
+    pipeline.count([counted("a", m, "2026-03-01")])
+    report = pipeline.flush()
+    assert (report.batches, report.mysql_written) == (1, 0)
+
+
+def test_store_errors_stop_the_flush_but_never_raise(pipeline, monkeypatch):
+    pipeline.count([counted("a", movie(), "2026-03-01")])
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("boom")
+
+    monkeypatch.setattr(type(pipeline.container.claims), "claim", refuse)
+    report = pipeline.flush()
+    assert report.errors == ["boom"]
