@@ -189,12 +189,8 @@ class LegacyTable:
         return {uuid: (views, downloads) for uuid, views, downloads in rows}
 
     def auto_increment(self) -> int:
-        self.execute("ANALYZE TABLE `%s`" % self.name)
-        rows = self.execute(
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-            (self.params["database"], self.name),
-        )
-        return int(rows[0][0])
+        rows = self.execute(f"SHOW TABLE STATUS LIKE '{self.name}'")
+        return int(rows[0][10])  # the Auto_increment column
 
     def drop(self) -> None:
         self.execute(f"DROP TABLE IF EXISTS `{self.name}`, `{self.baseline}`")
