@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import redis
 from analytics_pipeline.local import http_event, response_json
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -100,3 +106,60 @@ class Client:
             None,
         )
         return response["statusCode"], response_json(response), response.get("headers") or {}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OwnRedis:
+    """A redis-server of the test's own, on its own port, that the test can stop and start."""
+
+    def __init__(self, workdir: Path, replica_of: int | None = None) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.replica_of = replica_of
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--dbfilename",
+                f"dump-{self.port}.rdb",
+                *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        probe = redis.Redis(port=self.port, socket_timeout=0.2)
+        for _ in range(100):
+            try:
+                if probe.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("own redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None

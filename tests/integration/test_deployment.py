@@ -106,6 +106,25 @@ def test_sample_events_get_their_documented_answers(make_container, ingest_handl
     assert batch["duplicates"] == 4  # its events were counted by the first call
 
 
+@pytest.mark.parametrize("function", ["flush", "watchdog"])
+def test_scheduled_functions_answer_what_they_did_and_the_lag(make_container, rollups, function):
+    from analytics_pipeline.local import load_handler
+
+    make_container(overrides={"rollups": rollups})
+    event = json.loads((ROOT / "events" / f"{function}-schedule.json").read_text())
+    report = load_handler(function)(event, None)
+    for name in (
+        "dirty",
+        "in_flight",
+        "oldest_in_flight_s",
+        "last_flush_age_s",
+        "mysql_written",
+        "mysql_skipped",
+    ):
+        assert name in report, name
+    assert report["errors"] == []
+
+
 def test_anl_invoke_runs_a_handler_with_an_event_file(tmp_path):
     env = {
         k: v
