@@ -184,6 +184,7 @@ class Container:
                 views_column=s.mysql_views_column,
                 downloads_column=s.mysql_downloads_column,
                 baseline_table=s.mysql_baseline_table,
+                id_column=s.mysql_id_column,
             )
 
         return self._once("replica", build)
@@ -237,6 +238,30 @@ class Container:
             )
 
         return self._once("watchdog", build)
+
+    @property
+    def query(self) -> Any:
+        def build() -> Any:
+            from analytics_pipeline.query import QueryService
+
+            return QueryService(self.rollups, self.settings.domains)
+
+        return self._once("query", build)
+
+    def backfill(self) -> Any:
+        """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
+        if self.replica is None:
+            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
+        from analytics_pipeline.backfill import BackfillService
+
+        return BackfillService(self.replica, self.rollups, self.clock)
+
+    def parity(self) -> Any:
+        if self.replica is None:
+            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the parity check")
+        from analytics_pipeline.parity import ParityService
+
+        return ParityService(self.rollups, self.replica, self.claims)
 
     def _fault(self) -> dict[str, Any]:
         fault = self._built.get("fault")

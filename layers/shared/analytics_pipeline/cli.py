@@ -67,6 +67,77 @@ def cmd_watchdog(args: argparse.Namespace) -> int:
     return _run_handler("watchdog")
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import time
+
+    from analytics_pipeline.bootstrap import container
+
+    interactive = sys.stderr.isatty()
+    state = {"last": 0.0}
+
+    def progress(report: Any) -> None:
+        now = time.monotonic()
+        if interactive:
+            total = report.read
+            print(
+                f"\r  rows read {total:>9,}  seeded {report.seeded:>9,}  last id {report.last_id}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif now - state["last"] >= 5:
+            state["last"] = now
+            print(
+                f"backfill: read {report.read} seeded {report.seeded} last_id {report.last_id}",
+                file=sys.stderr,
+            )
+
+    report = (
+        container()
+        .backfill()
+        .run(dry_run=args.dry_run, chunk=args.chunk, after_id=args.after_id, progress=progress)
+    )
+    if interactive:
+        print(file=sys.stderr)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0 if report.complete else 1
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from analytics_pipeline.bootstrap import container
+
+    report = container().parity().run()
+    for mismatch in report.mismatches:
+        mysql, totals = mismatch["mysql"], mismatch["totals"]
+        print(
+            f"MISMATCH {mismatch['uuid']}: mysql views={mysql[0]} downloads={mysql[1]}"
+            f"  totals views={totals[0]} downloads={totals[1]}"
+        )
+    _print_table(
+        "Parity (MySQL against Mongo totals)",
+        [
+            ("movies checked", report.checked),
+            ("matched", report.matched),
+            ("mismatched", report.mismatched),
+            ("no MySQL row", report.missing_rows),
+            ("in a batch in flight", report.in_flight),
+        ],
+    )
+    return 0 if report.ok else 1
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from analytics_pipeline.openapi import openapi_document
+
+    text = openapi_document()
+    if args.write:
+        Path(args.write).write_text(text, "utf-8")
+        print(f"wrote {args.write}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anl", description="Analytics counter pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watchdog", help="finish stuck batches, replay the spool, report lag").set_defaults(
         run=cmd_watchdog
     )
+
+    backfill = sub.add_parser("backfill", help="seed legacy MySQL counts as baselines (idempotent)")
+    backfill.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    backfill.add_argument("--chunk", type=int, default=1000, help="rows per chunk (keyset pagination)")
+    backfill.add_argument("--after-id", type=int, default=0, help="resume after this primary key")
+    backfill.set_defaults(run=cmd_backfill)
+
+    sub.add_parser("parity", help="MySQL against the Mongo totals; exit 0 only when they match").set_defaults(
+        run=cmd_parity
+    )
+    openapi = sub.add_parser("openapi", help="print (or --write) the query API's OpenAPI document")
+    openapi.add_argument("--write", metavar="FILE")
+    openapi.set_defaults(run=cmd_openapi)
 
     demo = sub.add_parser("demo", help="the pipeline on the embedded defaults, with a summary")
     demo.add_argument("--seed", type=int, default=7)

@@ -30,6 +30,7 @@ _ENV: dict[str, str] = {
     "MYSQL_VIEWS_COLUMN": "mysql_views_column",
     "MYSQL_DOWNLOADS_COLUMN": "mysql_downloads_column",
     "MYSQL_BASELINE_TABLE": "mysql_baseline_table",
+    "MYSQL_ID_COLUMN": "mysql_id_column",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
     "ANALYTICS_DOMAINS": "domains",
@@ -78,6 +79,7 @@ class Settings(BaseModel):
     mysql_uuid_column: str = Field(default="uuid", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     mysql_views_column: str = Field(default="views", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     mysql_downloads_column: str = Field(default="downloads", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    mysql_id_column: str = Field(default="id", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     mysql_baseline_table: str = Field(
         default="analytics_legacy_baseline", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from analytics_pipeline.errors import (
@@ -54,6 +55,16 @@ def new_resolver(allow_origin: str, enable_validation: bool = False) -> APIGatew
         if isinstance(exc, RateLimited):
             return json_response(429, {"status": "rate_limited"}, {"Retry-After": str(exc.retry_after_s)})
         return json_response(400, {"status": "rejected", "errors": [{"field": None, "message": str(exc)}]})
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_parameters(exc: RequestValidationError) -> Response:
+        publish({"RequestsRejected": 1}, dimensions={"Reason": "invalid"})
+        errors: dict[str | None, dict[str, str | None]] = {}
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ()) if part not in ("path", "query", "body")]
+            field = loc[0] if loc else None
+            errors.setdefault(field, {"field": field, "message": str(error.get("msg", "is invalid"))})
+        return json_response(400, {"status": "rejected", "errors": list(errors.values())})
 
     @app.exception_handler([Unavailable, StoreError])
     def unavailable(exc: Exception) -> Response:

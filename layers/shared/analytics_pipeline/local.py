@@ -11,8 +11,9 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-FUNCTIONS = ("ingest", "flush", "watchdog")
+FUNCTIONS = ("ingest", "flush", "watchdog", "backfill", "query")
 
 _loaded: dict[str, ModuleType] = {}
 _load_lock = threading.Lock()
@@ -51,6 +52,7 @@ def http_event(
     body: str | bytes | None = None,
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
+    raw_query: str | None = None,
     source_ip: str = "127.0.0.1",
     base64_body: bool = False,
 ) -> dict[str, Any]:
@@ -61,8 +63,13 @@ def http_event(
     elif body is not None and base64_body:
         body = base64.b64encode(body.encode("utf-8")).decode("ascii")
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
-    query = query or {}
-    raw_query = "&".join(f"{k}={v}" for k, v in query.items())
+    if raw_query is None:
+        raw_query = urlencode(query or {})
+    else:  # API Gateway joins repeated parameters with commas
+        joined: dict[str, list[str]] = {}
+        for key, value in parse_qsl(raw_query, keep_blank_values=True):
+            joined.setdefault(key, []).append(value)
+        query = {key: ",".join(values) for key, values in joined.items()}
     return {
         "version": "2.0",
         "routeKey": "$default",

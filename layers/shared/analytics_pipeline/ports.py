@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -129,6 +129,14 @@ class RollupStore(Protocol):
     def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyRow:
+    row_id: int
+    uuid: str | None
+    views: int
+    downloads: int
+
+
 class ReplicaStore(Protocol):
     """The site's MySQL table whose views/downloads columns mirror the totals."""
 
@@ -143,3 +151,31 @@ class ReplicaStore(Protocol):
         ...
 
     def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]: ...
+
+    def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
+        """Rows after a primary key, in key order (keyset pagination)."""
+        ...
+
+    def captured(self, uuids: Sequence[str]) -> set[str]:
+        """The uuids whose baseline was captured already."""
+        ...
+
+
+class RollupReader(Protocol):
+    """Reads of the rollups for the query API and the parity check (MongoDB)."""
+
+    def find_totals(self, entity: Entity) -> dict[str, Any] | None: ...
+
+    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[dict[str, Any]]:
+        """Totals documents by `counter` descending, then entity_id ascending (served by an index)."""
+        ...
+
+    def bucket_docs(
+        self, collection: str, entity: Entity, field: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        """An entity's documents whose bucket label lies in [first, last] (labels sort as periods)."""
+        ...
+
+    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[dict[str, Any]]]:
+        """Every totals document of a kind of entity, in batches."""
+        ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
@@ -163,6 +163,46 @@ class MongoRollupStore:
                     n: int(row.get(n, 0)) for n in COUNTER_FIELDS
                 }
         return sums
+
+    # --- reads for the query API and the parity check -----------------------------------------------
+
+    def _read(self, what: str, work: Any) -> Any:
+        try:
+            with self._lock:
+                return work()
+        except PyMongoError as exc:
+            raise RollupStoreUnavailable(f"{what}: {exc}") from exc
+
+    def find_totals(self, entity: Entity) -> dict[str, Any] | None:
+        return self._read("reading totals", lambda: self._db[TOTALS].find_one(entity.key(), {"_id": 0}))
+
+    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[dict[str, Any]]:
+        query = {"domain": domain, "entity_type": entity_type}
+        order = [(counter, DESCENDING), ("entity_id", ASCENDING)]
+        return self._read(
+            "reading top", lambda: list(self._db[TOTALS].find(query, {"_id": 0}).sort(order).limit(limit))
+        )
+
+    def bucket_docs(
+        self, collection: str, entity: Entity, field: str, first: str, last: str
+    ) -> list[dict[str, Any]]:
+        query = {**entity.key(), field: {"$gte": first, "$lte": last}}
+        return self._read("reading series", lambda: list(self._db[collection].find(query, {"_id": 0})))
+
+    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[dict[str, Any]]]:
+        last = ""
+        while True:
+            query = {"domain": domain, "entity_type": entity_type, "entity_id": {"$gt": last}}
+            docs = self._read(
+                "reading totals",
+                lambda q=query: list(
+                    self._db[TOTALS].find(q, {"_id": 0}).sort([("entity_id", ASCENDING)]).limit(batch)
+                ),
+            )
+            if not docs:
+                return
+            yield docs
+            last = docs[-1]["entity_id"]
 
 
 def _by_kind(entities: Sequence[Entity]) -> dict[tuple[str, str], list[str]]:

@@ -21,10 +21,12 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from analytics_pipeline.errors import StoreError
+from analytics_pipeline.ports import LegacyRow
 from analytics_pipeline.rollups import Baseline, Entity
 
 T = TypeVar("T")
 CHUNK = 1000
+NO_SUCH_TABLE = 1146
 
 
 class ReplicaUnavailable(StoreError):
@@ -60,6 +62,7 @@ class MySqlReplicaStore:
         views_column: str = "views",
         downloads_column: str = "downloads",
         baseline_table: str = "analytics_legacy_baseline",
+        id_column: str = "id",
         domain: str = "jav",
         chunk: int = CHUNK,
     ) -> None:
@@ -70,6 +73,7 @@ class MySqlReplicaStore:
         self._views = f"`{views_column}`"
         self._downloads = f"`{downloads_column}`"
         self._baseline = f"`{baseline_table}`"
+        self._id = f"`{id_column}`"
         self._domain = domain
         self._chunk = chunk
 
@@ -174,4 +178,35 @@ class MySqlReplicaStore:
 
             for uuid, views, downloads in self._run(work):
                 found[uuid] = (int(views or 0), int(downloads or 0))
+        return found
+
+    def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
+        def work(cur: Any) -> list[Any]:
+            cur.execute(
+                f"SELECT {self._id}, {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
+                f" WHERE {self._id} > %s ORDER BY {self._id} LIMIT %s",
+                (after_id, limit),
+            )
+            return list(cur.fetchall())
+
+        return [
+            LegacyRow(int(row_id), uuid, int(views or 0), int(downloads or 0))
+            for row_id, uuid, views, downloads in self._run(work)
+        ]
+
+    def captured(self, uuids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(uuids), self._chunk):
+            marks = ",".join(["%s"] * len(chunk))
+
+            def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
+                cur.execute(f"SELECT uuid FROM {self._baseline} WHERE uuid IN ({marks})", chunk)
+                return list(cur.fetchall())
+
+            try:
+                found.update(uuid for (uuid,) in self._run(work))
+            except ReplicaUnavailable as exc:
+                if getattr(exc.__cause__, "args", (None,))[0] == NO_SUCH_TABLE:
+                    return set()  # nothing was ever captured (a dry run before any flush)
+                raise
         return found
