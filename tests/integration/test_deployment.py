@@ -89,8 +89,35 @@ def test_a_lambda_refuses_to_start_without_redis_url():
     assert "REDIS_URL" in result.stderr
 
 
+QUERY_EXPECTED = {
+    "query-totals.json": 200,
+    "query-top.json": 200,
+    "query-series.json": 200,
+    "query-bad-limit.json": 400,
+}
+
+
 def test_every_sample_event_is_covered_here():
     assert sorted(p.name for p in (ROOT / "events").glob("ingest-*.json")) == sorted(EXPECTED)
+    assert sorted(p.name for p in (ROOT / "events").glob("query-*.json")) == sorted(QUERY_EXPECTED)
+
+
+def test_query_samples_get_their_documented_answers(make_container, rollups):
+    from analytics_pipeline.local import load_handler
+
+    make_container(overrides={"rollups": rollups})
+    for name, status in QUERY_EXPECTED.items():
+        response = load_handler("query")(json.loads((ROOT / "events" / name).read_text()), None)
+        assert response["statusCode"] == status, name
+
+
+def test_backfill_samples_run(make_container, rollups, legacy):
+    from analytics_pipeline.local import load_handler
+
+    make_container(overrides={"rollups": rollups}, **legacy.env)
+    for name in ("backfill-dry-run.json", "backfill.json"):
+        answer = load_handler("backfill")(json.loads((ROOT / "events" / name).read_text()), None)
+        assert answer["status"] == "complete", name
 
 
 def test_sample_events_get_their_documented_answers(make_container, ingest_handler):
