@@ -192,7 +192,7 @@ def test_anl_backfill_command(pipeline, legacy, movies, capsys):
 
 def test_parity_passes_when_mysql_matches_the_totals(pipeline, legacy, movies, capsys):
     ids = list(movies)
-    pipeline.count(events_for(ids[:3], "a") + [counted("x", "no-row-movie", "2027-01-01")])
+    pipeline.count([*events_for(ids[:3], "a"), counted("x", "no-row-movie", "2027-01-01")])
     pipeline.flush()
     backfill(pipeline)
     assert cli.main(["parity"]) == 0
