@@ -182,3 +182,64 @@ def test_anl_invoke_runs_a_handler_with_an_event_file(tmp_path):
             }
         ],
     }
+
+
+def test_every_function_imports_from_the_sam_build_output(tmp_path):
+    """What Lambda will load: the built layer plus each function's code, and nothing from this venv."""
+    build = tmp_path / "build"
+    result = subprocess.run(
+        [
+            sam_binary(),
+            "build",
+            "--template-file",
+            str(ROOT / "template.yaml"),
+            "--base-dir",
+            str(ROOT),
+            "--build-dir",
+            str(build),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        cwd=tmp_path,  # sam writes a .aws-sam/ beside where it runs: keep it out of the checkout
+        capture_output=True,
+        text=True,
+        # pyenv resolves python3.12 from .python-version, which is not in tmp_path
+        env={
+            **os.environ,
+            "SAM_CLI_TELEMETRY": "0",
+            "PYENV_VERSION": (ROOT / ".python-version").read_text().strip(),
+        },
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for function in (
+        "IngestFunction",
+        "FlushFunction",
+        "WatchdogFunction",
+        "BackfillFunction",
+        "QueryFunction",
+    ):
+        env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "PYTHONPATH": f"{build / 'SharedLayer' / 'python'}:{build / function}",
+            "PYTHONNOUSERSITE": "1",
+        }
+        loaded = subprocess.run(
+            # -I -S: this interpreter (Python 3.12, as the runtime), without this venv's site-packages
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                "import sys; sys.path[:0] = sys.argv[1].split(':'); import app",
+                env["PYTHONPATH"],
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert loaded.returncode == 0, f"{function}: {loaded.stderr[-1500:]}"
+    assert not (ROOT / ".aws-sam").exists()
