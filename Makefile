@@ -11,7 +11,7 @@ export SAM_CLI_TELEMETRY := 0
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export TEST_MYSQL_URL ?= mysql://anl:anl-test-pw@127.0.0.1:3306
 
-.PHONY: setup services test test-long lint validate build deploy bench demo serve clean
+.PHONY: setup services browser test test-long lint validate build deploy bench demo serve clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ setup: $(VENV)/.installed $(SAM_VENV)/.installed
 services:
 	bash scripts/services.sh
 
-test: setup services
+browser:
+	bash scripts/browser.sh
+
+test: setup services browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
 

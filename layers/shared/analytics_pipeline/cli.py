@@ -138,6 +138,15 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.origin:
+        os.environ["CORS_ALLOW_ORIGIN"] = args.origin
+    from analytics_pipeline.serve import serve
+
+    serve(args.host, args.port, args.flush_every, quiet=args.quiet)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anl", description="Analytics counter pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +160,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("watchdog", help="finish stuck batches, replay the spool, report lag").set_defaults(
         run=cmd_watchdog
     )
+
+    serve = sub.add_parser(
+        "serve", help="ingest and query routes on a local port, flush and watchdog on schedule"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--flush-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often flush and watchdog run (default 60, as in AWS)",
+    )
+    serve.add_argument("--origin", help="the site's origin allowed by CORS (default: CORS_ALLOW_ORIGIN or *)")
+    serve.add_argument("--quiet", action="store_true", help="no request log")
+    serve.set_defaults(run=cmd_serve)
 
     backfill = sub.add_parser("backfill", help="seed legacy MySQL counts as baselines (idempotent)")
     backfill.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
