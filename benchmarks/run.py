@@ -1,6 +1,12 @@
-"""Ingest benchmarks: throughput, Redis round trips and cold import, all figures from one run.
+"""Benchmarks: ingest (throughput, Redis round trips, cold import), flush, backfill and query, one run.
 
     .venv/bin/python benchmarks/run.py [--quick] [--json out.json]      (or: make bench)
+    .venv/bin/python benchmarks/run.py --only flush,backfill,query     (some sections only)
+
+Sections: ingest, flush (flush and watchdog), backfill, query; all of them unless --only names some.
+The flush, backfill and query sections use the embedded MongoDB emulation (mongomock_ng), or a real
+MongoDB when MONGODB_URI (--mongodb-uri) is set; their figures on the emulation measure the project's
+own overhead, never MongoDB's speed.
 
 Needs Redis (--redis-url: a scratch DB, flushed before and after) and MariaDB (--mysql-url: a user
 allowed to create `anl_%` schemas); `make services` starts both. Targets are ratios of loops run back
@@ -26,8 +32,11 @@ sys.dont_write_bytecode = True  # leave no bytecode in the checkout
 for name, value in (("POWERTOOLS_SERVICE_NAME", "analytics"), ("POWERTOOLS_METRICS_NAMESPACE", "Analytics")):
     os.environ.setdefault(name, value)
 
+import backfill_load  # noqa: E402
 import cold_import  # noqa: E402
+import flush_load  # noqa: E402
 import ingest_load  # noqa: E402
+import query_load  # noqa: E402
 import redis_round_trips  # noqa: E402
 from common import (  # noqa: E402
     BATCH_SIZE,
@@ -251,6 +260,60 @@ def profile(handler: Any, context: Any, source: EventSource, log: Log) -> None:
             log(f"--- profile: handler {label}, by {key} ---\n{text.getvalue()}")
 
 
+SECTIONS = ("ingest", "flush", "backfill", "query")
+PIPELINE_SECTIONS: dict[str, Any] = {"flush": flush_load, "backfill": backfill_load, "query": query_load}
+SECTION_TITLES = {"flush": "Flush and watchdog", "backfill": "Backfill", "query": "Query"}
+
+
+def parse_sections(text: str) -> tuple[str, ...]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"sections are a comma-separated list of: {', '.join(SECTIONS)}")
+    return tuple(n for n in SECTIONS if n in names)
+
+
+def pipeline_sections(
+    args: argparse.Namespace, sections: list[str], scratch: Path, log: Log
+) -> dict[str, Any]:
+    """The flush, backfill and query sections, on one MariaDB schema `anl_bench_<pid>` (dropped at the
+    end), Redis key prefixes of this run (removed at the end) and one MongoDB of the run."""
+    import redis
+    from analytics_pipeline.bootstrap import reset_container
+    from stores import BenchSchema, MongoTarget, SectionContext, delete_prefix
+
+    pid = os.getpid()
+    mongo = MongoTarget(args.mongodb_uri, str(pid))
+    schema = BenchSchema(args.mysql_url, f"anl_bench_{pid}")
+    ctx = SectionContext(
+        args.redis_url, schema, mongo, f"bn{pid}x{int(time.time()) % 100_000}", str(scratch / "spool"), log
+    )
+    out: dict[str, Any] = {"mongo": mongo.version, "mongo_real": mongo.real, "mysql": schema.server_info()}
+    try:
+        for name in sections:
+            module = PIPELINE_SECTIONS[name]
+            size = module.QUICK if args.quick else module.FULL
+            started = time.perf_counter()
+            out[name] = module.measure(ctx, size) | {"sizes": size}
+            out[name]["seconds"] = round(time.perf_counter() - started, 1)
+            log(f"{name}: done in {out[name]['seconds']} s")
+    finally:
+        reset_container()
+        client = redis.Redis.from_url(args.redis_url)
+        removed = sum(delete_prefix(client, prefix) for prefix in ctx.prefixes)
+        client.close()
+        schema.drop()
+        mongo.close()
+        log(f"cleanup: {removed} Redis keys of the run removed, schema {schema.schema} dropped")
+    return out
+
+
+def markdown(rows: list[tuple[str, str, str, str]]) -> str:
+    lines = ["| Figure | Measured | Target | Met |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**NOT met**"
 
@@ -465,6 +528,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sam", action="store_true", help="skip the `sam build` import figures")
     parser.add_argument("--no-imports", action="store_true", help="skip the cold import figures")
     parser.add_argument("--profile", action="store_true", help="print cProfile tables of the handler loops")
+    parser.add_argument(
+        "--only",
+        type=parse_sections,
+        default=SECTIONS,
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of: {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument(
+        "--mongodb-uri",
+        default=os.environ.get("MONGODB_URI") or None,
+        help="a real MongoDB for the flush, backfill and query sections (default: MONGODB_URI, else the"
+        " embedded emulation)",
+    )
     args = parser.parse_args(argv)
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         parser.error("unset AWS_LAMBDA_FUNCTION_NAME: the benchmark runs the handler outside Lambda")
@@ -495,46 +571,73 @@ def main(argv: list[str] | None = None) -> int:
         scratch = Path(tmp)
         import redis
 
+        figures["sections"] = list(args.only)
         figures["redis_version"] = redis.Redis.from_url(args.redis_url).info("server")["redis_version"]
-        log("throughput: handler, bare script and legacy loops, interleaved")
-        figures["throughput"] = throughput(args, size, scratch, log)
-        if not args.no_imports:
-            use_sam = not args.no_sam and (not args.quick or args.sam_build_dir is not None)
-            with_sam = " (with sam build)" if use_sam else ""
-            log(f"cold import: {size['imports']} processes per environment{with_sam}")
-            figures["imports"] = cold_import.measure(scratch, size["imports"], args.sam_build_dir, use_sam)
-            log("cold start: import and first requests in fresh processes (dev venv)")
-            source = EventSource("cold")
-            try:
-                figures["first_request"] = cold_import.first_request(
-                    cold_import.dev_environment(scratch),
-                    size["imports"],
-                    settings_env(args.redis_url, "benchcold", str(scratch / "spool")),
-                    run_id=f"cold{os.getpid()}x{int(time.time())}",
-                    occurred_at=source.occurred_at,
-                    agent=BROWSER_UA,
+        if "ingest" in args.only:
+            log("throughput: handler, bare script and legacy loops, interleaved")
+            figures["throughput"] = throughput(args, size, scratch, log)
+            if not args.no_imports:
+                use_sam = not args.no_sam and (not args.quick or args.sam_build_dir is not None)
+                with_sam = " (with sam build)" if use_sam else ""
+                log(f"cold import: {size['imports']} processes per environment{with_sam}")
+                figures["imports"] = cold_import.measure(
+                    scratch, size["imports"], args.sam_build_dir, use_sam
                 )
-            finally:
-                redis.Redis.from_url(args.redis_url).flushdb()
+                log("cold start: import and first requests in fresh processes (dev venv)")
+                source = EventSource("cold")
+                try:
+                    figures["first_request"] = cold_import.first_request(
+                        cold_import.dev_environment(scratch),
+                        size["imports"],
+                        settings_env(args.redis_url, "benchcold", str(scratch / "spool")),
+                        run_id=f"cold{os.getpid()}x{int(time.time())}",
+                        occurred_at=source.occurred_at,
+                        agent=BROWSER_UA,
+                    )
+                finally:
+                    redis.Redis.from_url(args.redis_url).flushdb()
+        pipeline = [name for name in args.only if name in PIPELINE_SECTIONS]
+        if pipeline:
+            figures["pipeline"] = pipeline_sections(args, pipeline, scratch, log)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     figures["targets"] = targets(figures)
+    for name in pipeline:
+        figures["targets"].update(PIPELINE_SECTIONS[name].targets(figures["pipeline"][name]))
 
-    out = table(figures)
-    verification = figures["throughput"]["verification"]
-    header = f"Ingest benchmarks, {figures['date']}, {figures['mode']} run, {figures['cpus']} CPUs"
     git = figures["git"]
+    at = f"{figures['date']}, {figures['mode']} run, {figures['cpus']} CPUs"
     if git:
-        header += f", commit {git['head']}" + (" + uncommitted changes" if git["uncommitted"] else "")
-    print(f"{header}, {figures['seconds']} s")
-    print()
-    print(out)
-    print()
-    if not verification["ok"]:
-        print(f"WARNING: verification failed, figures are not valid: {json.dumps(verification)}")
+        at += f", commit {git['head']}" + (" + uncommitted changes" if git["uncommitted"] else "")
+    ok = True
+    if "ingest" in args.only:
+        out = table(figures)
+        verification = figures["throughput"]["verification"]
+        print(f"Ingest benchmarks, {at}, {figures['seconds']} s")
+        print()
+        print(out)
+        print()
+        if not verification["ok"]:
+            print(f"WARNING: verification failed, figures are not valid: {json.dumps(verification)}")
+            ok = False
+    if pipeline:
+        p = figures["pipeline"]
+        print(f"Pipeline benchmarks, {at}; {p['mongo']}; MariaDB {p['mysql']['version']}")
+        for name in pipeline:
+            result = p[name]
+            print()
+            print(f"{SECTION_TITLES[name]} ({result['seconds']} s)")
+            print()
+            print(markdown(PIPELINE_SECTIONS[name].rows(result, verdict)))
+            if not result["ok"]:
+                print()
+                detail = json.dumps(result, default=str)[:4000]
+                print(f"WARNING: {name} checks failed, figures are not valid: {detail}")
+                ok = False
+        print()
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", "utf-8")
         log(f"figures written to {args.json}")
-    return 0 if verification["ok"] else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

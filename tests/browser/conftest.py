@@ -14,7 +14,6 @@ from typing import Any
 from wsgiref.simple_server import make_server
 
 import pytest
-
 from analytics_pipeline.serve import Scheduler, SilentHandler, ThreadingServer, build_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
