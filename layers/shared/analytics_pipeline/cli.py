@@ -35,20 +35,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the demo's backend uses a key of its own unless one is configured
     key = os.environ.get("INGEST_SERVER_KEYS", "").split(",")[0] or "demo-backend-key-0123456789"
     os.environ.setdefault("INGEST_SERVER_KEYS", key)
+    if os.environ.get("MYSQL_URL"):  # a legacy table of the demo's own, never the site's
+        os.environ["MYSQL_TABLE"] = demo.DEMO_TABLE
+        os.environ["MYSQL_BASELINE_TABLE"] = demo.DEMO_BASELINE
     interactive = sys.stderr.isatty()
 
-    def progress(n: int) -> None:
-        if interactive and n % 25 == 0:
-            print(f"\r  requests sent: {n}", end="", file=sys.stderr, flush=True)
+    def progress(what: str, n: int) -> None:
+        if interactive:
+            print(f"\r  {what}: {n:<6}", end="", file=sys.stderr, flush=True)
+        elif what != "requests sent" or n % 100 == 0:
+            print(f"  {what}: {n}", file=sys.stderr, flush=True)
 
-    print("Sending a realistic stream of events through the ingest handler (embedded stores)...")
-    result = demo.run(seed=args.seed, server_key=key, progress=progress)
+    print(
+        "Running the pipeline: ingest a stream of events, flush, query"
+        + (", with a legacy MySQL table" if os.environ.get("MYSQL_URL") else "")
+        + " ...",
+        file=sys.stderr,
+    )
+    steps = demo.run(seed=args.seed, server_key=key, progress=progress)
     if interactive:
         print(file=sys.stderr)
-    _print_table("Events by outcome", sorted(result["tally"].items()))
-    for kind, outcomes in result["by_kind"].items():
-        _print_table(f"Requests of kind '{kind}'", sorted(outcomes.items()))
-    return 0
+    tally = steps["ingest"]["tally"]
+    _print_table("Ingest: events by outcome", sorted(tally.items()))
+    for kind, outcomes in steps["ingest"]["by_kind"].items():
+        _print_table(f"  requests of kind '{kind}'", sorted(outcomes.items()))
+    flush = steps["flush"]
+    _print_table(
+        "Flush",
+        [
+            (k, flush[k])
+            for k in (
+                "batches",
+                "entities",
+                "upserts",
+                "mysql_written",
+                "mysql_skipped",
+                "dirty",
+                "in_flight",
+            )
+        ],
+    )
+    if "backfill" in steps:
+        b = steps["backfill"]
+        _print_table(
+            "Backfill of the legacy table",
+            [(k, b[k]) for k in ("read", "seeded", "skipped_captured", "skipped_no_uuid", "skipped_zero")],
+        )
+        p = steps["parity"]
+        _print_table(
+            "Parity (MySQL against totals)",
+            [(k, p[k]) for k in ("checked", "matched", "mismatched", "missing_rows")],
+        )
+    w = steps["watchdog"]
+    _print_table(
+        "Watchdog",
+        [
+            ("checked", w["checked"]),
+            ("mismatches", len(w["mismatches"])),
+            ("dirty", w["dirty"]),
+            ("in flight", w["in_flight"]),
+        ],
+    )
+    print("\nTop movies by views")
+    print(f"{'movie':<38} {'views':>7} {'downloads':>9} {'ratings':>7}")
+    for item in steps["top"]:
+        print(f"{item['entity_id']:<38} {item['views']:>7} {item['downloads']:>9} {item['ratings_count']:>7}")
+    if steps.get("leader"):
+        totals = steps["totals"]
+        avg = "-" if totals["ratings_avg"] is None else f"{totals['ratings_avg']:.2f}"
+        print(
+            f"\nMost viewed: {steps['leader']}  views {totals['views']}  downloads {totals['downloads']}"
+            f"  favorites {totals['favorites']}  rating {avg} ({totals['ratings_count']})"
+        )
+        legacy = steps.get("legacy", {}).get(steps["leader"])
+        if legacy:
+            print(f"  of which legacy (before the pipeline): views {legacy[0]}  downloads {legacy[1]}")
+        print("  views per day: " + "  ".join(f"{p['period'][5:]}={p['views']}" for p in steps["series"]))
+    problems = (
+        flush["errors"] or w["errors"] or w["mismatches"] or (steps.get("parity") or {}).get("mismatched")
+    )
+    return 1 if problems else 0
 
 
 def _run_handler(name: str) -> int:

@@ -37,11 +37,16 @@ def _event(rng: random.Random, now: datetime, entity: tuple[str, str], action: s
     return event
 
 
+def movie_ids(seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(8)]
+
+
 def requests(seed: int, server_key: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
     """(kind, payload-2.0 event) pairs: views, replays, bad input, bots, a flooding IP, a backend."""
-    rng = random.Random(seed)
+    rng = random.Random(seed + 1)
     now = datetime.now(UTC)
-    movies = [("movie", str(uuid.UUID(int=rng.getrandbits(128), version=4))) for _ in range(8)]
+    movies = [("movie", m) for m in movie_ids(seed)]
     others = [
         ("actor", str(uuid.UUID(int=rng.getrandbits(128), version=4))),
         ("tag", "42"),
@@ -75,7 +80,9 @@ def _post(path: str, event: dict[str, Any], ip: str, agent: str) -> dict[str, An
     return http_event("POST", path, body=json.dumps(event), headers=headers, source_ip=ip)
 
 
-def run(seed: int = 7, server_key: str | None = None, progress: Callable[[int], None] | None = None) -> dict:
+def ingest_stream(
+    seed: int = 7, server_key: str | None = None, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
     """Send the stream through the ingest handler and tally what it answered."""
     ingest = load_handler("ingest")
     tally: Counter[str] = Counter()
@@ -103,3 +110,81 @@ def run(seed: int = 7, server_key: str | None = None, progress: Callable[[int], 
         if progress:
             progress(n)
     return {"tally": tally, "by_kind": by_kind}
+
+
+# --- the whole pipeline ------------------------------------------------------------------------------
+
+DEMO_TABLE = "anl_demo_jav"
+DEMO_BASELINE = "anl_demo_legacy_baseline"
+
+
+def seed_legacy_table(url: str, seed: int) -> dict[str, tuple[int, int]]:
+    """A legacy table of the demo's own (never the site's `jav`), with the counts the old code left."""
+    import pymysql
+
+    from analytics_pipeline.adapters.mysql_replica import connection_params
+
+    rng = random.Random(seed + 2)
+    legacy = {m: (rng.randrange(50, 5000), rng.randrange(0, 300)) for m in movie_ids(seed)[:6]}
+    connection = pymysql.connect(**connection_params(url), autocommit=True)
+    try:
+        with connection.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`")
+            cur.execute(
+                f"CREATE TABLE `{DEMO_TABLE}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+                " uuid CHAR(36) NULL UNIQUE, views INT UNSIGNED NOT NULL DEFAULT 0,"
+                " downloads INT UNSIGNED NOT NULL DEFAULT 0) DEFAULT CHARSET=utf8mb4"
+            )
+            cur.executemany(
+                f"INSERT INTO `{DEMO_TABLE}` (uuid, views, downloads) VALUES (%s, %s, %s)",
+                [(m, v, d) for m, (v, d) in legacy.items()] + [(None, 12, 0)],
+            )
+    finally:
+        connection.close()
+    return legacy
+
+
+def query(path: str, **params: str) -> Any:
+    response = load_handler("query")(http_event("GET", path, query=params), None)
+    return response_json(response)
+
+
+def run(
+    seed: int = 7, server_key: str | None = None, progress: Callable[[str, int], None] | None = None
+) -> dict:
+    """Stream, flush, (backfill, sync and parity with MySQL), query: what `anl demo` shows."""
+    from analytics_pipeline.bootstrap import container
+
+    steps: dict[str, Any] = {}
+    c = container()
+    legacy = None
+    if c.replica is not None:
+        legacy = seed_legacy_table(c.settings.mysql_url or "", seed)
+        if progress:
+            progress("legacy table seeded", len(legacy))
+    steps["ingest"] = ingest_stream(
+        seed, server_key, (lambda n: progress("requests sent", n)) if progress else None
+    )
+    steps["flush"] = load_handler("flush")({}, None)
+    if progress:
+        progress("flushed entities", steps["flush"]["entities"])
+    if legacy is not None:
+        steps["backfill"] = c.backfill().run(chunk=4).as_dict()
+        steps["flush_after_backfill"] = load_handler("flush")({}, None)
+        steps["parity"] = c.parity().run().as_dict()
+        steps["legacy"] = legacy
+    steps["watchdog"] = load_handler("watchdog")({}, None)
+    base = "/api/v1/analytics/jav/movie"
+    top = query(f"{base}/top", counter="views", limit="5")
+    steps["top"] = top["items"]
+    if top["items"]:
+        leader = top["items"][0]["entity_id"]
+        steps["leader"] = leader
+        steps["totals"] = query(f"{base}/{leader}/totals")
+        today = datetime.now(UTC).date()
+        steps["series"] = query(
+            f"{base}/{leader}/series",
+            bucket="day",
+            **{"from": (today - timedelta(days=6)).isoformat(), "to": today.isoformat()},
+        )["points"]
+    return steps
