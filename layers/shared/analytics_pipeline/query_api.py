@@ -28,28 +28,16 @@ class TotalsOut(Counters):
     ratings_avg: float | None
 
 
-class TopItem(BaseModel):
+class TopItem(Counters):
     entity_id: str
-    views: int
-    downloads: int
-    favorites: int
-    watchlists: int
-    ratings_count: int
-    ratings_sum: int
 
 
 class TopOut(BaseModel):
     items: list[TopItem]
 
 
-class Point(BaseModel):
+class Point(Counters):
     period: str
-    views: int
-    downloads: int
-    favorites: int
-    watchlists: int
-    ratings_count: int
-    ratings_sum: int
 
 
 class SeriesOut(BaseModel):
