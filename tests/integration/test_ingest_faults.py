@@ -314,3 +314,35 @@ def test_connection_string_and_server_keys_come_from_secrets_manager(
     trusted = {"authorization": "Bearer secret-backend-key-0123456789"}
     assert client.post(EVENTS, event(clock), headers=trusted)[1] == {"status": "accepted", "duplicate": False}
     assert client.post(EVENTS, event(clock), headers={"authorization": f"Bearer {SERVER_KEY}"})[0] == 401
+
+
+def test_a_redis_that_hangs_is_given_up_after_one_timeout_and_the_event_spooled(
+    make_container, ingest_handler, clock
+):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        port = listener.getsockname()[1]
+        container = make_container(REDIS_URL=f"redis://127.0.0.1:{port}/0", REDIS_SOCKET_TIMEOUT_S="0.3")
+        status, answer, _ = Client(ingest_handler).post(EVENTS, event(clock))
+        attempts = len(accepted)
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    assert (status, answer) == (202, {"status": "accepted", "duplicate": False})
+    assert container.spool.pending() == 1
+    assert attempts == 1  # one timeout, no retries: the spool takes over well inside the function's timeout
