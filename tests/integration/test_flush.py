@@ -371,3 +371,17 @@ def test_store_errors_stop_the_flush_but_never_raise(pipeline, monkeypatch):
     monkeypatch.setattr(type(pipeline.container.claims), "claim", refuse)
     report = pipeline.flush()
     assert report.errors == ["boom"]
+
+
+@pytest.mark.parametrize("function", ["flush", "watchdog"])
+def test_with_redis_down_the_report_says_so_and_the_lag_is_unknown(make_container, rollups, function):
+    from analytics_pipeline.local import load_handler
+
+    from tests.support import free_port
+
+    make_container(overrides={"rollups": rollups}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    report = load_handler(function)({}, None)
+    assert report["errors"]
+    assert {
+        k: report[k] for k in ("dirty", "in_flight", "oldest_in_flight_s", "last_flush_age_s")
+    } == dict.fromkeys(("dirty", "in_flight", "oldest_in_flight_s", "last_flush_age_s"))

@@ -49,8 +49,8 @@ class FlushReport:
 
     def as_dict(self) -> dict[str, Any]:
         body = {k: v for k, v in asdict(self).items() if k != "lag"}
-        if self.lag is not None:
-            body.update(asdict(self.lag))
+        # the lag is unknown (null) when Redis cannot be read: the keys are there all the same
+        body.update(asdict(self.lag) if self.lag is not None else dict.fromkeys(Lag.FIELDS))
         return body
 
 

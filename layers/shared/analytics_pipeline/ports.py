@@ -74,6 +74,8 @@ class BotDetector(Protocol):
 class Lag:
     """How far behind the pipeline is."""
 
+    FIELDS = ("dirty", "in_flight", "oldest_dirty_s", "oldest_in_flight_s", "last_flush_age_s")
+
     dirty: int
     in_flight: int
     oldest_dirty_s: float

@@ -39,8 +39,8 @@ class WatchdogReport:
             "mismatches": self.mismatches,
             "errors": self.errors + self.flush.errors,
         }
-        if self.lag is not None:
-            body.update(asdict(self.lag))
+        # the lag is unknown (null) when Redis cannot be read: the keys are there all the same
+        body.update(asdict(self.lag) if self.lag is not None else dict.fromkeys(Lag.FIELDS))
         return body
 
 
