@@ -68,6 +68,8 @@ def publish(
 
 def publish_gauges(values: Mapping[str, tuple[float, MetricUnit]]) -> None:
     """Emit point-in-time figures (lag, backlog) as one EMF document, zeros included."""
+    if not values:
+        return
     with _metrics_lock:
         for name, (value, unit) in values.items():
             metrics.add_metric(name=name, unit=unit, value=value)
