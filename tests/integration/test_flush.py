@@ -385,3 +385,12 @@ def test_with_redis_down_the_report_says_so_and_the_lag_is_unknown(make_containe
     assert {
         k: report[k] for k in ("dirty", "in_flight", "oldest_in_flight_s", "last_flush_age_s")
     } == dict.fromkeys(("dirty", "in_flight", "oldest_in_flight_s", "last_flush_age_s"))
+
+
+def test_last_flush_age_counts_from_the_last_completed_run_even_with_nothing_to_do(pipeline, clock):
+    pipeline.count([counted("a", movie(), "2026-03-01")])
+    pipeline.flush()
+    clock.advance(120)
+    assert pipeline.flush().lag.last_flush_age_s == 0  # an idle run is a completed run
+    clock.advance(30)
+    assert pipeline.container.claims.lag(clock()).last_flush_age_s == 30

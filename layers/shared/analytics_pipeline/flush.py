@@ -105,6 +105,8 @@ class FlushService:
                 if batch is None:
                     break
                 self.complete(batch, report)
+            if not report.errors:
+                self._claims.mark_flushed(self._clock())
         except StoreError as exc:
             # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
             logger.warning("flush stopped: store unavailable", error=str(exc))

@@ -102,6 +102,10 @@ class ClaimStore(Protocol):
         """Forget a finished batch and release its entities; False when it was finished already."""
         ...
 
+    def mark_flushed(self, now: datetime) -> None:
+        """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
+        ...
+
     def stale(self, older_than: datetime, limit: int) -> list[int]:
         """Sequence numbers of batches claimed before `older_than`, oldest first."""
         ...

@@ -103,6 +103,12 @@ class RedisClaimStore:
             raise translate(exc) from exc
         return bool(done)
 
+    def mark_flushed(self, now: datetime) -> None:
+        try:
+            self._client.set(self._keys.last_flush, _ms(now))
+        except RedisError as exc:
+            raise translate(exc) from exc
+
     def stale(self, older_than: datetime, limit: int) -> list[int]:
         try:
             found = self._client.zrangebyscore(

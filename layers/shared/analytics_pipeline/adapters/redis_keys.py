@@ -9,7 +9,7 @@
     {p}:v1:b:{seq}                           hash    a claimed batch: "{member}|{counter}" -> amount
     {p}:v1:inflight                          zset    batches claimed, not finished; score = ms claimed
     {p}:v1:owner                             hash    entity -> seq of its batch in flight
-    {p}:v1:lastflush                         string  ms when the last batch was finished
+    {p}:v1:lastflush                         string  ms when a flush run last completed (or a batch finished)
     {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
