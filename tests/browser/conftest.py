@@ -16,6 +16,8 @@ from wsgiref.simple_server import make_server
 import pytest
 from analytics_pipeline.serve import Scheduler, SilentHandler, ThreadingServer, build_app
 
+from tests.support import BROWSER
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -47,8 +49,7 @@ def live_server(make_container, rollups) -> Iterator[LiveServer]:
     server.close()
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def chromium(profile: Path, user_agent: str | None = None) -> Any:
     """Headless Chromium (Debian's package) through its WebDriver; fails, never skips, when missing."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -66,10 +67,30 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         "--disable-component-update",
         "--disable-sync",
         "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
+        *([f"--user-agent={user_agent}"] if user_agent else []),
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium with its own agent (HeadlessChrome), which ingest ignores as a bot."""
+    driver = chromium(tmp_path / "profile")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def desktop_browser(tmp_path: Path) -> Iterator[Any]:
+    """Headless Chromium that presents a desktop browser's agent, so ingest counts what it sends.
+
+    A DevTools override of the agent does not reach the beacons a page sends as it is left, so the
+    agent is set on the command line.
+    """
+    driver = chromium(tmp_path / "desktop-profile", user_agent=BROWSER)
     yield driver
     driver.quit()
