@@ -394,3 +394,36 @@ def test_last_flush_age_counts_from_the_last_completed_run_even_with_nothing_to_
     assert pipeline.flush().lag.last_flush_age_s == 0  # an idle run is a completed run
     clock.advance(30)
     assert pipeline.container.claims.lag(clock()).last_flush_age_s == 30
+
+
+def test_a_null_legacy_column_is_written_not_kept_null(pipeline, legacy):
+    m = movie()
+    legacy.execute(f"ALTER TABLE `{legacy.name}` MODIFY views INT UNSIGNED NULL")
+    legacy.insert([(m, 0, 3)])
+    legacy.execute(f"UPDATE `{legacy.name}` SET views = NULL WHERE uuid = %s", (m,))
+    pipeline.count([counted("a", m, "2026-03-01")])
+    pipeline.flush()
+    assert legacy.counts()[m] == (1, 3)
+
+
+def test_watchdog_does_not_take_the_spool_while_redis_is_down(make_container, rollups, tmp_path):
+    from analytics_pipeline.models import CountedEvent
+
+    from tests.support import free_port
+
+    container = make_container(overrides={"rollups": rollups}, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    container.spool.put([CountedEvent("e", "jav", "movie", "m", "2026-03-01", (("views", 1),))])
+    taken: list[int] = []
+    real_take = container.spool.take
+    container.spool.take = lambda n: taken.append(n) or real_take(n)
+    report = container.watchdog.run()
+    assert any("not replayed" in e for e in report.errors)
+    assert taken == []  # no delivery counted against the messages
+    assert container.spool.pending() == 1
+
+
+def test_a_watchdog_sample_of_zero_checks_nothing(pipeline):
+    pipeline.count([counted("a", movie(), "2026-03-01")])
+    pipeline.flush()
+    pipeline.build(WATCHDOG_SAMPLE="0")
+    assert pipeline.watchdog().checked == 0

@@ -56,3 +56,16 @@ def test_lambda_refuses_to_start_without_a_redis_url():
 
 def test_empty_variables_count_as_unset():
     assert load_settings({"REDIS_URL": "", "RATE_LIMIT_PER_MINUTE": ""}).redis_url is None
+
+
+def test_server_keys_from_a_secret_are_checked_like_the_variable():
+    from analytics_pipeline.bootstrap import parse_server_keys
+
+    assert parse_server_keys('["aaaaaaaaaaaaaaaa", " bbbbbbbbbbbbbbbb "]') == (
+        "aaaaaaaaaaaaaaaa",
+        "bbbbbbbbbbbbbbbb",
+    )
+    assert parse_server_keys("aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb") == ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb")
+    for bad in ('["short"]', "short", "[1, 2]", "[not json"):
+        with pytest.raises(ConfigurationError):
+            parse_server_keys(bad)

@@ -32,13 +32,20 @@ def _read_secret(arn: str) -> str:
 
 
 def parse_server_keys(raw: str) -> tuple[str, ...]:
-    """A secret holding server keys: a JSON list, or comma-separated text."""
+    """A secret holding server keys: a JSON list, or comma-separated text; each at least 16 characters."""
     if raw.startswith("["):
-        keys = json.loads(raw)
+        try:
+            keys = json.loads(raw)
+        except ValueError:
+            keys = None
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ConfigurationError("server keys secret must be a JSON list of strings")
-        return tuple(k.strip() for k in keys if k.strip())
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+        parsed = tuple(k.strip() for k in keys if k.strip())
+    else:
+        parsed = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if any(len(key) < 16 for key in parsed):
+        raise ConfigurationError("server keys must be at least 16 characters")
+    return parsed
 
 
 class Container:
@@ -225,7 +232,11 @@ class Container:
             from analytics_pipeline.watchdog import WatchdogPolicy, WatchdogService
 
             s = self.settings
-            policy = WatchdogPolicy(stuck_after_s=s.watchdog_stuck_after_s, sample=s.watchdog_sample)
+            policy = WatchdogPolicy(
+                stuck_after_s=s.watchdog_stuck_after_s,
+                sample=s.watchdog_sample,
+                spool_batches=s.watchdog_spool_batches,
+            )
             return WatchdogService(
                 policy,
                 self.flush,

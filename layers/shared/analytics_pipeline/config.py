@@ -46,6 +46,7 @@ _ENV: dict[str, str] = {
     "FLUSH_MAX_BATCHES": "flush_max_batches",
     "FLUSH_MAX_IN_FLIGHT": "flush_max_in_flight",
     "WATCHDOG_SAMPLE": "watchdog_sample",
+    "WATCHDOG_SPOOL_BATCHES": "watchdog_spool_batches",
     "WATCHDOG_STUCK_AFTER_SECONDS": "watchdog_stuck_after_s",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
 }
@@ -102,6 +103,7 @@ class Settings(BaseModel):
     flush_max_batches: int = Field(default=50, ge=1, le=10_000)
     flush_max_in_flight: int = Field(default=20, ge=1, le=10_000)
     watchdog_sample: int = Field(default=50, ge=0, le=10_000)
+    watchdog_spool_batches: int = Field(default=500, ge=1, le=100_000)
     watchdog_stuck_after_s: int = Field(default=300, ge=10, le=24 * 3600)
 
     lambda_function_name: str | None = None

@@ -102,6 +102,13 @@ class WatchdogService:
             report.errors.append(f"recover: {exc}")
 
     def _replay(self, report: WatchdogReport) -> None:
+        # Taking a spooled batch counts as a delivery: with Redis down, every run would push the
+        # spool towards its dead-letter queue. Replay only once Redis answers.
+        try:
+            self._claims.lag(self._clock())
+        except StoreError as exc:
+            report.errors.append(f"spool: not replayed, Redis unavailable ({exc})")
+            return
         try:
             report.spool = replay_spool(self._spool, self._hot_store, self._clock, self._policy.spool_batches)
         except StoreError as exc:

@@ -155,8 +155,9 @@ class MySqlReplicaStore:
             params = [value for row in chunk for value in row]
             sql = (
                 f"UPDATE {self._t} AS j JOIN ({derived}) AS t ON j.{self._uuid} = t.u"
-                f" SET j.{self._views} = GREATEST(j.{self._views}, t.v),"
-                f" j.{self._downloads} = GREATEST(j.{self._downloads}, t.d)"
+                # COALESCE: GREATEST(NULL, n) is NULL, and a NULL column would never be written
+                f" SET j.{self._views} = GREATEST(COALESCE(j.{self._views}, 0), t.v),"
+                f" j.{self._downloads} = GREATEST(COALESCE(j.{self._downloads}, 0), t.d)"
             )
             matched = int(self._run(lambda cur, sql=sql, params=params: cur.execute(sql, params)))
             written += matched

@@ -73,6 +73,7 @@ class RedisClaimStore:
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} reached {acked} of {self._wait_replicas} replicas"
+                " (REDIS_WAIT_REPLICAS must not exceed the replicas the primary has)"
             )
 
     def load(self, seq: int) -> Batch | None:
@@ -146,8 +147,10 @@ class RedisClaimStore:
         )
 
     def recently_flushed(self, limit: int) -> list[Entity]:
+        if limit <= 0:
+            return []
         try:
-            found = self._client.zrevrange(self._keys.recent, 0, max(0, limit - 1))
+            found = self._client.zrevrange(self._keys.recent, 0, limit - 1)
         except RedisError as exc:
             raise translate(exc) from exc
         return [Entity.parse(_text(e)) for e in found]

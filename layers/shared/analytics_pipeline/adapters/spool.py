@@ -164,7 +164,10 @@ class SqsSpool:
                     handle = message["ReceiptHandle"]
 
                     def ack(handle: str = handle) -> None:
-                        sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+                        try:
+                            sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+                        except (BotoCoreError, ClientError) as exc:  # delivered again later: harmless
+                            raise SpoolUnavailable(f"spool queue: {exc}") from exc
 
                     batches.append(SpooledBatch(events=events, ack=ack))
         except (BotoCoreError, ClientError) as exc:
