@@ -95,9 +95,11 @@ class BackfillService:
         # Zero rows are captured too, so a later change to them is never taken for a legacy count,
         # but they need no totals document.
         baselines = self._replica.capture_baselines(counted + zero, source="backfill")
-        wanted = set(counted)
-        seeded = self._rollups.apply_baselines(
-            [b for b in baselines if b.entity.entity_id in wanted], self._clock()
-        )
+        counted_ids = set(counted)
+        wanted = [b for b in baselines if b.entity.entity_id in counted_ids]
+        # one read per chunk spares a bulk write of refused updates when the totals hold them already
+        totals = self._rollups.totals([b.entity for b in wanted])
+        missing = [b for b in wanted if not totals.get(b.entity, {}).get("legacy_captured")]
+        seeded = self._rollups.apply_baselines(missing, self._clock()) if missing else 0
         report.seeded += seeded
         report.skipped_captured += len(counted) - seeded

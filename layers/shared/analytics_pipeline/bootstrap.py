@@ -164,8 +164,12 @@ class Container:
             s = self.settings
             uri = self._connection_string(s.mongodb_uri, s.mongodb_uri_secret_arn)
             if uri is None:
+                import warnings
+
                 import mongomock_ng
 
+                # the emulation accepts a cursor's batch_size and says, every time, that it ignores it
+                warnings.filterwarnings("ignore", message="'batch_size' is accepted", category=UserWarning)
                 logger.warning(
                     "MONGODB_URI is unset: using an embedded in-process MongoDB emulation (local only)"
                 )

@@ -27,7 +27,7 @@ from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, Rollu
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates
 
 # Step names, in order; a fault hook is called after each (tests make one of them raise).
-STEPS = ("claim", "confirm", "mongo", "capture", "baseline", "totals", "mysql", "finish")
+STEPS = ("claim", "confirm", "mongo", "capture", "totals", "baseline", "mysql", "finish")
 
 Fault = Callable[[str], None]
 
@@ -139,10 +139,14 @@ class FlushService:
         assert self._replica is not None
         baselines = self._replica.capture_baselines([m.entity_id for m in movies])
         self._fault("capture")
-        report.baselines_seeded += self._rollups.apply_baselines(baselines, self._clock())
-        self._fault("baseline")
         totals = self._rollups.totals(movies)
         self._fault("totals")
+        # Only a movie touched for the first time still needs its baseline in the totals.
+        missing = [b for b in baselines if not totals.get(b.entity, {}).get("legacy_captured")]
+        if missing:
+            report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
+            self._fault("baseline")
+            totals = self._rollups.totals(movies)
         rows = [
             (entity.entity_id, int(doc.get("views", 0)), int(doc.get("downloads", 0)))
             for entity, doc in totals.items()

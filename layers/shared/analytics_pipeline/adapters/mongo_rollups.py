@@ -139,7 +139,7 @@ class MongoRollupStore:
             query = {"domain": domain, "entity_type": entity_type, "entity_id": {"$in": ids}}
             try:
                 with self._lock:
-                    docs = list(self._db[TOTALS].find(query, {"_id": 0}))
+                    docs = list(self._db[TOTALS].find(query, {"_id": 0}).batch_size(len(ids) + 1))
             except PyMongoError as exc:
                 raise RollupStoreUnavailable(f"reading totals: {exc}") from exc
             for doc in docs:
@@ -187,7 +187,10 @@ class MongoRollupStore:
         self, collection: str, entity: Entity, field: str, first: str, last: str
     ) -> list[dict[str, Any]]:
         query = {**entity.key(), field: {"$gte": first, "$lte": last}}
-        return self._read("reading series", lambda: list(self._db[collection].find(query, {"_id": 0})))
+        # at most 400 periods: one round trip (a server's first batch is 101 documents otherwise)
+        return self._read(
+            "reading series", lambda: list(self._db[collection].find(query, {"_id": 0}).batch_size(401))
+        )
 
     def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[dict[str, Any]]]:
         last = ""

@@ -34,27 +34,29 @@ local entities = 0
 local out = {}
 for _, member in ipairs(members) do
   local entity = string.match(member, '^(.*):[^:]*$')
-  local counter = root .. ':c:' .. member
-  local values = redis.call('HGETALL', counter)
-  if #values == 0 then
-    redis.call('ZREM', KEYS[1], member)  -- nothing to flush (cannot happen through ingest.lua)
-  else
-    local mine = taken[entity]
-    local free = mine or not redis.call('HGET', KEYS[4], entity)
-    if free and (mine or entities < max_entities) then
-      if not mine then
-        taken[entity] = true
-        entities = entities + 1
-        redis.call('HSET', KEYS[4], entity, seq_s)
+  local mine = taken[entity]
+  -- a full batch takes only more days of the entities it holds: skip the rest before any call
+  if mine or entities < max_entities then
+    if mine or not redis.call('HGET', KEYS[4], entity) then
+      local counter = root .. ':c:' .. member
+      local values = redis.call('HGETALL', counter)
+      if #values == 0 then
+        redis.call('ZREM', KEYS[1], member)  -- nothing to flush (cannot happen through ingest.lua)
+      else
+        if not mine then
+          taken[entity] = true
+          entities = entities + 1
+          redis.call('HSET', KEYS[4], entity, seq_s)
+        end
+        for i = 1, #values, 2 do
+          redis.call('HSET', batch_key, member .. '|' .. values[i], values[i + 1])
+          out[#out + 1] = member
+          out[#out + 1] = values[i]
+          out[#out + 1] = values[i + 1]
+        end
+        redis.call('DEL', counter)
+        redis.call('ZREM', KEYS[1], member)
       end
-      for i = 1, #values, 2 do
-        redis.call('HSET', batch_key, member .. '|' .. values[i], values[i + 1])
-        out[#out + 1] = member
-        out[#out + 1] = values[i]
-        out[#out + 1] = values[i + 1]
-      end
-      redis.call('DEL', counter)
-      redis.call('ZREM', KEYS[1], member)
     end
   end
 end
