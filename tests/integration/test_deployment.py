@@ -243,3 +243,19 @@ def test_every_function_imports_from_the_sam_build_output(tmp_path):
         )
         assert loaded.returncode == 0, f"{function}: {loaded.stderr[-1500:]}"
     assert not (ROOT / ".aws-sam").exists()
+
+
+def _function_of(name: str) -> str:
+    return name.removesuffix(".json").split("-")[0]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
+def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy, capsys, name):
+    from analytics_pipeline import cli
+
+    make_container(
+        overrides={"rollups": rollups}, INGEST_SERVER_KEYS="sample-backend-key-0123456789", **legacy.env
+    )
+    assert cli.main(["invoke", _function_of(name), str(ROOT / "events" / name)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert ("statusCode" in answer) or ("errors" in answer) or ("status" in answer), answer
