@@ -110,6 +110,7 @@ class IngestService:
         self._clock = clock
         self._server_keys = server_keys
         self._context = {"domains": policy.domains}
+        self._skew = timedelta(seconds=policy.clock_skew_s)
 
     # --- public use cases ---------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class IngestService:
         except ValidationError as exc:
             return validation_errors(exc.errors(include_url=False, include_input=False))
         occurred = event.occurred_at
-        if abs(occurred - now) > timedelta(seconds=self._policy.clock_skew_s):
+        if abs(occurred - now) > self._skew:
             occurred = now  # a client clock this far off says nothing about when it happened
         return CountedEvent(
             event_id=event.event_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
@@ -33,31 +33,25 @@ _ACTION_COUNTER: dict[str, str] = {
 
 MAX_BATCH_EVENTS = 100
 
+# RFC 3339 date-time with an offset; ASCII digits only (\d would take other scripts' digits too).
 _RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$",
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,
 )
 
 
 def parse_rfc3339(value: Any) -> datetime:
-    """Parse an RFC 3339 date-time that carries an offset, and return it in UTC."""
+    """Parse an RFC 3339 date-time that carries an offset, and return it in UTC.
+
+    The pattern admits only RFC 3339's form; `datetime.fromisoformat` (C, and ten times faster than
+    parsing by hand) then reads it and checks the calendar, the clock and the offset's range.
+    """
     if not isinstance(value, str):
         raise ValueError("must be an RFC 3339 date-time string")
-    match = _RFC3339.match(value)
-    if match is None:
+    if _RFC3339.fullmatch(value) is None:
         raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-02-19T01:17:00Z")
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
-    if offset in ("Z", "z"):
-        tz = UTC
-    else:
-        sign = 1 if offset[0] == "+" else -1
-        off_h, off_m = int(offset[1:3]), int(offset[4:6])
-        if off_h > 23 or off_m > 59:
-            raise ValueError("has an invalid UTC offset")
-        tz = timezone(sign * timedelta(hours=off_h, minutes=off_m))
     try:
-        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
+        parsed = datetime.fromisoformat(value.upper())
     except ValueError as exc:
         raise ValueError(f"is not a real date-time ({exc})") from None
     try:
