@@ -220,13 +220,13 @@ def rows(result: dict[str, Any], verdict: Any) -> list[tuple[str, str, str, str]
         rep = e[label]["median_rep"]
         bulks = sorted(set(rep["bulk_writes_per_chunk"]))
         calls = sorted({sum(c.values()) for c in rep["calls_per_chunk"]})
-        target_ok = bulks == [1]
+        target_ok = max(bulks) <= 1  # at most one bulk write per chunk (none when nothing is left to seed)
         out.append(
             (
                 f"**Mongo bulk writes per backfill chunk of {e['rows'] // e['chunks']:,} rows, {words}**",
                 f"{' or '.join(map(str, bulks))} (Mongo calls per chunk {' or '.join(map(str, calls))};"
                 f" once per run: create_index {rep['calls_once_per_run']})",
-                "1",
+                "<= 1",
                 verdict(target_ok),
             )
         )
