@@ -104,12 +104,10 @@ def script_call(
     window = int(now_s // WINDOW_S)
     left_s = max(1, int((window + 1) * WINDOW_S - now_s))
     keys = [f"{root}:dirty", f"{root}:rl:{subject}:{window}"]
-    args: list[Any] = [int(now_s * 1000), budget, WINDOW_S * 2, left_s, DEDUPE_TTL_S]
+    args: list[Any] = [int(now_s * 1000), budget, WINDOW_S * 2, left_s, DEDUPE_TTL_S, root]
     for event in events:
         member = f"{event['domain']}:{event['entity_type']}:{event['entity_id']}:{event['occurred_at'][:10]}"
-        keys.append(f"{root}:e:{event['event_id']}")
-        keys.append(f"{root}:c:{member}")
-        args.extend((member, 1, "views", 1))
+        args.extend((event["event_id"], member, "views=1"))
     return keys, args
 
 

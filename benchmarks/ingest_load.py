@@ -66,7 +66,7 @@ def run_handler_batch(handler: Handler, context: Any, events: Sequence[dict[str,
 def run_script(
     script: Any, calls: Sequence[tuple[list[str], list[Any]]], out: Samples, *, latencies: bool = False
 ) -> None:
-    """One EVALSHA per prepared call; a call counts len(keys)/2 - 1 events."""
+    """One EVALSHA per prepared call; a call counts (len(args) - 6) / 3 events (ingest.lua's layout)."""
     sink = out.latencies_s if latencies else None
     events = 0
     bad = 0
@@ -77,7 +77,7 @@ def run_script(
         reply = script(keys=keys, args=args)
         if sink is not None:
             sink.append(perf_counter() - t0)
-        n = len(keys) // 2 - 1
+        n = (len(args) - 6) // 3
         events += n
         if reply[0] != 1 or sum(reply[1:]) != n:
             bad += 1

@@ -44,6 +44,8 @@ class RedisHotStore:
         self._dedupe_ttl_s = dedupe_ttl_s
         self._window_s = window_s
         self._ingest = client.register_script(load_lua("ingest.lua"))
+        # increments as the script reads them ("views=1", "ratings_count=1,ratings_sum=4"): few distinct
+        self._encoded: dict[tuple[tuple[str, int], ...], str] = {}
 
     def record(self, events: Sequence[CountedEvent], budget: Budget | None, now: datetime) -> RecordOutcome:
         keys = self._keys
@@ -58,16 +60,18 @@ class RedisHotStore:
             self._window_s * 2,
             left_s,
             self._dedupe_ttl_s,
+            keys.root,
         ]
+        encode = self._encoded
         for event in events:
-            member = keys.member(event.domain, event.entity_type, event.entity_id, event.day)
-            script_keys.append(keys.dedupe(event.event_id))
-            script_keys.append(keys.counter(member))
-            args.append(member)
-            args.append(len(event.increments))
-            for field, amount in event.increments:
-                args.append(field)
-                args.append(amount)
+            args.append(event.event_id)
+            args.append(keys.member(event.domain, event.entity_type, event.entity_id, event.day))
+            increments = encode.get(event.increments)
+            if increments is None:
+                increments = encode.setdefault(
+                    event.increments, ",".join(f"{f}={a}" for f, a in event.increments)
+                )
+            args.append(increments)
         try:
             reply = self._ingest(keys=script_keys, args=args)
         except ResponseError as exc:

@@ -1,15 +1,17 @@
 -- ingest.lua: check a budget, then dedupe and count a list of events, all in one atomic step.
 --
--- KEYS[1]            dirty zset (member: domain:type:id:day, score: ms when first marked dirty)
--- KEYS[2]            rate-limit counter of the caller for the current window
--- KEYS[2+2i-1]       dedupe mark of event i (i = 1..n)
--- KEYS[2+2i]         counter hash of event i's entity-day
--- ARGV[1]            now, in ms
--- ARGV[2]            budget: events allowed in the window (0 = no budget check, e.g. spool replay)
--- ARGV[3]            ttl of the rate-limit key, in s
--- ARGV[4]            seconds until the window ends (the Retry-After when refused)
--- ARGV[5]            dedupe ttl, in s
--- ARGV[6..]          per event: dirty member, field count k, then k pairs (field, increment)
+-- KEYS[1]   dirty zset (member: domain:type:id:day, score: ms when first marked dirty)
+-- KEYS[2]   rate-limit counter of the caller for the current window
+-- ARGV[1]   now, in ms
+-- ARGV[2]   budget: events allowed in the window (0 = no budget check, e.g. spool replay)
+-- ARGV[3]   ttl of the rate-limit key, in s
+-- ARGV[4]   seconds until the window ends (the Retry-After when refused)
+-- ARGV[5]   dedupe ttl, in s
+-- ARGV[6]   key root ("<prefix>:v1"); per event the script derives <root>:e:<event_id> (dedupe mark)
+--           and <root>:c:<member> (counter hash). Keys derived here instead of passed in KEYS keep a
+--           100-event call to a third of the arguments the client must encode; it ties the script
+--           to one primary, as the claim does (docs/scaling.md says what sharding would change).
+-- ARGV[7..] per event, three arguments: event_id, dirty member, increments as "field=n[,field=n]"
 --
 -- Returns {0, retry_after} when the budget cannot take all n events (nothing is written), otherwise
 -- {1, c1, ..., cn} where ci = 1 if event i was counted and 0 if it was a duplicate.
@@ -18,7 +20,8 @@
 -- Redis does not roll back a script that fails half-way, so every check that could fail a write
 -- (a key of the wrong type) runs before the first write: a failing script writes nothing.
 
-local n = (#KEYS - 2) / 2
+local root = ARGV[6]
+local n = (#ARGV - 6) / 3
 local budget = tonumber(ARGV[2])
 
 local function expect(key, wanted)
@@ -29,6 +32,7 @@ local function expect(key, wanted)
   return nil
 end
 
+local marks, counters = {}, {}
 local err = expect(KEYS[1], 'zset')
 if err then return err end
 if budget > 0 then
@@ -36,7 +40,10 @@ if budget > 0 then
   if err then return err end
 end
 for i = 1, n do
-  err = expect(KEYS[1 + 2 * i], 'string') or expect(KEYS[2 + 2 * i], 'hash')
+  local a = 7 + 3 * (i - 1)
+  marks[i] = root .. ':e:' .. ARGV[a]
+  counters[i] = root .. ':c:' .. ARGV[a + 1]
+  err = expect(marks[i], 'string') or expect(counters[i], 'hash')
   if err then return err end
 end
 
@@ -56,20 +63,16 @@ end
 local now = ARGV[1]
 local dedupe_ttl = ARGV[5]
 local result = {1}
-local a = 6
 for i = 1, n do
-  local member = ARGV[a]
-  local k = tonumber(ARGV[a + 1])
-  if redis.call('SET', KEYS[1 + 2 * i], '1', 'NX', 'EX', dedupe_ttl) then
-    local counter = KEYS[2 + 2 * i]
-    for j = 0, k - 1 do
-      redis.call('HINCRBY', counter, ARGV[a + 2 + 2 * j], ARGV[a + 3 + 2 * j])
+  local a = 7 + 3 * (i - 1)
+  if redis.call('SET', marks[i], '1', 'NX', 'EX', dedupe_ttl) then
+    for field, amount in string.gmatch(ARGV[a + 2], '([%w_]+)=(%d+)') do
+      redis.call('HINCRBY', counters[i], field, amount)
     end
-    redis.call('ZADD', KEYS[1], 'NX', now, member)
+    redis.call('ZADD', KEYS[1], 'NX', now, ARGV[a + 1])
     result[i + 1] = 1
   else
     result[i + 1] = 0
   end
-  a = a + 2 + 2 * k
 end
 return result
