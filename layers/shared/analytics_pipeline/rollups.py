@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from analytics_pipeline.buckets import buckets_of
@@ -102,11 +102,3 @@ def rollup_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> dict[str, l
         for collection, docs in grouped.items()
     }
 
-
-def sum_counters(rows: Iterable[Mapping[str, int]], fields: Iterable[str]) -> dict[str, int]:
-    names = tuple(fields)
-    total = dict.fromkeys(names, 0)
-    for row in rows:
-        for name in names:
-            total[name] += int(row.get(name, 0) or 0)
-    return total
