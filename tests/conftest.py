@@ -158,6 +158,7 @@ class LegacyTable:
         self.params = params
         self.name = name
         self.baseline = f"{name}_baseline"
+        self.state = f"{name}_state"
         self.connection = pymysql.connect(**params)
         self.execute(
             f"CREATE TABLE `{name}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
@@ -173,7 +174,12 @@ class LegacyTable:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"MYSQL_URL": self.url, "MYSQL_TABLE": self.name, "MYSQL_BASELINE_TABLE": self.baseline}
+        return {
+            "MYSQL_URL": self.url,
+            "MYSQL_TABLE": self.name,
+            "MYSQL_BASELINE_TABLE": self.baseline,
+            "MYSQL_STATE_TABLE": self.state,
+        }
 
     def execute(self, sql: str, params: Any = None) -> Any:
         with self.connection.cursor() as cur:
@@ -193,7 +199,7 @@ class LegacyTable:
         return int(rows[0][10])  # the Auto_increment column
 
     def drop(self) -> None:
-        self.execute(f"DROP TABLE IF EXISTS `{self.name}`, `{self.baseline}`")
+        self.execute(f"DROP TABLE IF EXISTS `{self.name}`, `{self.baseline}`, `{self.state}`")
         self.connection.close()
 
 

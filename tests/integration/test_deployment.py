@@ -78,7 +78,7 @@ def _import_ingest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_ingest_function_imports_no_mongo_mysql_or_aws_sdk():
-    result = _import_ingest({"REDIS_URL": TEST_REDIS_URL})
+    result = _import_ingest({"REDIS_URL": TEST_REDIS_URL, "MONGODB_URI": "mongodb://127.0.0.1:1/"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from analytics_pipeline.config import load_settings
+from analytics_pipeline.config import check_store_pairing, load_settings
 from analytics_pipeline.errors import ConfigurationError
 
 
@@ -50,8 +50,46 @@ def test_a_connection_string_and_its_secret_arn_are_exclusive():
 
 def test_lambda_refuses_to_start_without_a_redis_url():
     with pytest.raises(ConfigurationError, match="REDIS_URL"):
-        load_settings({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"})
-    assert load_settings({"AWS_LAMBDA_FUNCTION_NAME": "f", "REDIS_URL_SECRET_ARN": "arn:x"}).in_lambda
+        load_settings({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction", "MONGODB_URI": "mongodb://h"})
+    both = {"REDIS_URL_SECRET_ARN": "arn:x", "MONGODB_URI_SECRET_ARN": "arn:y"}
+    assert load_settings({"AWS_LAMBDA_FUNCTION_NAME": "f", **both}).in_lambda
+
+
+def test_lambda_refuses_to_start_without_a_mongodb_uri():
+    with pytest.raises(ConfigurationError, match="MONGODB_URI"):
+        load_settings({"AWS_LAMBDA_FUNCTION_NAME": "FlushFunction", "REDIS_URL": "redis://h:6379/0"})
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"REDIS_URL": "redis://h:6379/0"}, "MONGODB_URI is unset"),
+        ({"REDIS_URL_SECRET_ARN": "arn:x"}, "MONGODB_URI is unset"),
+        ({"MONGODB_URI": "mongodb://h"}, "REDIS_URL is unset"),
+        ({"MONGODB_URI_SECRET_ARN": "arn:y"}, "REDIS_URL is unset"),
+        ({"MYSQL_URL": "mysql://u:p@h:3306/site"}, "MONGODB_URI and REDIS_URL are unset"),
+    ],
+)
+def test_real_and_embedded_stores_are_never_mixed(env, missing):
+    with pytest.raises(ConfigurationError, match=missing):
+        check_store_pairing(load_settings(env))
+
+
+def test_embedded_stores_serve_when_both_are_unset_and_mysql_only_for_the_demo_table():
+    check_store_pairing(load_settings({}))
+    check_store_pairing(load_settings({"REDIS_URL": "redis://h:6379/0", "MONGODB_URI": "mongodb://h"}))
+    check_store_pairing(load_settings({"MYSQL_URL": "mysql://u:p@h:3306/site"}), demo_table=True)
+
+
+@pytest.mark.parametrize("mode", ["off", "ON", "shadowed", "1"])
+def test_an_unknown_sync_mode_is_refused_and_named(mode):
+    with pytest.raises(ConfigurationError, match="MYSQL_SYNC"):
+        load_settings({"MYSQL_SYNC": mode, "MYSQL_URL": "mysql://u:p@h:3306/site"})
+
+
+def test_the_shadow_needs_mysql():
+    with pytest.raises(ConfigurationError, match="MYSQL_SYNC=shadow needs MYSQL_URL"):
+        load_settings({"MYSQL_SYNC": "shadow"})
 
 
 def test_empty_variables_count_as_unset():

@@ -4,6 +4,10 @@ It reads the table in primary-key order (keyset pagination, never OFFSET) and go
 once-only capture as the flush: the baseline table keeps the first value the pipeline saw of a row
 (INSERT IGNORE), and the Mongo totals take a baseline once (a flag on the document). So it may run
 before the first flush, after flushes synced some rows, twice, half-way and again, or beside a flush.
+
+With `MYSQL_SYNC=shadow` it starts the shadow: it records T0 (the highest row id now) once ever,
+before reading, so a row created later, which both counting paths count from its first view, gets a
+legacy count of 0 whoever captures it first.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from analytics_pipeline.errors import RolloutRefused
 from analytics_pipeline.ports import Clock, LegacyRow, ReplicaStore, RollupStore
 
 _UUID = re.compile(r"^[A-Za-z0-9_-]{1,64}$", re.ASCII)
@@ -39,10 +44,14 @@ class BackfillReport:
 
 
 class BackfillService:
-    def __init__(self, replica: ReplicaStore, rollups: RollupStore, clock: Clock) -> None:
+    def __init__(
+        self, replica: ReplicaStore, rollups: RollupStore, clock: Clock, sync_mode: str = "on"
+    ) -> None:
         self._replica = replica
         self._rollups = rollups
         self._clock = clock
+        self._sync_mode = sync_mode
+        self._zero_after_id: int | None = None
 
     def run(
         self,
@@ -57,6 +66,7 @@ class BackfillService:
         if not dry_run:
             self._rollups.ensure_indexes()
             self._replica.ensure_schema()
+            self._zero_after_id = self._start_shadow() if self._sync_mode == "shadow" else None
         while True:
             rows = self._replica.legacy_rows(report.last_id, chunk)
             if not rows:
@@ -70,6 +80,15 @@ class BackfillService:
             if out_of_time and out_of_time():
                 break
         return report
+
+    def _start_shadow(self) -> int | None:
+        state = self._replica.rollout_state()
+        if state.mode == "on":
+            raise RolloutRefused(
+                "MYSQL_SYNC=shadow, but the flush last ran with the sync on: a shadow backfill now would"
+                " start a second T0; set MYSQL_SYNC=on for this backfill, or roll back first"
+            )
+        return self._replica.enter_shadow(start_t0=True).t0_max_id
 
     def _seed_chunk(self, rows: list[LegacyRow], report: BackfillReport) -> None:
         report.read += len(rows)
@@ -94,7 +113,7 @@ class BackfillService:
             return
         # Zero rows are captured too, so a later change to them is never taken for a legacy count,
         # but they need no totals document.
-        baselines = self._replica.capture_baselines(counted + zero, source="backfill")
+        baselines = self._replica.capture_baselines(counted + zero, self._zero_after_id, source="backfill")
         counted_ids = set(counted)
         wanted = [b for b in baselines if b.entity.entity_id in counted_ids]
         # one read per chunk spares a bulk write of refused updates when the totals hold them already

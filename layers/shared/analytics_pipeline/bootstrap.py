@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from analytics_pipeline.config import Settings, load_settings
+from analytics_pipeline.config import Settings, check_store_pairing, load_settings
 from analytics_pipeline.errors import ConfigurationError
 from analytics_pipeline.observability import logger
 
@@ -195,6 +195,7 @@ class Container:
                 views_column=s.mysql_views_column,
                 downloads_column=s.mysql_downloads_column,
                 baseline_table=s.mysql_baseline_table,
+                state_table=s.mysql_state_table,
                 id_column=s.mysql_id_column,
             )
 
@@ -225,7 +226,9 @@ class Container:
             from analytics_pipeline.flush import FlushPolicy, FlushService
 
             s = self.settings
-            policy = FlushPolicy(s.flush_batch_size, s.flush_max_batches, s.flush_max_in_flight)
+            policy = FlushPolicy(
+                s.flush_batch_size, s.flush_max_batches, s.flush_max_in_flight, sync_mode=s.mysql_sync
+            )
             return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, **self._fault())
 
         return self._once("flush", build)
@@ -240,6 +243,7 @@ class Container:
                 stuck_after_s=s.watchdog_stuck_after_s,
                 sample=s.watchdog_sample,
                 spool_batches=s.watchdog_spool_batches,
+                check_mysql=s.mysql_sync == "on",
             )
             return WatchdogService(
                 policy,
@@ -269,14 +273,26 @@ class Container:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
 
-        return BackfillService(self.replica, self.rollups, self.clock)
+        return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.settings.mysql_sync)
+
+    def _require_replica(self, what: str) -> Any:
+        if self.replica is None:
+            raise ConfigurationError(f"MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for {what}")
+        return self.replica
 
     def parity(self) -> Any:
-        if self.replica is None:
-            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the parity check")
         from analytics_pipeline.parity import ParityService
 
-        return ParityService(self.rollups, self.replica, self.claims)
+        return ParityService(self.rollups, self._require_replica("the parity check"), self.claims)
+
+    def rollout(self) -> Any:
+        """Resync and rebaseline: the operator's commands of the rollout."""
+        from analytics_pipeline.rollout import RolloutService
+
+        replica = self._require_replica("resync and rebaseline")
+        return RolloutService(
+            self.rollups, replica, self.claims, self.flush, self.settings.mysql_sync, self.clock
+        )
 
     def _fault(self) -> dict[str, Any]:
         fault = self._built.get("fault")
@@ -287,13 +303,19 @@ _container: Container | None = None
 _container_lock = threading.Lock()
 
 
-def container() -> Container:
-    """The process's container, built from the environment on first use."""
+def container(*, demo_table: bool = False) -> Container:
+    """The process's container, built from the environment on first use.
+
+    It refuses (ConfigurationError) a configuration that mixes real and embedded stores, before any
+    client is built: `demo_table` admits MySQL beside the embedded stores for `anl demo`'s own table.
+    """
     global _container
     if _container is None:
         with _container_lock:
             if _container is None:
-                _container = Container(load_settings())
+                settings = load_settings()
+                check_store_pairing(settings, demo_table=demo_table)
+                _container = Container(settings)
     return _container
 
 

@@ -172,24 +172,55 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_parity(args: argparse.Namespace) -> int:
     from analytics_pipeline.bootstrap import container
 
-    report = container().parity().run()
-    for mismatch in report.mismatches:
-        mysql, totals = mismatch["mysql"], mismatch["totals"]
-        print(
-            f"MISMATCH {mismatch['uuid']}: mysql views={mysql[0]} downloads={mysql[1]}"
-            f"  totals views={totals[0]} downloads={totals[1]}"
-        )
-    _print_table(
-        "Parity (MySQL against Mongo totals)",
-        [
+    report = container().parity().run(shadow=args.shadow, tolerance=args.tolerance)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for m in report.mismatches:
+            print(f"MISMATCH {m['entity_id']}: {m['check']}: expected {m['expected']}, found {m['found']}")
+        rows: list[tuple[str, Any]] = [
             ("movies checked", report.checked),
             ("matched", report.matched),
             ("mismatched", report.mismatched),
             ("no MySQL row", report.missing_rows),
             ("in a batch in flight", report.in_flight),
-        ],
-    )
-    return 0 if report.ok else 1
+        ]
+        if report.shadow:
+            for item in report.outside_tolerance:
+                print(
+                    f"OUTSIDE {item['entity_id']}: legacy gained {item['legacy_gain']},"
+                    f" pipeline counted {item['pipeline']}"
+                )
+            for name, ratio in report.ratio.items():
+                gained, counted = report.legacy_gain[name], report.pipeline_counted[name]
+                shown = "-" if ratio is None else f"{ratio:.3f}"
+                rows.append((f"{name}: pipeline +{counted} / legacy +{gained}", shown))
+            rows.append((f"outside tolerance {report.tolerance}", report.outside))
+        _print_table(
+            "Parity (shadow: legacy gains against the pipeline)" if report.shadow else "Parity", rows
+        )
+    if report.exit_status == 2:
+        print(
+            "anl parity: nothing to compare: no movie has totals yet (run a flush or the backfill)",
+            file=sys.stderr,
+        )
+    return report.exit_status
+
+
+def cmd_resync(args: argparse.Namespace) -> int:
+    from analytics_pipeline.bootstrap import container
+
+    report = container().rollout().resync(args.uuid or None, allow_lower=args.allow_lower)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def cmd_rebaseline(args: argparse.Namespace) -> int:
+    from analytics_pipeline.bootstrap import container
+
+    report = container().rollout().rebaseline(dry_run=args.dry_run)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -249,9 +280,46 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--after-id", type=int, default=0, help="resume after this primary key")
     backfill.set_defaults(run=cmd_backfill)
 
-    sub.add_parser("parity", help="MySQL against the Mongo totals; exit 0 only when they match").set_defaults(
-        run=cmd_parity
+    parity = sub.add_parser(
+        "parity",
+        help="prove the counts (MySQL against the totals, rollup invariant): 0 clean, 1 wrong, 2 unknown",
     )
+    parity.add_argument(
+        "--shadow",
+        action="store_true",
+        help="during the shadow: each legacy column's gain since its baseline against the pipeline's count",
+    )
+    parity.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.2,
+        metavar="FRACTION",
+        help="with --shadow: list movies whose pipeline/legacy ratio is further than this from 1 (0.2)",
+    )
+    parity.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    parity.set_defaults(run=cmd_parity)
+
+    resync = sub.add_parser(
+        "resync", help="write the absolute totals of every (or the listed) movie to MySQL now"
+    )
+    resync.add_argument(
+        "--uuid", action="append", metavar="UUID", help="only this movie (repeat the option for more)"
+    )
+    resync.add_argument(
+        "--allow-lower",
+        action="store_true",
+        help="let a column go below its value (choose the pipeline's count over an inflated legacy one)",
+    )
+    resync.set_defaults(run=cmd_resync)
+
+    rebaseline = sub.add_parser(
+        "rebaseline",
+        help="after a rollback in which the pipeline did not count: add the legacy gains to the baselines",
+    )
+    rebaseline.add_argument(
+        "--dry-run", action="store_true", help="report what would be added, change nothing"
+    )
+    rebaseline.set_defaults(run=cmd_rebaseline)
     openapi = sub.add_parser("openapi", help="print (or --write) the query API's OpenAPI document")
     openapi.add_argument("--write", metavar="FILE")
     openapi.set_defaults(run=cmd_openapi)
@@ -267,12 +335,18 @@ def main(argv: list[str] | None = None) -> int:
     # EMF metric documents go to stdout in Lambda; on a terminal they would drown the output.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-    from analytics_pipeline.errors import ConfigurationError
+    from analytics_pipeline.errors import ConfigurationError, RolloutRefused, StoreError
 
     try:
         return int(args.run(args))
+    except RolloutRefused as exc:
+        print(f"anl {args.command}: refused: {exc}", file=sys.stderr)
+        return 2
     except ConfigurationError as exc:
         print(f"anl: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"anl {args.command}: store unavailable: {exc}", file=sys.stderr)
         return 2
 
 

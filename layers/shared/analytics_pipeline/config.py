@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -31,6 +31,8 @@ _ENV: dict[str, str] = {
     "MYSQL_DOWNLOADS_COLUMN": "mysql_downloads_column",
     "MYSQL_BASELINE_TABLE": "mysql_baseline_table",
     "MYSQL_ID_COLUMN": "mysql_id_column",
+    "MYSQL_STATE_TABLE": "mysql_state_table",
+    "MYSQL_SYNC": "mysql_sync",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
     "ANALYTICS_DOMAINS": "domains",
@@ -84,6 +86,9 @@ class Settings(BaseModel):
     mysql_baseline_table: str = Field(
         default="analytics_legacy_baseline", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
     )
+    mysql_state_table: str = Field(default="analytics_sync_state", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # on: the flush writes the site's columns; shadow: it never does (the legacy UPDATE still counts)
+    mysql_sync: Literal["on", "shadow"] = "on"
 
     server_keys: CommaList
     server_keys_secret_arn: str | None = None
@@ -152,9 +157,27 @@ class Settings(BaseModel):
         for plain, arn in _SECRET_PAIRS:
             if getattr(self, plain) and getattr(self, arn):
                 raise ValueError(f"set {plain.upper()} or {arn.upper()}, not both")
-        if self.in_lambda and not (self.redis_url or self.redis_url_secret_arn):
-            raise ValueError("REDIS_URL (or REDIS_URL_SECRET_ARN) is required in AWS Lambda")
+        if self.in_lambda:
+            for name, real in (("REDIS_URL", self.real_redis), ("MONGODB_URI", self.real_mongodb)):
+                if not real:
+                    raise ValueError(f"{name} (or {name}_SECRET_ARN) is required in AWS Lambda")
+        if self.mysql_sync == "shadow" and not (self.mysql_url or self.mysql_url_secret_arn):
+            raise ValueError(
+                "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
+            )
         return self
+
+    @property
+    def real_redis(self) -> bool:
+        return bool(self.redis_url or self.redis_url_secret_arn)
+
+    @property
+    def real_mongodb(self) -> bool:
+        return bool(self.mongodb_uri or self.mongodb_uri_secret_arn)
+
+    @property
+    def real_mysql(self) -> bool:
+        return bool(self.mysql_url or self.mysql_url_secret_arn)
 
     @property
     def in_lambda(self) -> bool:
@@ -177,5 +200,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for err in exc.errors():
             loc = err["loc"][0] if err["loc"] else None
             name = field_to_env.get(str(loc), "configuration") if loc else "configuration"
-            problems.append(f"{name}: {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(message if name == "configuration" else f"{name}: {message}")
         raise ConfigurationError("; ".join(problems)) from exc
+
+
+def check_store_pairing(settings: Settings, *, demo_table: bool = False) -> None:
+    """Refuse a configuration that would move counts between a real store and an embedded one.
+
+    The embedded Redis and MongoDB vanish with the process: a flush from a real Redis into the
+    embedded MongoDB, or a backfill from the site's MySQL into it, would lose what it moved. They
+    serve only when both are unset; MySQL beside them only for the demo's own table (`demo_table`).
+    """
+    if settings.real_redis and not settings.real_mongodb:
+        raise ConfigurationError(
+            "MONGODB_URI is unset while REDIS_URL names a real Redis: the flush would move counts into an"
+            " embedded MongoDB that vanishes with the process (set MONGODB_URI or MONGODB_URI_SECRET_ARN)"
+        )
+    if settings.real_mongodb and not settings.real_redis:
+        raise ConfigurationError(
+            "REDIS_URL is unset while MONGODB_URI names a real MongoDB: events would be counted in an"
+            " embedded Redis that vanishes with the process (set REDIS_URL or REDIS_URL_SECRET_ARN)"
+        )
+    if settings.real_mysql and not settings.real_mongodb and not demo_table:
+        raise ConfigurationError(
+            "MONGODB_URI and REDIS_URL are unset while MYSQL_URL names the site's database: baselines"
+            " and totals would be kept in embedded stores that vanish with the process"
+            " (set both, or unset MYSQL_URL)"
+        )

@@ -156,7 +156,7 @@ def run(
     from analytics_pipeline.bootstrap import container
 
     steps: dict[str, Any] = {}
-    c = container()
+    c = container(demo_table=True)  # MySQL only for the demo's own legacy table
     legacy = None
     if c.replica is not None:
         legacy = seed_legacy_table(c.settings.mysql_url or "", seed)

@@ -13,6 +13,10 @@ class ConfigurationError(AnalyticsError):
     """The environment does not describe a runnable configuration."""
 
 
+class RolloutRefused(ConfigurationError):
+    """A rollout step asked for out of order (a cutover before any baseline, a rebaseline while syncing)."""
+
+
 # --- Client faults: the request is refused and nothing is counted. ---------------------------
 
 

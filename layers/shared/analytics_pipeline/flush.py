@@ -13,6 +13,12 @@ Why it is exactly once:
   write never lowers a newer value.
 - Legacy counts are captured into a baseline table before the pipeline first writes a row, once
   (INSERT IGNORE), and added to the Mongo totals once (a flag on the totals document).
+- With `MYSQL_SYNC=shadow` nothing is written to the site's columns (its legacy UPDATE still counts),
+  and a movie created after T0 has a legacy count of 0: both paths counted it from its first view.
+  Each run records the mode it runs in beside the baselines; the first run with the sync on after a
+  shadow (the cutover) refuses to run before the backfill captured T0, and otherwise records, for
+  each captured row never written, its column as the pipeline's last sync (what `anl rebaseline`
+  measures the legacy gains of a later rollback against).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import StoreError
+from analytics_pipeline.errors import RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates
@@ -61,6 +67,7 @@ class FlushPolicy:
     max_in_flight: int = 20
     sync_domain: str = "jav"
     sync_entity_type: str = "movie"
+    sync_mode: str = "on"  # "shadow": never write the site's columns
 
 
 class FlushService:
@@ -82,6 +89,7 @@ class FlushService:
         self._clock = clock
         self._fault = fault
         self._ready = False
+        self._zero_after_id: int | None = None
 
     def prepare(self) -> None:
         """Create indexes and the baseline table once per container (both are idempotent)."""
@@ -91,11 +99,36 @@ class FlushService:
                 self._replica.ensure_schema()
             self._ready = True
 
+    def begin(self) -> None:
+        """Prepare, and record the sync mode of this run (a cutover or a rollback when it changed).
+
+        Raises RolloutRefused for a cutover before the backfill captured T0: nothing is claimed then.
+        """
+        self.prepare()
+        if self._replica is None:
+            return
+        state = self._replica.rollout_state()
+        if self._policy.sync_mode == "shadow":
+            if state.mode != "shadow":
+                state = self._replica.enter_shadow(start_t0=False)
+                logger.warning("MySQL sync off (shadow): the site's columns are not written")
+            self._zero_after_id = state.t0_max_id
+            return
+        self._zero_after_id = None
+        if state.mode == "shadow":
+            if state.t0_max_id is None:
+                raise RolloutRefused(
+                    "cutover before any baseline: MYSQL_SYNC=on after a shadow whose backfill never ran;"
+                    " run `anl backfill` with MYSQL_SYNC=shadow first (nothing was flushed)"
+                )
+            self._replica.cut_over()
+            logger.warning("MySQL sync on: cutover recorded")
+
     def run(self) -> FlushReport:
         """Flush until nothing is dirty, `max_batches` were done, or a store fails."""
         report = FlushReport()
         try:
-            self.prepare()
+            self.begin()
             for _ in range(self._policy.max_batches):
                 if self._claims.lag(self._clock()).in_flight >= self._policy.max_in_flight:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
@@ -128,16 +161,20 @@ class FlushService:
             if e.domain == self._policy.sync_domain and e.entity_type == self._policy.sync_entity_type
         ]
         if movies and self._replica is not None:
-            self._sync_replica(movies, report)
+            self.sync_movies(movies, report)
         self._claims.finish(batch.seq, self._clock())
         self._fault("finish")
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
 
-    def _sync_replica(self, movies: list[Entity], report: FlushReport) -> None:
+    def sync_movies(self, movies: list[Entity], report: FlushReport, allow_lower: bool = False) -> None:
+        """Capture the movies' baselines, seed them into the totals, then write the totals to MySQL.
+
+        Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value.
+        """
         assert self._replica is not None
-        baselines = self._replica.capture_baselines([m.entity_id for m in movies])
+        baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
         self._fault("capture")
         totals = self._rollups.totals(movies)
         self._fault("totals")
@@ -147,11 +184,13 @@ class FlushService:
             report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
             self._fault("baseline")
             totals = self._rollups.totals(movies)
+        if self._policy.sync_mode == "shadow":
+            return
         rows = [
             (entity.entity_id, int(doc.get("views", 0)), int(doc.get("downloads", 0)))
             for entity, doc in totals.items()
         ]
-        written, skipped = self._replica.write_totals(rows)
+        written, skipped = self._replica.write_totals(rows, allow_lower)
         self._fault("mysql")
         report.mysql_written += written
         report.mysql_skipped += skipped

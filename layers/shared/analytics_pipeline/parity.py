@@ -1,62 +1,209 @@
-"""Parity: the MySQL views/downloads of every movie that has totals, against those totals."""
+"""Parity: proof, from outside the flush, that the counts hold.
+
+For every movie it compares (those in a batch in flight are set aside):
+- the rollup invariant: the totals equal the legacy baseline plus the sum of the movie's daily
+  documents, and the same for its weekly, monthly and yearly ones;
+- the baseline in the totals against the one captured in MySQL;
+- with the sync on, the site's columns against the totals.
+In the shadow (`shadow=True`) the columns are still the legacy UPDATE's: instead of comparing them
+with the totals, it compares what each column gained since its baseline with what the pipeline
+counted since then, and lists the movies whose ratio falls outside the tolerance.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
-from analytics_pipeline.ports import ClaimStore, ReplicaStore, RollupReader
+from analytics_pipeline.models import COUNTER_FIELDS
+from analytics_pipeline.ports import ClaimStore, ReplicaStore, RollupStore, SyncedRow
 from analytics_pipeline.rollups import Entity
 
 MAX_LISTED = 100
+BUCKETS = ("day", "week", "month", "year")
+SYNCED = ("views", "downloads")
+LEGACY = {"views": "legacy_views", "downloads": "legacy_downloads"}
 
 
 @dataclass
 class ParityReport:
+    shadow: bool
+    tolerance: float | None = None
     checked: int = 0
     matched: int = 0
     mismatched: int = 0
     missing_rows: int = 0
     in_flight: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # the shadow's comparison: what the legacy column gained since T0 against what the pipeline counted
+    legacy_gain: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SYNCED, 0))
+    pipeline_counted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SYNCED, 0))
+    outside: int = 0
+    outside_tolerance: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> dict[str, float | None]:
+        return {name: _ratio(self.pipeline_counted[name], self.legacy_gain[name]) for name in SYNCED}
 
     @property
     def ok(self) -> bool:
-        return self.mismatched == 0
+        return self.checked > 0 and self.mismatched == 0 and self.outside == 0
+
+    @property
+    def exit_status(self) -> int:
+        """0: compared and clean; 1: something wrong (listed); 2: nothing could be compared."""
+        if self.checked == 0:
+            return 2
+        return 0 if self.ok else 1
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        body: dict[str, Any] = {
+            "mode": "shadow" if self.shadow else "sync",
+            "ok": self.ok,
+            "checked": self.checked,
+            "matched": self.matched,
+            "mismatched": self.mismatched,
+            "missing_rows": self.missing_rows,
+            "in_flight": self.in_flight,
+            "mismatches": self.mismatches,
+        }
+        if self.shadow:
+            body.update(
+                tolerance=self.tolerance,
+                legacy_gain=self.legacy_gain,
+                pipeline_counted=self.pipeline_counted,
+                ratio={k: _finite(v) for k, v in self.ratio.items()},
+                outside=self.outside,
+                outside_tolerance=[
+                    {**item, "ratio": {k: _finite(v) for k, v in item["ratio"].items()}}
+                    for item in self.outside_tolerance
+                ],
+            )
+        return body
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: a column that gained nothing while the pipeline counted shows null."""
+    return None if value is None or math.isinf(value) else round(value, 4)
+
+
+def _ratio(counted: int, gained: int) -> float | None:
+    if gained > 0:
+        return counted / gained
+    return math.inf if counted > 0 else None
 
 
 class ParityService:
     def __init__(
-        self, reader: RollupReader, replica: ReplicaStore, claims: ClaimStore | None, domain: str = "jav"
+        self, rollups: RollupStore, replica: ReplicaStore, claims: ClaimStore | None, domain: str = "jav"
     ) -> None:
-        self._reader = reader
+        self._rollups = rollups
         self._replica = replica
         self._claims = claims
         self._domain = domain
 
-    def run(self, batch: int = 1000) -> ParityReport:
-        """Compare every movie; those in a batch still in flight are counted apart, not as mismatches."""
-        report = ParityReport()
+    def run(self, shadow: bool = False, tolerance: float = 0.2, batch: int = 1000) -> ParityReport:
+        """Compare every movie; raise StoreError when a store cannot be read."""
+        report = ParityReport(shadow=shadow, tolerance=tolerance if shadow else None)
         busy = self._claims.in_flight_entities() if self._claims else set()
-        for docs in self._reader.iter_totals(self._domain, "movie", batch):
-            rows = self._replica.read([doc["entity_id"] for doc in docs])
-            for doc in docs:
-                uuid = doc["entity_id"]
-                if Entity(self._domain, "movie", uuid) in busy:
-                    report.in_flight += 1
-                    continue
-                if uuid not in rows:
-                    report.missing_rows += 1
-                    continue
-                report.checked += 1
-                want = (int(doc.get("views", 0)), int(doc.get("downloads", 0)))
-                if rows[uuid] == want:
-                    report.matched += 1
-                    continue
-                report.mismatched += 1
-                if len(report.mismatches) < MAX_LISTED:
-                    report.mismatches.append({"uuid": uuid, "mysql": list(rows[uuid]), "totals": list(want)})
+        if shadow:
+            for rows in self._replica.iter_synced(batch):
+                self._compare_shadow(rows, busy, tolerance, report)
+        else:
+            for docs in self._rollups.iter_totals(self._domain, "movie", batch):
+                self._compare_synced(docs, busy, report)
         return report
+
+    def _movie(self, uuid: str) -> Entity:
+        return Entity(self._domain, "movie", uuid)
+
+    def _invariants(
+        self, movies: list[Entity], docs: dict[Entity, dict[str, Any]]
+    ) -> dict[Entity, list[dict[str, Any]]]:
+        """Per movie, where its totals differ from baseline + Σ bucket, and from MySQL's baseline."""
+        sums = {bucket: self._rollups.bucket_sums(bucket, movies) for bucket in BUCKETS}
+        captured = self._replica.baselines([m.entity_id for m in movies])
+        found: dict[Entity, list[dict[str, Any]]] = {}
+        for movie in movies:
+            doc = docs.get(movie, {})
+            legacy = {name: int(doc.get(LEGACY.get(name, ""), 0) or 0) for name in COUNTER_FIELDS}
+            problems = []
+            for name, value in zip(SYNCED, captured.get(movie.entity_id, (0, 0)), strict=True):
+                if legacy[name] != value:
+                    problems.append(_mismatch(movie, f"baseline.{name}", value, legacy[name]))
+            for bucket in BUCKETS:
+                counted = sums[bucket].get(movie, {})
+                for name in COUNTER_FIELDS:
+                    expected = legacy[name] + int(counted.get(name, 0))
+                    if int(doc.get(name, 0)) != expected:
+                        problems.append(
+                            _mismatch(
+                                movie, f"totals.{name} = baseline + sum({bucket})", expected, doc.get(name, 0)
+                            )
+                        )
+            found[movie] = problems
+        return found
+
+    def _record(self, report: ParityReport, problems: list[dict[str, Any]]) -> None:
+        report.checked += 1
+        if not problems:
+            report.matched += 1
+            return
+        report.mismatched += 1
+        room = MAX_LISTED - len(report.mismatches)
+        report.mismatches.extend(problems[: max(0, room)])
+
+    def _compare_synced(self, docs: list[dict[str, Any]], busy: set[Entity], report: ParityReport) -> None:
+        by_movie = {self._movie(doc["entity_id"]): doc for doc in docs}
+        movies = [m for m in by_movie if m not in busy]
+        report.in_flight += len(by_movie) - len(movies)
+        if not movies:
+            return
+        problems = self._invariants(movies, by_movie)
+        columns = self._replica.read([m.entity_id for m in movies])
+        for movie in movies:
+            column = columns.get(movie.entity_id)
+            if column is None:
+                report.missing_rows += 1  # no row in the site's table: nothing to sync, never inserted
+            else:
+                for name, value in zip(SYNCED, column, strict=True):
+                    want = int(by_movie[movie].get(name, 0))
+                    if value != want:
+                        problems[movie].append(_mismatch(movie, f"mysql.{name}", want, value))
+            self._record(report, problems[movie])
+
+    def _compare_shadow(
+        self, rows: list[SyncedRow], busy: set[Entity], tolerance: float, report: ParityReport
+    ) -> None:
+        by_movie = {self._movie(row.uuid): row for row in rows}
+        movies = [m for m in by_movie if m not in busy]
+        report.in_flight += len(by_movie) - len(movies)
+        if not movies:
+            return
+        docs = self._rollups.totals(movies)
+        problems = self._invariants(movies, docs)
+        for movie in movies:
+            row, doc = by_movie[movie], docs.get(movie, {})
+            gained = {n: row.column[i] - row.baseline[i] for i, n in enumerate(SYNCED)}
+            counted = {n: int(doc.get(n, 0)) - int(doc.get(LEGACY[n], 0) or 0) for n in SYNCED}
+            ratios = {n: _ratio(counted[n], gained[n]) for n in SYNCED}
+            for name in SYNCED:
+                report.legacy_gain[name] += gained[name]
+                report.pipeline_counted[name] += counted[name]
+            if any(r is not None and abs(r - 1) > tolerance for r in ratios.values()):
+                report.outside += 1
+                if len(report.outside_tolerance) < MAX_LISTED:
+                    report.outside_tolerance.append(
+                        {
+                            "entity_id": movie.entity_id,
+                            "legacy_gain": gained,
+                            "pipeline": counted,
+                            "ratio": ratios,
+                        }
+                    )
+            self._record(report, problems[movie])
+
+
+def _mismatch(movie: Entity, check: str, expected: Any, found: Any) -> dict[str, Any]:
+    return {"entity_id": movie.entity_id, "check": check, "expected": int(expected), "found": int(found)}

@@ -134,6 +134,14 @@ class RollupStore(Protocol):
 
     def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]: ...
 
+    def bucket_sums(self, bucket: str, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
+        """Each entity's counters summed over its documents of one bucket: day, week, month or year."""
+        ...
+
+    def align_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
+        """Make each totals document's legacy part equal to the given baseline; returns documents changed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class LegacyRow:
@@ -143,20 +151,76 @@ class LegacyRow:
     downloads: int
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutState:
+    """What the deployment's flush last did with the site's columns, recorded beside them in MySQL."""
+
+    mode: str | None = None  # "on" or "shadow"; None before any shadow run
+    t0_max_id: int | None = None  # rows with a higher id were created after the shadow started (T0)
+    t0_at: datetime | None = None
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedRow:
+    """A movie's legacy baseline beside its column now, and the column as the pipeline last left it."""
+
+    uuid: str
+    baseline: tuple[int, int]  # views, downloads
+    column: tuple[int, int]
+    synced: tuple[int, int] | None  # None: the pipeline never wrote the row
+
+
+@dataclass(frozen=True, slots=True)
+class Rebaselined:
+    uuid: str
+    added: tuple[int, int]
+    baseline: tuple[int, int]
+
+
 class ReplicaStore(Protocol):
     """The site's MySQL table whose views/downloads columns mirror the totals."""
 
     def ensure_schema(self) -> None: ...
 
-    def capture_baselines(self, uuids: Sequence[str]) -> list[Baseline]:
-        """Record, once ever, each existing row's current counts as its legacy baseline; return them all."""
+    def capture_baselines(self, uuids: Sequence[str], zero_after_id: int | None = None) -> list[Baseline]:
+        """Record, once ever, each existing row's current counts as its legacy baseline; return them all.
+
+        Rows whose id is above `zero_after_id` were created after the shadow started: both counting
+        paths counted them from their first view, so their legacy count is 0.
+        """
         ...
 
-    def write_totals(self, totals: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
-        """Raise rows to absolute (uuid, views, downloads), never lower; returns (written, skipped)."""
+    def write_totals(
+        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
+    ) -> tuple[int, int]:
+        """Raise rows to absolute (uuid, views, downloads), never lower unless `allow_lower`;
+        remember what each row holds afterwards. Returns (written, skipped)."""
         ...
 
     def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]: ...
+
+    def baselines(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """The captured legacy baselines (views, downloads) of these movies."""
+        ...
+
+    def rollout_state(self) -> RolloutState: ...
+
+    def enter_shadow(self, start_t0: bool) -> RolloutState:
+        """Record that the sync is off (the shadow, or a rollback); with `start_t0`, T0 once ever."""
+        ...
+
+    def cut_over(self) -> None:
+        """Record the sync as on; rows never written so far remember their column as the last sync."""
+        ...
+
+    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
+        """Every captured movie that still has a row, in uuid order, in batches."""
+        ...
+
+    def rebaseline(self, dry_run: bool) -> list[Rebaselined]:
+        """Add what each column gained since the pipeline's last write to its baseline, once."""
+        ...
 
     def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
         """Rows after a primary key, in key order (keyset pagination)."""

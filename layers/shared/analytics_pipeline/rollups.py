@@ -101,4 +101,3 @@ def rollup_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> dict[str, l
         collection: [RollupUpdate(collection, key, dict(inc)) for key, inc in docs.items() if inc]
         for collection, docs in grouped.items()
     }
-

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from analytics_pipeline.errors import StoreError
+from analytics_pipeline.errors import RolloutRefused, StoreError
 from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ingest import replay_spool
 from analytics_pipeline.models import COUNTER_FIELDS
@@ -50,6 +50,7 @@ class WatchdogPolicy:
     max_recover: int = 50
     sample: int = 50
     spool_batches: int = 100
+    check_mysql: bool = True  # False in the shadow: the column is the legacy UPDATE's, not ours
 
 
 class WatchdogService:
@@ -89,7 +90,7 @@ class WatchdogService:
     def _recover(self, report: WatchdogReport) -> None:
         """Finish batches claimed too long ago, under their own sequence numbers."""
         try:
-            self._flush.prepare()
+            self._flush.begin()
             cutoff = self._clock() - timedelta(seconds=self._policy.stuck_after_s)
             for seq in self._claims.stale(cutoff, self._policy.max_recover):
                 batch = self._claims.load(seq)
@@ -98,7 +99,7 @@ class WatchdogService:
                 logger.warning("finishing a stuck batch", seq=seq, entities=len(batch.entities))
                 self._flush.complete(batch, report.flush)
                 report.recovered_batches += 1
-        except StoreError as exc:
+        except (StoreError, RolloutRefused) as exc:
             report.errors.append(f"recover: {exc}")
 
     def _replay(self, report: WatchdogReport) -> None:
@@ -151,7 +152,7 @@ class WatchdogService:
                         }
                     )
         movies = [e for e in entities if e.domain == self._sync_domain and e.entity_type == "movie"]
-        if self._replica is not None and movies:
+        if self._replica is not None and movies and self._policy.check_mysql:
             rows = self._replica.read([m.entity_id for m in movies])
             for movie in movies:
                 if movie.entity_id not in rows:

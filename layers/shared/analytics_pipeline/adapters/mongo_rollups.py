@@ -22,10 +22,9 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.models import COUNTER_FIELDS
-from analytics_pipeline.rollups import COLLECTIONS, TOTALS, Baseline, Entity, RollupUpdate
+from analytics_pipeline.rollups import BUCKET_COLLECTION, COLLECTIONS, TOTALS, Baseline, Entity, RollupUpdate
 
 DUPLICATE_KEY = 11000
-DAILY = "analytics_entity_daily"
 
 
 class RollupStoreUnavailable(StoreError):
@@ -111,6 +110,41 @@ class MongoRollupStore:
             return 0
         return self._bulk(TOTALS, [UpdateOne(*baseline_update(b, now), upsert=True) for b in baselines])
 
+    def align_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
+        """Make each totals document's legacy part equal to its (raised) baseline; returns documents changed.
+
+        The counters move by the difference, under a filter on the legacy part read a moment before:
+        a concurrent flush's `$inc` does not conflict, and running this again changes nothing.
+        """
+        if not baselines:
+            return 0
+        docs = self.totals([b.entity for b in baselines])
+        ops: list[UpdateOne] = []
+        unseeded: list[Baseline] = []
+        for baseline in baselines:
+            doc = docs.get(baseline.entity)
+            if doc is None or not doc.get("legacy_captured"):
+                unseeded.append(baseline)
+                continue
+            old = (int(doc.get("legacy_views", 0)), int(doc.get("legacy_downloads", 0)))
+            if old == (baseline.views, baseline.downloads):
+                continue
+            ops.append(
+                UpdateOne(
+                    {**baseline.entity.key(), "legacy_views": old[0], "legacy_downloads": old[1]},
+                    {
+                        "$inc": {"views": baseline.views - old[0], "downloads": baseline.downloads - old[1]},
+                        "$set": {
+                            "legacy_views": baseline.views,
+                            "legacy_downloads": baseline.downloads,
+                            "updated_at": now,
+                        },
+                    },
+                )
+            )
+        changed = self._bulk(TOTALS, ops) if ops else 0
+        return changed + self.apply_baselines([b for b in unseeded if b.views or b.downloads], now)
+
     def _bulk(self, collection: str, ops: list[UpdateOne]) -> int:
         """One unordered bulk write; refused guarded upserts are tried once more (see module doc)."""
         written = 0
@@ -147,6 +181,11 @@ class MongoRollupStore:
         return found
 
     def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
+        return self.bucket_sums("day", entities)
+
+    def bucket_sums(self, bucket: str, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
+        """Each entity's counters summed over all its documents of one bucket (day, week, month, year)."""
+        collection = BUCKET_COLLECTION[bucket]
         sums: dict[Entity, dict[str, int]] = {}
         for (domain, entity_type), ids in _by_kind(entities).items():
             pipeline = [
@@ -155,9 +194,9 @@ class MongoRollupStore:
             ]
             try:
                 with self._lock:
-                    rows = list(self._db[DAILY].aggregate(pipeline))
+                    rows = list(self._db[collection].aggregate(pipeline))
             except PyMongoError as exc:
-                raise RollupStoreUnavailable(f"summing daily rollups: {exc}") from exc
+                raise RollupStoreUnavailable(f"summing {bucket} rollups: {exc}") from exc
             for row in rows:
                 sums[Entity(domain, entity_type, row["_id"])] = {
                     n: int(row.get(n, 0)) for n in COUNTER_FIELDS

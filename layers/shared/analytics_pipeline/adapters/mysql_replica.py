@@ -7,6 +7,12 @@
 - Baselines: `INSERT IGNORE … SELECT` copies a row's counts into the baseline table the first time
   the pipeline touches it; later captures find the uuid there and change nothing. The pipeline
   writes a row only after its baseline exists, so a value it wrote is never taken for a legacy one.
+- The same statement that writes a row's totals records, in its baseline row, what the column holds
+  afterwards (`synced_*`): after a rollback, what the legacy `UPDATE` added since is the column less
+  that value (`rebaseline`). Both assignments are GREATEST(old column, total) (or the total, when
+  lowering is allowed), so the order in which MySQL carries out a multi-table SET does not matter.
+- The rollout's state (the sync mode the flush last ran in, and T0: the highest row id when the
+  shadow started) is one row of a state table beside the baselines.
 """
 
 from __future__ import annotations
@@ -21,12 +27,19 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from analytics_pipeline.errors import StoreError
-from analytics_pipeline.ports import LegacyRow
+from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow
 from analytics_pipeline.rollups import Baseline, Entity
 
 T = TypeVar("T")
 CHUNK = 1000
 NO_SUCH_TABLE = 1146
+STATE_ROW = "sync"
+# columns added to the baseline table after its first release, created on the next start
+SYNCED_COLUMNS = {
+    "synced_views": "BIGINT UNSIGNED NULL",
+    "synced_downloads": "BIGINT UNSIGNED NULL",
+    "synced_at": "DATETIME(3) NULL",
+}
 
 
 class ReplicaUnavailable(StoreError):
@@ -62,6 +75,7 @@ class MySqlReplicaStore:
         views_column: str = "views",
         downloads_column: str = "downloads",
         baseline_table: str = "analytics_legacy_baseline",
+        state_table: str = "analytics_sync_state",
         id_column: str = "id",
         domain: str = "jav",
         chunk: int = CHUNK,
@@ -73,6 +87,8 @@ class MySqlReplicaStore:
         self._views = f"`{views_column}`"
         self._downloads = f"`{downloads_column}`"
         self._baseline = f"`{baseline_table}`"
+        self._baseline_name = baseline_table
+        self._state = f"`{state_table}`"
         self._id = f"`{id_column}`"
         self._domain = domain
         self._chunk = chunk
@@ -105,6 +121,21 @@ class MySqlReplicaStore:
             self._drop()
             raise ReplicaUnavailable(f"mysql: {exc}") from exc
 
+    def _transaction(self, work: Callable[[Any], T]) -> T:
+        """`work` in one InnoDB transaction: all of it or none of it."""
+
+        def run(cur: Any) -> T:
+            cur.connection.begin()
+            try:
+                result = work(cur)
+            except BaseException:
+                cur.connection.rollback()
+                raise
+            cur.connection.commit()
+            return result
+
+        return self._run(run)
+
     def _drop(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
@@ -113,27 +144,117 @@ class MySqlReplicaStore:
                 connection.close()
 
     def ensure_schema(self) -> None:
-        self._run(
-            lambda cur: cur.execute(
+        def work(cur: Any) -> None:
+            synced = "".join(f" {name} {kind}," for name, kind in SYNCED_COLUMNS.items())
+            cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._baseline} ("
                 " uuid VARCHAR(64) NOT NULL PRIMARY KEY,"
                 " views BIGINT UNSIGNED NOT NULL,"
                 " downloads BIGINT UNSIGNED NOT NULL,"
                 " captured_at DATETIME(3) NOT NULL,"
-                " captured_by VARCHAR(16) NOT NULL"
+                f" captured_by VARCHAR(16) NOT NULL,{synced.rstrip(',')}"
                 ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
             )
-        )
+            # a baseline table of an earlier release lacks the synced columns (MySQL 8 has no
+            # ADD COLUMN IF NOT EXISTS: ask the catalogue)
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = DATABASE() AND table_name = %s",
+                (self._baseline_name,),
+            )
+            present = {str(name).lower() for (name,) in cur.fetchall()}
+            missing = [f"ADD COLUMN {n} {k}" for n, k in SYNCED_COLUMNS.items() if n not in present]
+            if missing:
+                cur.execute(f"ALTER TABLE {self._baseline} {', '.join(missing)}")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._state} ("
+                " name VARCHAR(16) NOT NULL PRIMARY KEY,"
+                " mode VARCHAR(8) NOT NULL,"
+                " t0_max_id BIGINT UNSIGNED NULL,"
+                " t0_at DATETIME(3) NULL,"
+                " changed_at DATETIME(3) NOT NULL"
+                ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            )
 
-    def capture_baselines(self, uuids: Sequence[str], source: str = "flush") -> list[Baseline]:
+        self._run(work)
+
+    # --- the rollout's state -------------------------------------------------------------------
+
+    def rollout_state(self) -> RolloutState:
+        def work(cur: Any) -> Any:
+            cur.execute(
+                f"SELECT mode, t0_max_id, t0_at, changed_at FROM {self._state} WHERE name = %s", (STATE_ROW,)
+            )
+            return cur.fetchone()
+
+        try:
+            row = self._run(work)
+        except ReplicaUnavailable as exc:
+            if _code(exc) == NO_SUCH_TABLE:
+                return RolloutState()  # no flush or backfill has run yet
+            raise
+        if row is None:
+            return RolloutState()
+        mode, t0_max_id, t0_at, changed_at = row
+        return RolloutState(mode, None if t0_max_id is None else int(t0_max_id), t0_at, changed_at)
+
+    def enter_shadow(self, start_t0: bool) -> RolloutState:
+        def work(cur: Any) -> None:
+            high = None
+            if start_t0:
+                cur.execute(f"SELECT COALESCE(MAX({self._id}), 0) FROM {self._t}")
+                high = int(cur.fetchone()[0])
+            # T0 is set once ever (COALESCE keeps the first); changed_at moves only on a change of mode
+            cur.execute(
+                f"INSERT INTO {self._state} (name, mode, t0_max_id, t0_at, changed_at)"
+                " VALUES (%s, 'shadow', %s, IF(%s IS NULL, NULL, UTC_TIMESTAMP(3)), UTC_TIMESTAMP(3))"
+                " ON DUPLICATE KEY UPDATE"
+                " t0_max_id = COALESCE(t0_max_id, %s),"
+                " t0_at = COALESCE(t0_at, IF(%s IS NULL, NULL, UTC_TIMESTAMP(3))),"
+                " changed_at = IF(mode = 'shadow', changed_at, UTC_TIMESTAMP(3)),"
+                " mode = 'shadow'",
+                (STATE_ROW, high, high, high, high),
+            )
+
+        self._transaction(work)
+        return self.rollout_state()
+
+    def cut_over(self) -> None:
+        def work(cur: Any) -> None:
+            cur.execute(
+                f"UPDATE {self._baseline} AS b JOIN {self._t} AS j ON j.{self._uuid} = b.uuid"
+                f" SET b.synced_views = COALESCE(j.{self._views}, 0),"
+                f" b.synced_downloads = COALESCE(j.{self._downloads}, 0), b.synced_at = UTC_TIMESTAMP(3)"
+                " WHERE b.synced_views IS NULL"
+            )
+            cur.execute(
+                f"INSERT INTO {self._state} (name, mode, changed_at) VALUES (%s, 'on', UTC_TIMESTAMP(3))"
+                " ON DUPLICATE KEY UPDATE mode = 'on', changed_at = UTC_TIMESTAMP(3)",
+                (STATE_ROW,),
+            )
+
+        self._transaction(work)
+
+    # --- baselines and totals ---------------------------------------------------------------------
+
+    def capture_baselines(
+        self, uuids: Sequence[str], zero_after_id: int | None = None, source: str = "flush"
+    ) -> list[Baseline]:
         baselines: list[Baseline] = []
+        if zero_after_id is None:
+            views_sql = f"COALESCE({self._views}, 0)"
+            downloads_sql = f"COALESCE({self._downloads}, 0)"
+        else:  # rows created after T0 were counted by both paths from their first view: legacy 0
+            after = int(zero_after_id)
+            views_sql = f"IF({self._id} > {after}, 0, COALESCE({self._views}, 0))"
+            downloads_sql = f"IF({self._id} > {after}, 0, COALESCE({self._downloads}, 0))"
         for chunk in _chunks(list(dict.fromkeys(uuids)), self._chunk):
             marks = ",".join(["%s"] * len(chunk))
 
             def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
                 cur.execute(
                     f"INSERT IGNORE INTO {self._baseline} (uuid, views, downloads, captured_at, captured_by)"
-                    f" SELECT {self._uuid}, COALESCE({self._views}, 0), COALESCE({self._downloads}, 0),"
+                    f" SELECT {self._uuid}, {views_sql}, {downloads_sql},"
                     f" UTC_TIMESTAMP(3), %s FROM {self._t} WHERE {self._uuid} IN ({marks})",
                     (source, *chunk),
                 )
@@ -146,7 +267,14 @@ class MySqlReplicaStore:
                 baselines.append(Baseline(Entity(self._domain, "movie", uuid), int(views), int(downloads)))
         return baselines
 
-    def write_totals(self, totals: Sequence[tuple[str, int, int]]) -> tuple[int, int]:
+    def write_totals(
+        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
+    ) -> tuple[int, int]:
+        if allow_lower:
+            views, downloads = "t.v", "t.d"
+        else:  # COALESCE: GREATEST(NULL, n) is NULL, and a NULL column would never be written
+            views = f"GREATEST(COALESCE(j.{self._views}, 0), t.v)"
+            downloads = f"GREATEST(COALESCE(j.{self._downloads}, 0), t.d)"
         written = skipped = 0
         for chunk in _chunks(list(totals), self._chunk):
             derived = " UNION ALL ".join(
@@ -155,14 +283,106 @@ class MySqlReplicaStore:
             params = [value for row in chunk for value in row]
             sql = (
                 f"UPDATE {self._t} AS j JOIN ({derived}) AS t ON j.{self._uuid} = t.u"
-                # COALESCE: GREATEST(NULL, n) is NULL, and a NULL column would never be written
-                f" SET j.{self._views} = GREATEST(COALESCE(j.{self._views}, 0), t.v),"
-                f" j.{self._downloads} = GREATEST(COALESCE(j.{self._downloads}, 0), t.d)"
+                f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
+                f" SET j.{self._views} = {views}, j.{self._downloads} = {downloads},"
+                f" b.synced_views = {views}, b.synced_downloads = {downloads},"
+                " b.synced_at = UTC_TIMESTAMP(3)"
             )
-            matched = int(self._run(lambda cur, sql=sql, params=params: cur.execute(sql, params)))
+            uuids = [row[0] for row in chunk]
+
+            def work(cur: Any, sql: str = sql, params: list[Any] = params, uuids: list[str] = uuids) -> int:
+                cur.execute(sql, params)
+                # a multi-table UPDATE counts the rows of both tables: count the site's rows apart
+                marks = ",".join(["%s"] * len(uuids))
+                cur.execute(f"SELECT COUNT(*) FROM {self._t} WHERE {self._uuid} IN ({marks})", uuids)
+                return int(cur.fetchone()[0])
+
+            matched = self._transaction(work)
             written += matched
             skipped += len(chunk) - matched
         return written, skipped
+
+    def baselines(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        for chunk in _chunks(list(uuids), self._chunk):
+            marks = ",".join(["%s"] * len(chunk))
+
+            def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
+                cur.execute(
+                    f"SELECT uuid, views, downloads FROM {self._baseline} WHERE uuid IN ({marks})", chunk
+                )
+                return list(cur.fetchall())
+
+            try:
+                rows = self._run(work)
+            except ReplicaUnavailable as exc:
+                if _code(exc) == NO_SUCH_TABLE:
+                    return {}
+                raise
+            found.update((uuid, (int(v), int(d))) for uuid, v, d in rows)
+        return found
+
+    def _synced_rows(self, cur: Any, after: str, limit: int, lock: bool) -> list[SyncedRow]:
+        cur.execute(
+            f"SELECT b.uuid, b.views, b.downloads, COALESCE(j.{self._views}, 0),"
+            f" COALESCE(j.{self._downloads}, 0), b.synced_views, b.synced_downloads"
+            f" FROM {self._baseline} AS b JOIN {self._t} AS j ON j.{self._uuid} = b.uuid"
+            f" WHERE b.uuid > %s ORDER BY b.uuid LIMIT %s" + (" FOR UPDATE" if lock else ""),
+            (after, limit),
+        )
+        return [
+            SyncedRow(
+                uuid,
+                (int(bv), int(bd)),
+                (int(cv), int(cd)),
+                None if sv is None else (int(sv), int(sd or 0)),
+            )
+            for uuid, bv, bd, cv, cd, sv, sd in cur.fetchall()
+        ]
+
+    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
+        last = ""
+        while True:
+            rows = self._run(lambda cur, last=last: self._synced_rows(cur, last, batch, lock=False))
+            if not rows:
+                return
+            yield rows
+            last = rows[-1].uuid
+
+    def rebaseline(self, dry_run: bool) -> list[Rebaselined]:
+        changed: list[Rebaselined] = []
+        last = ""
+        while True:
+
+            def work(cur: Any, last: str = last) -> tuple[list[SyncedRow], list[Rebaselined]]:
+                # the rows stay locked until the commit: a flush writing one of them waits for us
+                rows = self._synced_rows(cur, last, self._chunk, lock=not dry_run)
+                done = []
+                for row in rows:
+                    if row.synced is None:
+                        continue  # never written by the pipeline: its baseline is still the legacy count
+                    added = (max(0, row.column[0] - row.synced[0]), max(0, row.column[1] - row.synced[1]))
+                    if added != (0, 0):
+                        new = (row.baseline[0] + added[0], row.baseline[1] + added[1])
+                        done.append(Rebaselined(row.uuid, added, new))
+                if done and not dry_run:
+                    derived = " UNION ALL ".join(
+                        ["SELECT %s AS u, %s AS av, %s AS ad"] + ["SELECT %s, %s, %s"] * (len(done) - 1)
+                    )
+                    cur.execute(
+                        f"UPDATE {self._baseline} AS b JOIN ({derived}) AS t ON b.uuid = t.u"
+                        " SET b.views = b.views + t.av, b.downloads = b.downloads + t.ad,"
+                        " b.synced_views = b.synced_views + t.av,"
+                        " b.synced_downloads = b.synced_downloads + t.ad",
+                        [v for r in done for v in (r.uuid, *r.added)],
+                    )
+                return rows, done
+
+            rows, done = self._run(work) if dry_run else self._transaction(work)
+            changed.extend(done)
+            if not rows:
+                return changed
+            last = rows[-1].uuid
 
     def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
@@ -207,7 +427,13 @@ class MySqlReplicaStore:
             try:
                 found.update(uuid for (uuid,) in self._run(work))
             except ReplicaUnavailable as exc:
-                if getattr(exc.__cause__, "args", (None,))[0] == NO_SUCH_TABLE:
+                if _code(exc) == NO_SUCH_TABLE:
                     return set()  # nothing was ever captured (a dry run before any flush)
                 raise
         return found
+
+
+def _code(exc: ReplicaUnavailable) -> int | None:
+    """The MySQL error number behind a translated error (1146: no such table)."""
+    args = getattr(exc.__cause__, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
