@@ -38,6 +38,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if os.environ.get("MYSQL_URL"):  # a legacy table of the demo's own, never the site's
         os.environ["MYSQL_TABLE"] = demo.DEMO_TABLE
         os.environ["MYSQL_BASELINE_TABLE"] = demo.DEMO_BASELINE
+        os.environ["MYSQL_STATE_TABLE"] = demo.DEMO_STATE
+    from analytics_pipeline.bootstrap import container
+
+    container(demo_table=True)  # a configuration that mixes real and embedded stores stops here
     interactive = sys.stderr.isatty()
 
     def progress(what: str, n: int) -> None:
@@ -238,8 +242,10 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
+    from analytics_pipeline.bootstrap import container
     from analytics_pipeline.serve import serve
 
+    container()  # a configuration that mixes real and embedded stores stops here, before the port opens
     serve(args.host, args.port, args.flush_every, quiet=args.quiet)
     return 0
 

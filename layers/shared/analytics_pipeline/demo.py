@@ -116,6 +116,7 @@ def ingest_stream(
 
 DEMO_TABLE = "anl_demo_jav"
 DEMO_BASELINE = "anl_demo_legacy_baseline"
+DEMO_STATE = "anl_demo_sync_state"
 
 
 def seed_legacy_table(url: str, seed: int) -> dict[str, tuple[int, int]]:
@@ -129,7 +130,7 @@ def seed_legacy_table(url: str, seed: int) -> dict[str, tuple[int, int]]:
     connection = pymysql.connect(**connection_params(url), autocommit=True)
     try:
         with connection.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`")
+            cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`, `{DEMO_STATE}`")
             cur.execute(
                 f"CREATE TABLE `{DEMO_TABLE}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
                 " uuid CHAR(36) NULL UNIQUE, views INT UNSIGNED NOT NULL DEFAULT 0,"
