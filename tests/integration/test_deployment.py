@@ -259,3 +259,36 @@ def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy
     assert cli.main(["invoke", _function_of(name), str(ROOT / "events" / name)]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert ("statusCode" in answer) or ("errors" in answer) or ("status" in answer), answer
+
+
+def _template() -> dict:
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        """CloudFormation's short tags (!Ref, !Sub, …) read as plain values."""
+
+    def tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)
+
+    CfnLoader.add_multi_constructor("!", tagged)
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
+
+
+def test_every_variable_the_template_sets_is_a_setting():
+    from analytics_pipeline.config import _ENV
+
+    template = _template()
+    powertools = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+    blocks = [template["Globals"]["Function"]["Environment"]["Variables"]]
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            blocks.append(resource["Properties"].get("Environment", {}).get("Variables", {}))
+    names = {name for block in blocks for name in block}
+    assert names - powertools <= set(_ENV)
+    # a deployed function refuses to start without both connection strings: every one gets both
+    assert {"REDIS_URL_SECRET_ARN", "MONGODB_URI_SECRET_ARN", "MYSQL_SYNC"} <= set(blocks[0])
+    assert template["Parameters"]["MysqlSync"]["AllowedValues"] == ["on", "shadow"]
