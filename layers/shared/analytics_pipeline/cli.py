@@ -187,6 +187,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             ("matched", report.matched),
             ("mismatched", report.mismatched),
             ("no MySQL row", report.missing_rows),
+            ("held above the totals (legacy)", report.held_above),
             ("in a batch in flight", report.in_flight),
         ]
         if report.shadow:

@@ -4,7 +4,10 @@ For every movie it compares (those in a batch in flight are set aside):
 - the rollup invariant: the totals equal the legacy baseline plus the sum of the movie's daily
   documents, and the same for its weekly, monthly and yearly ones;
 - the baseline in the totals against the one captured in MySQL;
-- with the sync on, the site's columns against the totals.
+- with the sync on, the site's columns against the totals. A column above the totals that still
+  holds what the pipeline itself left there is not a mismatch: the never-lower rule kept a larger
+  legacy value (counted as `held_above`; `anl resync --allow-lower` lowers it). Any other difference
+  means something but the pipeline changed the column, or the pipeline failed to write it.
 In the shadow (`shadow=True`) the columns are still the legacy UPDATE's: instead of comparing them
 with the totals, it compares what each column gained since its baseline with what the pipeline
 counted since then, and lists the movies whose ratio falls outside the tolerance.
@@ -34,6 +37,7 @@ class ParityReport:
     matched: int = 0
     mismatched: int = 0
     missing_rows: int = 0
+    held_above: int = 0
     in_flight: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     # the shadow's comparison: what the legacy column gained since T0 against what the pipeline counted
@@ -65,6 +69,7 @@ class ParityReport:
             "matched": self.matched,
             "mismatched": self.mismatched,
             "missing_rows": self.missing_rows,
+            "held_above": self.held_above,
             "in_flight": self.in_flight,
             "mismatches": self.mismatches,
         }
@@ -119,17 +124,18 @@ class ParityService:
         return Entity(self._domain, "movie", uuid)
 
     def _invariants(
-        self, movies: list[Entity], docs: dict[Entity, dict[str, Any]]
+        self, movies: list[Entity], docs: dict[Entity, dict[str, Any]], rows: dict[str, SyncedRow]
     ) -> dict[Entity, list[dict[str, Any]]]:
         """Per movie, where its totals differ from baseline + Σ bucket, and from MySQL's baseline."""
         sums = {bucket: self._rollups.bucket_sums(bucket, movies) for bucket in BUCKETS}
-        captured = self._replica.baselines([m.entity_id for m in movies])
         found: dict[Entity, list[dict[str, Any]]] = {}
         for movie in movies:
             doc = docs.get(movie, {})
             legacy = {name: int(doc.get(LEGACY.get(name, ""), 0) or 0) for name in COUNTER_FIELDS}
             problems = []
-            for name, value in zip(SYNCED, captured.get(movie.entity_id, (0, 0)), strict=True):
+            row = rows.get(movie.entity_id)
+            captured = row.baseline if row is not None and row.baseline is not None else (0, 0)
+            for name, value in zip(SYNCED, captured, strict=True):
                 if legacy[name] != value:
                     problems.append(_mismatch(movie, f"baseline.{name}", value, legacy[name]))
             for bucket in BUCKETS:
@@ -160,17 +166,26 @@ class ParityService:
         report.in_flight += len(by_movie) - len(movies)
         if not movies:
             return
-        problems = self._invariants(movies, by_movie)
-        columns = self._replica.read([m.entity_id for m in movies])
+        rows = self._replica.read_synced([m.entity_id for m in movies])
+        problems = self._invariants(movies, by_movie, rows)
         for movie in movies:
-            column = columns.get(movie.entity_id)
-            if column is None:
+            row = rows.get(movie.entity_id)
+            if row is None:
                 report.missing_rows += 1  # no row in the site's table: nothing to sync, never inserted
+                self._record(report, problems[movie])
+                continue
+            want = tuple(int(by_movie[movie].get(name, 0)) for name in SYNCED)
+            held = (
+                row.column != want
+                and row.column == row.synced
+                and all(c >= w for c, w in zip(row.column, want, strict=True))
+            )
+            if held:
+                report.held_above += 1
             else:
-                for name, value in zip(SYNCED, column, strict=True):
-                    want = int(by_movie[movie].get(name, 0))
-                    if value != want:
-                        problems[movie].append(_mismatch(movie, f"mysql.{name}", want, value))
+                for name, value, total in zip(SYNCED, row.column, want, strict=True):
+                    if value != total:
+                        problems[movie].append(_mismatch(movie, f"mysql.{name}", total, value))
             self._record(report, problems[movie])
 
     def _compare_shadow(
@@ -182,10 +197,11 @@ class ParityService:
         if not movies:
             return
         docs = self._rollups.totals(movies)
-        problems = self._invariants(movies, docs)
+        problems = self._invariants(movies, docs, {m.entity_id: by_movie[m] for m in movies})
         for movie in movies:
             row, doc = by_movie[movie], docs.get(movie, {})
-            gained = {n: row.column[i] - row.baseline[i] for i, n in enumerate(SYNCED)}
+            baseline = row.baseline or (0, 0)
+            gained = {n: row.column[i] - baseline[i] for i, n in enumerate(SYNCED)}
             counted = {n: int(doc.get(n, 0)) - int(doc.get(LEGACY[n], 0) or 0) for n in SYNCED}
             ratios = {n: _ratio(counted[n], gained[n]) for n in SYNCED}
             for name in SYNCED:
@@ -203,6 +219,26 @@ class ParityService:
                         }
                     )
             self._record(report, problems[movie])
+
+
+def column_differences(row: SyncedRow, totals: dict[str, Any]) -> list[tuple[str, int, int]] | None:
+    """(check, expected, found) for each column that differs from the totals document.
+
+    None when the columns stand above the totals exactly where the pipeline's last write left them:
+    the never-lower rule holding a larger legacy value, not a fault.
+    """
+    want = tuple(int(totals.get(name, 0)) for name in SYNCED)
+    if (
+        row.column != want
+        and row.column == row.synced
+        and all(c >= w for c, w in zip(row.column, want, strict=True))
+    ):
+        return None
+    return [
+        (f"mysql.{name}", total, value)
+        for name, value, total in zip(SYNCED, row.column, want, strict=True)
+        if value != total
+    ]
 
 
 def _mismatch(movie: Entity, check: str, expected: Any, found: Any) -> dict[str, Any]:

@@ -166,7 +166,7 @@ class SyncedRow:
     """A movie's legacy baseline beside its column now, and the column as the pipeline last left it."""
 
     uuid: str
-    baseline: tuple[int, int]  # views, downloads
+    baseline: tuple[int, int] | None  # views, downloads; None: never captured
     column: tuple[int, int]
     synced: tuple[int, int] | None  # None: the pipeline never wrote the row
 
@@ -198,10 +198,8 @@ class ReplicaStore(Protocol):
         remember what each row holds afterwards. Returns (written, skipped)."""
         ...
 
-    def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]: ...
-
-    def baselines(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """The captured legacy baselines (views, downloads) of these movies."""
+    def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
+        """The rows of these movies that exist, with their baselines and last syncs."""
         ...
 
     def rollout_state(self) -> RolloutState: ...

@@ -11,6 +11,7 @@ from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ingest import replay_spool
 from analytics_pipeline.models import COUNTER_FIELDS
 from analytics_pipeline.observability import logger
+from analytics_pipeline.parity import column_differences
 from analytics_pipeline.ports import ClaimStore, Clock, HotStore, Lag, ReplicaStore, RollupStore, Spool
 from analytics_pipeline.rollups import Entity
 
@@ -153,20 +154,10 @@ class WatchdogService:
                     )
         movies = [e for e in entities if e.domain == self._sync_domain and e.entity_type == "movie"]
         if self._replica is not None and movies and self._policy.check_mysql:
-            rows = self._replica.read([m.entity_id for m in movies])
+            rows = self._replica.read_synced([m.entity_id for m in movies])
             for movie in movies:
-                if movie.entity_id not in rows:
-                    continue
-                views, downloads = rows[movie.entity_id]
-                doc = totals.get(movie, {})
-                for name, value in (("views", views), ("downloads", downloads)):
-                    if value != int(doc.get(name, 0)):
-                        found.append(
-                            {
-                                "entity": str(movie),
-                                "check": f"mysql.{name}",
-                                "expected": int(doc.get(name, 0)),
-                                "found": value,
-                            }
-                        )
+                row = rows.get(movie.entity_id)
+                differences = column_differences(row, totals.get(movie, {})) if row is not None else None
+                for check, expected, value in differences or ():
+                    found.append({"entity": str(movie), "check": check, "expected": expected, "found": value})
         return found

@@ -7,10 +7,12 @@
 - Baselines: `INSERT IGNORE … SELECT` copies a row's counts into the baseline table the first time
   the pipeline touches it; later captures find the uuid there and change nothing. The pipeline
   writes a row only after its baseline exists, so a value it wrote is never taken for a legacy one.
-- The same statement that writes a row's totals records, in its baseline row, what the column holds
-  afterwards (`synced_*`): after a rollback, what the legacy `UPDATE` added since is the column less
-  that value (`rebaseline`). Both assignments are GREATEST(old column, total) (or the total, when
-  lowering is allowed), so the order in which MySQL carries out a multi-table SET does not matter.
+- The same statement that writes a row's totals records, in its baseline row, what the column would
+  hold had only the pipeline written it (`synced_*`: the column at its first write or at the
+  cutover, then raised by each total). Whatever else adds to the column shows as its excess over
+  that value: parity reports it, and after a rollback `rebaseline` adds it to the baseline. Where
+  an assignment reads the column (the first write), it reads GREATEST(old column, total) whether
+  MySQL has carried out the column's own assignment yet or not: a multi-table SET has no order.
 - The rollout's state (the sync mode the flush last ran in, and T0: the highest row id when the
   shadow started) is one row of a state table beside the baselines.
 """
@@ -271,10 +273,19 @@ class MySqlReplicaStore:
         self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
     ) -> tuple[int, int]:
         if allow_lower:
-            views, downloads = "t.v", "t.d"
-        else:  # COALESCE: GREATEST(NULL, n) is NULL, and a NULL column would never be written
-            views = f"GREATEST(COALESCE(j.{self._views}, 0), t.v)"
-            downloads = f"GREATEST(COALESCE(j.{self._downloads}, 0), t.d)"
+            assign = "j.{col} = t.{v}, b.synced_{name} = t.{v}"
+        else:
+            # COALESCE: GREATEST(NULL, n) is NULL, and a NULL column would never be written. The
+            # last sync moves up from its own value, not from the column: a write by anything else
+            # stays visible as the column's excess over it (parity) and never becomes ours.
+            assign = (
+                "j.{col} = GREATEST(COALESCE(j.{col}, 0), t.{v}),"
+                " b.synced_{name} = GREATEST(COALESCE(b.synced_{name}, j.{col}, 0), t.{v})"
+            )
+        sets = ", ".join(
+            assign.format(col=col, v=v, name=name)
+            for col, v, name in ((self._views, "v", "views"), (self._downloads, "d", "downloads"))
+        )
         written = skipped = 0
         for chunk in _chunks(list(totals), self._chunk):
             derived = " UNION ALL ".join(
@@ -284,9 +295,7 @@ class MySqlReplicaStore:
             sql = (
                 f"UPDATE {self._t} AS j JOIN ({derived}) AS t ON j.{self._uuid} = t.u"
                 f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
-                f" SET j.{self._views} = {views}, j.{self._downloads} = {downloads},"
-                f" b.synced_views = {views}, b.synced_downloads = {downloads},"
-                " b.synced_at = UTC_TIMESTAMP(3)"
+                f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)"
             )
             uuids = [row[0] for row in chunk]
 
@@ -302,24 +311,25 @@ class MySqlReplicaStore:
             skipped += len(chunk) - matched
         return written, skipped
 
-    def baselines(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        found: dict[str, tuple[int, int]] = {}
+    def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
+        found: dict[str, SyncedRow] = {}
         for chunk in _chunks(list(uuids), self._chunk):
             marks = ",".join(["%s"] * len(chunk))
 
-            def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
+            def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[SyncedRow]:
                 cur.execute(
-                    f"SELECT uuid, views, downloads FROM {self._baseline} WHERE uuid IN ({marks})", chunk
+                    f"SELECT j.{self._uuid}, COALESCE(j.{self._views}, 0), COALESCE(j.{self._downloads}, 0),"
+                    " b.views, b.downloads, b.synced_views, b.synced_downloads"
+                    f" FROM {self._t} AS j LEFT JOIN {self._baseline} AS b ON b.uuid = j.{self._uuid}"
+                    f" WHERE j.{self._uuid} IN ({marks})",
+                    chunk,
                 )
-                return list(cur.fetchall())
+                return [
+                    SyncedRow(uuid, _pair(bv, bd), (int(cv), int(cd)), _pair(sv, sd))
+                    for uuid, cv, cd, bv, bd, sv, sd in cur.fetchall()
+                ]
 
-            try:
-                rows = self._run(work)
-            except ReplicaUnavailable as exc:
-                if _code(exc) == NO_SUCH_TABLE:
-                    return {}
-                raise
-            found.update((uuid, (int(v), int(d))) for uuid, v, d in rows)
+            found.update((row.uuid, row) for row in self._run(work))
         return found
 
     def _synced_rows(self, cur: Any, after: str, limit: int, lock: bool) -> list[SyncedRow]:
@@ -331,12 +341,7 @@ class MySqlReplicaStore:
             (after, limit),
         )
         return [
-            SyncedRow(
-                uuid,
-                (int(bv), int(bd)),
-                (int(cv), int(cd)),
-                None if sv is None else (int(sv), int(sd or 0)),
-            )
+            SyncedRow(uuid, (int(bv), int(bd)), (int(cv), int(cd)), _pair(sv, sd))
             for uuid, bv, bd, cv, cd, sv, sd in cur.fetchall()
         ]
 
@@ -384,23 +389,6 @@ class MySqlReplicaStore:
                 return changed
             last = rows[-1].uuid
 
-    def read(self, uuids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        found: dict[str, tuple[int, int]] = {}
-        for chunk in _chunks(list(uuids), self._chunk):
-            marks = ",".join(["%s"] * len(chunk))
-
-            def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
-                cur.execute(
-                    f"SELECT {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
-                    f" WHERE {self._uuid} IN ({marks})",
-                    chunk,
-                )
-                return list(cur.fetchall())
-
-            for uuid, views, downloads in self._run(work):
-                found[uuid] = (int(views or 0), int(downloads or 0))
-        return found
-
     def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
         def work(cur: Any) -> list[Any]:
             cur.execute(
@@ -431,6 +419,10 @@ class MySqlReplicaStore:
                     return set()  # nothing was ever captured (a dry run before any flush)
                 raise
         return found
+
+
+def _pair(views: Any, downloads: Any) -> tuple[int, int] | None:
+    return None if views is None else (int(views), int(downloads or 0))
 
 
 def _code(exc: ReplicaUnavailable) -> int | None:
