@@ -1,18 +1,24 @@
 """clients/js/analytics.js in headless Chromium, sending to `anl serve` from a page of another origin.
 
-The test page (pages/client.html) and the client are served by a static server of their own, so every
-request to the API is cross-origin, as on the site. The API's WSGI app is wrapped to record what
-reaches it, so a test waits for the client's requests instead of sleeping. Chromium is given a
-desktop browser's User-Agent (`desktop_browser`): the server ignores headless browsers (one test shows it).
+The test pages (pages/client.html for the ES module, pages/classic.html for the classic build) and the
+client are served by a static server of their own, so every request to the API is cross-origin, as on
+the site. The API's WSGI app is wrapped to record what reaches it, so a test waits for the client's
+requests instead of sleeping. Chromium is given a desktop browser's User-Agent (`desktop_browser`): the
+server ignores headless browsers (one test shows it).
+
+The package's own checks run Node.js tools (esbuild, TypeScript) that `npm ci` installs into
+clients/js/node_modules when they are missing (`js_tools`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import io
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -32,6 +38,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "clients" / "js"
 CLIENT = JS / "analytics.js"
+CLASSIC = JS / "dist" / "analytics.min.js"
 PAGES = Path(__file__).resolve().parent / "pages"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 WAIT_S = 10.0
@@ -100,7 +107,9 @@ def site(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "site"
     root.mkdir()
     shutil.copy(PAGES / "client.html", root / "client.html")
+    shutil.copy(PAGES / "classic.html", root / "classic.html")
     shutil.copy(CLIENT, root / "analytics.js")
+    shutil.copy(CLASSIC, root / "analytics.min.js")
     handler = functools.partial(QuietStaticHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -618,3 +627,94 @@ def test_a_download_tracked_again_after_a_reload_counts_again(page, live_server,
     assert first["body"]["events"][0]["event_id"] != second["body"]["events"][0]["event_id"]
     assert [first["answer"]["accepted"], second["answer"]["accepted"]] == [1, 1]
     assert totals(live_server, movie)["downloads"] == 2
+
+
+# The classic-script build (dist/analytics.min.js).
+
+
+def test_the_classic_build_adds_one_global_and_counts_a_view(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}", page="classic.html")
+    assert page.run("return window.addedGlobals") == ["AnalyticsClient"]
+    assert page.flush() == 1
+
+    [post] = recorder.wait_posts(1)
+    assert [(e["action"], e["entity_id"]) for e in post["body"]["events"]] == [("view", movie)]
+    assert post["answer"]["accepted"] == 1
+    assert totals(live_server, movie)["views"] == 1
+    assert page.errors() == []
+
+
+# The package: types, classic build, version and files, checked with its own tools.
+
+
+def run_js(*command: str) -> str:
+    """A command in clients/js; its output, or a failure that shows it."""
+    done = subprocess.run(command, cwd=JS, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def js_tools() -> Path:
+    """clients/js/node_modules with the locked esbuild and TypeScript: `npm ci` when missing."""
+    tools = [JS / "node_modules" / ".bin" / name for name in ("esbuild", "tsc")]
+    assert shutil.which("node") and shutil.which("npm"), "Node.js and npm are needed (Debian: nodejs, npm)"
+    with open(JS / "package-lock.json") as lock:  # one installer at a time (pytest -n)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not all(tool.exists() for tool in tools):
+                run_js("npm", "ci", "--no-audit", "--no-fund")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return JS
+
+
+@pytest.fixture(scope="session")
+def exported(js_tools: Path) -> dict[str, Any]:
+    """What analytics.d.ts declares beside what the module and the classic build export."""
+    return json.loads(run_js("node", "test/exports.mjs"))
+
+
+def test_the_type_declarations_declare_exactly_the_module_exports(exported):
+    assert exported["declared"]["exports"] == exported["module"]["exports"]
+    assert exported["module"]["defaultIsCreateAnalytics"] is True
+
+
+def test_the_type_declarations_declare_exactly_what_a_client_has(exported):
+    assert exported["declared"]["client"] == exported["module"]["client"]
+
+
+def test_the_classic_build_exposes_the_module_exports_under_one_global(exported):
+    assert exported["classic"]["globals"] == ["AnalyticsClient"]
+    assert exported["classic"]["exports"] == sorted(exported["module"]["exports"])
+
+
+def test_the_documented_calls_type_check_against_the_declarations(js_tools):
+    run_js("node_modules/.bin/tsc", "-p", "tsconfig.json")  # test/usage.ts, through `exports`
+
+
+def test_the_committed_classic_build_is_the_build_of_the_module(js_tools, tmp_path):
+    rebuilt = tmp_path / "analytics.min.js"
+    run_js("node", "build.mjs", str(rebuilt))
+    assert rebuilt.read_bytes() == CLASSIC.read_bytes(), "dist/ is stale: run `npm run build` in clients/js"
+
+
+def test_the_version_is_the_same_in_package_json_module_build_and_changelog(exported):
+    version = exported["packageVersion"]
+    assert exported["module"]["version"] == version
+    assert exported["classic"]["version"] == version
+    changelog = (JS / "CHANGELOG.md").read_text()
+    assert re.search(r"^## (\S+)", changelog, re.MULTILINE).group(1) == version
+
+
+def test_the_package_ships_the_module_its_types_the_classic_build_and_docs(js_tools):
+    [packed] = json.loads(run_js("npm", "pack", "--dry-run", "--json"))
+    assert sorted(f["path"] for f in packed["files"]) == [
+        "CHANGELOG.md",
+        "README.md",
+        "analytics.d.ts",
+        "analytics.js",
+        "dist/analytics.min.js",
+        "package.json",
+    ]
