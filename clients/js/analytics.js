@@ -12,27 +12,43 @@
  * a request) every few seconds, when the page is hidden or left, and on `flush()`. Sending uses
  * `navigator.sendBeacon` with a text/plain body (no CORS preflight), or `fetch(..., {keepalive: true})`
  * when the beacon is missing or refused. Invalid calls are dropped; nothing here ever throws into the
- * page. Views and downloads reuse one event id per entity for the dedupe window (30 minutes, kept in
- * sessionStorage), so a reload within it counts once; the window must stay shorter than the server's
- * dedupe TTL (48 h by default). See README.md next to this file.
+ * page.
+ *
+ * Duplicates are judged per page view: the same action on the same entity is sent once per page view
+ * and dedupe window (30 minutes). A page view starts with each page load but a reload, with
+ * `pageview()`, and with a history navigation (pushState, replaceState, back/forward) that changes the
+ * path. A view keeps its event id across reloads of its page view during the window (the id is kept in
+ * sessionStorage), so a reload counts once; the window must stay shorter than the server's dedupe TTL
+ * (48 h by default). Each download attempt counts (the design's Decision 1) but a repeat within
+ * `doubleClickMs` (2 s), a double click, does not. See README.md next to this file.
  */
+
+export const VERSION = "0.1.0";
 
 const ACTIONS = ["view", "download", "favorite", "rating", "watchlist"];
 const ENTITY_TYPES = ["movie", "actor", "tag", "provider"];
-const STABLE_ID_ACTIONS = ["view", "download"];
+const STABLE_ID_ACTIONS = ["view"];
 const ENTITY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BATCH_PATH = "/api/v1/analytics/events/batch";
 const MAX_BATCH = 100;
 const STORAGE_PREFIX = "anl:";
-const seen = new Set(); // identical actions of this page's life, whichever client tracked them
+const PAGE_KEY = `${STORAGE_PREFIX}page`;
+
+// The page view is the document's, shared by every client of it: its id and path, and the actions
+// tracked in it (key -> time until which a repeat is dropped). Both are reset by a new page view.
+let page = null;
+const seen = new Map();
+let followingHistory = false;
 
 const DEFAULTS = {
   endpoint: "", // base URL of the API; "" is the page's own origin
   domain: "jav",
   flushIntervalMs: 5000,
   dedupeWindowMs: 30 * 60 * 1000,
+  doubleClickMs: 2000, // a download repeated within it is a double click: dropped
   storage: "session", // "session", "local", a Storage-like object, or null for none
+  followHistory: true, // a history navigation that changes the path starts a new page view
   sendBeacon: null, // overrides of navigator.sendBeacon(url, blob) and fetch(url, init)
   fetch: null,
 };
@@ -88,6 +104,75 @@ function ratingValue(value) {
   return Math.min(5, Math.max(1, Math.round(value)));
 }
 
+function currentPath() {
+  try {
+    return String(globalThis.location.pathname);
+  } catch (_) {
+    return "";
+  }
+}
+
+function isReload() {
+  try {
+    return globalThis.performance.getEntriesByType("navigation")[0].type === "reload";
+  } catch (_) {
+    return false;
+  }
+}
+
+/** Start a new page view: what was tracked before may count again. */
+function newPage() {
+  page = { id: newEventId(), path: currentPath() };
+  seen.clear();
+}
+
+/** The current page view; a reload carries on the one it reloads, when `storage` remembers it. */
+function currentPage(storage) {
+  if (page !== null) return page;
+  if (isReload()) {
+    try {
+      const saved = JSON.parse(storage.getItem(PAGE_KEY));
+      if (saved && EVENT_ID.test(saved.id) && saved.path === currentPath()) {
+        page = { id: saved.id, path: saved.path };
+        return page;
+      }
+    } catch (_) {
+      // no storage, or nothing valid saved
+    }
+  }
+  newPage();
+  return page;
+}
+
+/** A new page view when a history navigation changed the path (query and hash changes are not). */
+function historyChanged() {
+  try {
+    if (page !== null && page.path !== currentPath()) newPage();
+  } catch (error) {
+    debug("page change failed", error);
+  }
+}
+
+function followHistory() {
+  if (followingHistory) return;
+  try {
+    const history = globalThis.history;
+    for (const name of ["pushState", "replaceState"]) {
+      const original = history[name];
+      if (typeof original !== "function") continue;
+      history[name] = function (...args) {
+        const result = original.apply(this, args);
+        historyChanged();
+        return result;
+      };
+    }
+    addEventListener("popstate", historyChanged);
+    followingHistory = true;
+  } catch (_) {
+    // not in a page: pageview() by hand
+  }
+}
+
 /** A client with its own queue, timer and settings; `track` and `flush` below use a default one. */
 export function createAnalytics(options = {}) {
   const settings = { ...DEFAULTS };
@@ -103,19 +188,23 @@ export function createAnalytics(options = {}) {
   let queue = [];
   let timer = null;
 
-  function stableEventId(domain, action, entityType, entityId) {
-    const storage = resolveStorage(settings.storage);
+  /** The event id of this page view's action: the one saved before a reload, while in the window. */
+  function stableEventId(storage, domain, action, entityType, entityId) {
     const key = `${STORAGE_PREFIX}${domain}:${action}:${entityType}:${entityId}`;
     const now = Date.now();
     try {
       const saved = JSON.parse(storage.getItem(key));
-      if (saved && saved.expires > now && EVENT_ID.test(saved.id)) return saved.id;
+      if (saved && saved.page === page.id && saved.expires > now && EVENT_ID.test(saved.id)) {
+        return saved.id;
+      }
     } catch (_) {
       // no storage, or nothing valid saved
     }
     const id = newEventId();
     try {
-      storage.setItem(key, JSON.stringify({ id, expires: now + Number(settings.dedupeWindowMs) }));
+      const expires = now + Number(settings.dedupeWindowMs);
+      storage.setItem(key, JSON.stringify({ id, page: page.id, expires }));
+      storage.setItem(PAGE_KEY, JSON.stringify(page));
     } catch (_) {
       // not saved: a reload will count again
     }
@@ -128,7 +217,7 @@ export function createAnalytics(options = {}) {
       const now = Date.now();
       for (let i = storage.length - 1; i >= 0; i--) {
         const key = storage.key(i);
-        if (!key || !key.startsWith(STORAGE_PREFIX)) continue;
+        if (!key || !key.startsWith(STORAGE_PREFIX) || key === PAGE_KEY) continue;
         let saved = null;
         try {
           saved = JSON.parse(storage.getItem(key));
@@ -190,7 +279,7 @@ export function createAnalytics(options = {}) {
     }
   }
 
-  /** Queue one event; invalid calls and repeats within this page's life are dropped. */
+  /** Queue one event; invalid calls and repeats within this page view are dropped. */
   function track(action, entityType, entityId, options) {
     try {
       if (!ACTIONS.includes(action)) return debug("unknown action", action);
@@ -203,12 +292,16 @@ export function createAnalytics(options = {}) {
         if (value === null) return debug("a rating needs a numeric value");
       }
       const domain = String(settings.domain);
+      const storage = resolveStorage(settings.storage);
+      currentPage(storage);
       const key = [domain, action, entityType, id, value].join("|");
-      if (seen.has(key)) return;
-      seen.add(key);
+      const now = Date.now();
+      if (now < seen.get(key)) return; // a repeat within this page view's window
+      const repeatMs = action === "download" ? settings.doubleClickMs : settings.dedupeWindowMs;
+      seen.set(key, now + (Number(repeatMs) || 0));
       const event = {
         event_id: STABLE_ID_ACTIONS.includes(action)
-          ? stableEventId(domain, action, entityType, id)
+          ? stableEventId(storage, domain, action, entityType, id)
           : newEventId(),
         domain,
         entity_type: entityType,
@@ -225,6 +318,25 @@ export function createAnalytics(options = {}) {
     }
   }
 
+  /**
+   * Start a new page view (an SPA's route change): what was tracked before may count again. The
+   * first call before anything is tracked is the page load's own view (a router's initial
+   * navigation), so a reload still carries on the page view it reloads.
+   */
+  function pageview() {
+    try {
+      if (page === null) currentPage(resolveStorage(settings.storage));
+      else newPage();
+    } catch (error) {
+      debug("pageview failed", error);
+    }
+  }
+
+  try {
+    if (settings.followHistory) followHistory();
+  } catch (_) {
+    // not followed: pageview() by hand
+  }
   try {
     pruneStorage();
     addEventListener("pagehide", flush);
@@ -238,6 +350,7 @@ export function createAnalytics(options = {}) {
   return {
     track,
     flush,
+    pageview,
     get pending() {
       return queue.length;
     },
@@ -267,6 +380,15 @@ export function track(action, entityType, entityId, options) {
     client().track(action, entityType, entityId, options);
   } catch (error) {
     debug("track failed", error);
+  }
+}
+
+/** Start a new page view, for every client of the page: call it on an SPA's route change. */
+export function pageview() {
+  try {
+    client().pageview();
+  } catch (error) {
+    debug("pageview failed", error);
   }
 }
 

@@ -1,18 +1,24 @@
 """clients/js/analytics.js in headless Chromium, sending to `anl serve` from a page of another origin.
 
-The test page (pages/client.html) and the client are served by a static server of their own, so every
-request to the API is cross-origin, as on the site. The API's WSGI app is wrapped to record what
-reaches it, so a test waits for the client's requests instead of sleeping. Chromium is given a
-desktop browser's User-Agent (`desktop_browser`): the server ignores headless browsers (one test shows it).
+The test pages (pages/client.html for the ES module, pages/classic.html for the classic build) and the
+client are served by a static server of their own, so every request to the API is cross-origin, as on
+the site. The API's WSGI app is wrapped to record what reaches it, so a test waits for the client's
+requests instead of sleeping. Chromium is given a desktop browser's User-Agent (`desktop_browser`): the
+server ignores headless browsers (one test shows it).
+
+The package's own checks run Node.js tools (esbuild, TypeScript) that `npm ci` installs into
+clients/js/node_modules when they are missing (`js_tools`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import io
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 import urllib.request
@@ -30,7 +36,9 @@ from tests.support import BATCH
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT = ROOT / "clients" / "js" / "analytics.js"
+JS = ROOT / "clients" / "js"
+CLIENT = JS / "analytics.js"
+CLASSIC = JS / "dist" / "analytics.min.js"
 PAGES = Path(__file__).resolve().parent / "pages"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 WAIT_S = 10.0
@@ -99,7 +107,9 @@ def site(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "site"
     root.mkdir()
     shutil.copy(PAGES / "client.html", root / "client.html")
+    shutil.copy(PAGES / "classic.html", root / "classic.html")
     shutil.copy(CLIENT, root / "analytics.js")
+    shutil.copy(CLASSIC, root / "analytics.min.js")
     handler = functools.partial(QuietStaticHandler, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -125,9 +135,13 @@ class Page:
         self.live_server = live_server
         self.recorder = recorder
 
-    def open(self, *track: str, **params: Any) -> None:
+    def open(self, *track: str, page: str = "client.html", **params: Any) -> None:
         query = [("endpoint", self.live_server.url), *(("track", t) for t in track), *params.items()]
-        self.browser.get(f"{self.site}/client.html?{urlencode(query)}")
+        self.browser.get(f"{self.site}/{page}?{urlencode(query)}")
+        self.wait_for("return window.clientReady === true")
+
+    def reload(self) -> None:
+        self.browser.refresh()
         self.wait_for("return window.clientReady === true")
 
     def run(self, script: str, *args: Any) -> Any:
@@ -146,6 +160,12 @@ class Page:
     def flush(self) -> int:
         return self.run("return window.analytics.flush()")
 
+    def pageview(self) -> None:
+        self.run("window.analytics.pageview()")
+
+    def pending(self) -> int:
+        return self.run("return window.analytics.pending")
+
     def errors(self) -> list[str]:
         return self.run("return window.pageErrors")
 
@@ -160,6 +180,11 @@ def totals(live_server: Any, entity_id: str, entity_type: str = "movie") -> dict
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def sent(posts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every event of these POSTs, in order."""
+    return [event for post in posts for event in post["body"]["events"]]
 
 
 @pytest.fixture
@@ -194,21 +219,18 @@ def test_a_tracked_view_is_sent_as_a_text_plain_beacon_and_counted(page, live_se
     assert page.errors() == []
 
 
-def test_a_reload_within_the_dedupe_window_records_none(page, live_server, recorder):
+def test_a_reload_within_the_dedupe_window_records_no_view(page, live_server, recorder):
     movie = new_id()
-    page.open(f"view:movie:{movie}", f"download:movie:{movie}")
+    page.open(f"view:movie:{movie}")
     page.flush()
-    page.browser.refresh()  # tracks both again on load
-    page.wait_for("return window.clientReady === true")
+    page.reload()  # tracks the view again on load
     page.flush()
 
     first, second = recorder.wait_posts(2)
-    ids = lambda post: {e["action"]: e["event_id"] for e in post["body"]["events"]}  # noqa: E731
-    assert ids(first) == ids(second)
+    assert first["body"]["events"][0]["event_id"] == second["body"]["events"][0]["event_id"]
     assert second["answer"]["accepted"] == 0
-    assert second["answer"]["duplicates"] == 2
-    counted = totals(live_server, movie)
-    assert (counted["views"], counted["downloads"]) == (1, 1)
+    assert second["answer"]["duplicates"] == 1
+    assert totals(live_server, movie)["views"] == 1
 
 
 def test_a_reload_after_the_dedupe_window_counts_again(page, live_server, recorder):
@@ -304,9 +326,10 @@ def test_a_queue_of_more_than_100_events_is_split_into_batches(page, live_server
     )
     assert page.flush() == 1
 
-    posts = recorder.wait_posts(2)
-    assert [len(p["body"]["events"]) for p in posts] == [100, 50]
-    assert [p["answer"]["accepted"] for p in posts] == [100, 50]
+    posts = recorder.wait_posts(2)  # two beacons in flight at once: answered in either order
+    assert sorted(len(p["body"]["events"]) for p in posts) == [50, 100]
+    assert sorted(p["answer"]["accepted"] for p in posts) == [50, 100]
+    assert sorted(e["entity_id"] for e in sent(posts)) == sorted(f"{prefix}-{i}" for i in range(150))
 
 
 def test_queued_events_are_sent_every_few_seconds_without_a_flush(page, live_server, recorder):
@@ -434,3 +457,264 @@ def test_a_headless_browser_is_ignored_by_the_server(browser, site, live_server,
     [post] = recorder.wait_posts(1)
     assert post["answer"] == {"accepted": 0, "duplicates": 0, "ignored": 1, "rejected": []}
     assert totals(live_server, movie)["views"] == 0
+
+
+# Page views: the dedupe is per page view, not per module lifetime.
+
+
+def test_a_movie_viewed_again_after_a_pageview_call_counts_again(page, live_server, recorder):
+    a, b = new_id(), new_id()
+    page.open(f"view:movie:{a}")
+    page.pageview()  # an SPA router's hook
+    page.track("view", "movie", b)
+    page.pageview()
+    page.track("view", "movie", a)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    events = post["body"]["events"]
+    assert [e["entity_id"] for e in events] == [a, b, a]
+    assert len({e["event_id"] for e in events}) == 3
+    assert post["answer"]["accepted"] == 3
+    assert totals(live_server, a)["views"] == 2
+    assert totals(live_server, b)["views"] == 1
+
+
+def test_a_history_navigation_to_another_path_starts_a_new_page_view(page, live_server, recorder):
+    a, b = new_id(), new_id()
+    page.open(f"view:movie:{a}")
+    page.run("history.pushState({}, '', '/movies/' + arguments[0])", b)  # what an SPA router does
+    page.track("view", "movie", b)
+    page.run("history.back()")  # popstate, back on the first path
+    page.wait_for("return location.pathname === '/client.html'")
+    page.track("view", "movie", a)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    assert [e["entity_id"] for e in post["body"]["events"]] == [a, b, a]
+    assert post["answer"]["accepted"] == 3
+    assert totals(live_server, a)["views"] == 2
+
+
+def test_a_history_change_of_query_or_hash_only_stays_in_the_page_view(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}")
+    page.run("history.pushState({}, '', '?tab=comments')")
+    page.track("view", "movie", movie)
+    page.run("history.replaceState({scroll: 120}, '', '#cast')")  # a router saving its scroll position
+    page.track("view", "movie", movie)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    assert [e["entity_id"] for e in post["body"]["events"]] == [movie]
+    assert totals(live_server, movie)["views"] == 1
+
+
+def test_history_navigation_is_not_followed_when_turned_off(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}", history="off")
+    page.run("history.pushState({}, '', '/movies/other')")
+    page.track("view", "movie", movie)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    assert [e["entity_id"] for e in post["body"]["events"]] == [movie]
+    assert totals(live_server, movie)["views"] == 1
+
+
+def test_a_movie_viewed_again_on_a_new_page_load_counts_again(page, live_server, recorder):
+    a, b = new_id(), new_id()
+    for movie in (a, b, a):  # links followed, not reloads: each load is a page view
+        page.open(f"view:movie:{movie}")
+        page.flush()
+
+    posts = recorder.wait_posts(3)
+    events = sent(posts)
+    assert [e["entity_id"] for e in events] == [a, b, a]
+    assert events[0]["event_id"] != events[2]["event_id"]
+    assert [p["answer"]["accepted"] for p in posts] == [1, 1, 1]
+    assert totals(live_server, a)["views"] == 2
+
+
+def test_a_view_repeated_after_the_dedupe_window_in_one_page_view_counts_again(page, live_server, recorder):
+    movie = new_id()
+    window_s = 0.8
+    page.open(f"view:movie:{movie}", window=int(window_s * 1000), api="factory")
+    tracked_at = time.monotonic()
+    page.track("view", "movie", movie)  # within the window: dropped
+    assert page.pending() == 1
+    time.sleep(max(0.0, window_s + 0.1 - (time.monotonic() - tracked_at)))
+    page.track("view", "movie", movie)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    first, second = post["body"]["events"]
+    assert first["event_id"] != second["event_id"]
+    assert post["answer"]["accepted"] == 2
+    assert totals(live_server, movie)["views"] == 2
+
+
+def test_a_reload_carries_on_the_page_view_it_reloads(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}")
+    page.pageview()
+    page.track("view", "movie", movie)  # a view of the second page view
+    page.flush()
+    page.reload()  # tracks the view again on load
+    page.flush()
+
+    first, second = recorder.wait_posts(2)
+    loaded, viewed_again = first["body"]["events"]
+    [reloaded] = second["body"]["events"]
+    assert reloaded["event_id"] == viewed_again["event_id"] != loaded["event_id"]
+    assert second["answer"]["duplicates"] == 1
+    assert totals(live_server, movie)["views"] == 2
+
+
+def test_a_router_initial_pageview_call_keeps_a_reload_from_counting(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}", pageview="first")
+    page.flush()
+    page.reload()
+    page.flush()
+
+    first, second = recorder.wait_posts(2)
+    assert first["body"]["events"][0]["event_id"] == second["body"]["events"][0]["event_id"]
+    assert second["answer"]["duplicates"] == 1
+    assert totals(live_server, movie)["views"] == 1
+
+
+# Downloads: each attempt counts (the design's Decision 1); a double click does not.
+
+
+def test_a_double_click_on_a_download_counts_once(page, live_server, recorder):
+    movie = new_id()
+    page.open()
+    page.track("download", "movie", movie)
+    page.track("download", "movie", movie)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    assert [(e["action"], e["entity_id"]) for e in post["body"]["events"]] == [("download", movie)]
+    assert totals(live_server, movie)["downloads"] == 1
+
+
+def test_each_download_attempt_after_the_double_click_window_counts(page, live_server, recorder):
+    movie = new_id()
+    double_click_s = 0.5
+    page.open(doubleclick=int(double_click_s * 1000))
+    page.track("download", "movie", movie)
+    tracked_at = time.monotonic()
+    time.sleep(max(0.0, double_click_s + 0.1 - (time.monotonic() - tracked_at)))
+    page.track("download", "movie", movie)
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    first, second = post["body"]["events"]
+    assert first["event_id"] != second["event_id"]
+    assert post["answer"]["accepted"] == 2
+    assert totals(live_server, movie)["downloads"] == 2
+
+
+def test_a_download_tracked_again_after_a_reload_counts_again(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"download:movie:{movie}")
+    page.flush()
+    page.reload()
+    page.flush()
+
+    first, second = recorder.wait_posts(2)
+    assert first["body"]["events"][0]["event_id"] != second["body"]["events"][0]["event_id"]
+    assert [first["answer"]["accepted"], second["answer"]["accepted"]] == [1, 1]
+    assert totals(live_server, movie)["downloads"] == 2
+
+
+# The classic-script build (dist/analytics.min.js).
+
+
+def test_the_classic_build_adds_one_global_and_counts_a_view(page, live_server, recorder):
+    movie = new_id()
+    page.open(f"view:movie:{movie}", page="classic.html")
+    assert page.run("return window.addedGlobals") == ["AnalyticsClient"]
+    assert page.flush() == 1
+
+    [post] = recorder.wait_posts(1)
+    assert [(e["action"], e["entity_id"]) for e in post["body"]["events"]] == [("view", movie)]
+    assert post["answer"]["accepted"] == 1
+    assert totals(live_server, movie)["views"] == 1
+    assert page.errors() == []
+
+
+# The package: types, classic build, version and files, checked with its own tools.
+
+
+def run_js(*command: str) -> str:
+    """A command in clients/js; its output, or a failure that shows it."""
+    done = subprocess.run(command, cwd=JS, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def js_tools() -> Path:
+    """clients/js/node_modules with the locked esbuild and TypeScript: `npm ci` when missing."""
+    tools = [JS / "node_modules" / ".bin" / name for name in ("esbuild", "tsc")]
+    assert shutil.which("node") and shutil.which("npm"), "Node.js and npm are needed (Debian: nodejs, npm)"
+    with open(JS / "package-lock.json") as lock:  # one installer at a time (pytest -n)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not all(tool.exists() for tool in tools):
+                run_js("npm", "ci", "--no-audit", "--no-fund")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return JS
+
+
+@pytest.fixture(scope="session")
+def exported(js_tools: Path) -> dict[str, Any]:
+    """What analytics.d.ts declares beside what the module and the classic build export."""
+    return json.loads(run_js("node", "test/exports.mjs"))
+
+
+def test_the_type_declarations_declare_exactly_the_module_exports(exported):
+    assert exported["declared"]["exports"] == exported["module"]["exports"]
+    assert exported["module"]["defaultIsCreateAnalytics"] is True
+
+
+def test_the_type_declarations_declare_exactly_what_a_client_has(exported):
+    assert exported["declared"]["client"] == exported["module"]["client"]
+
+
+def test_the_classic_build_exposes_the_module_exports_under_one_global(exported):
+    assert exported["classic"]["globals"] == ["AnalyticsClient"]
+    assert exported["classic"]["exports"] == sorted(exported["module"]["exports"])
+
+
+def test_the_documented_calls_type_check_against_the_declarations(js_tools):
+    run_js("node_modules/.bin/tsc", "-p", "tsconfig.json")  # test/usage.ts, through `exports`
+
+
+def test_the_committed_classic_build_is_the_build_of_the_module(js_tools, tmp_path):
+    rebuilt = tmp_path / "analytics.min.js"
+    run_js("node", "build.mjs", str(rebuilt))
+    assert rebuilt.read_bytes() == CLASSIC.read_bytes(), "dist/ is stale: run `npm run build` in clients/js"
+
+
+def test_the_version_is_the_same_in_package_json_module_build_and_changelog(exported):
+    version = exported["packageVersion"]
+    assert exported["module"]["version"] == version
+    assert exported["classic"]["version"] == version
+    changelog = (JS / "CHANGELOG.md").read_text()
+    assert re.search(r"^## (\S+)", changelog, re.MULTILINE).group(1) == version
+
+
+def test_the_package_ships_the_module_its_types_the_classic_build_and_docs(js_tools):
+    [packed] = json.loads(run_js("npm", "pack", "--dry-run", "--json"))
+    assert sorted(f["path"] for f in packed["files"]) == [
+        "CHANGELOG.md",
+        "README.md",
+        "analytics.d.ts",
+        "analytics.js",
+        "dist/analytics.min.js",
+        "package.json",
+    ]
