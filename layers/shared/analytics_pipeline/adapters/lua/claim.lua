@@ -28,9 +28,10 @@
 -- emulation, which cannot parse it, gets the script without it (load_lua).
 --
 -- Consequence: a claim at the limit writes each batch field (and an owner entry, an in-flight entry,
--- the sequence number) before it deletes the counter hash it copies, so memory can pass maxmemory
--- by at most one batch's bookkeeping, and by less once the counters are deleted: the batch hash
--- holds the same numbers as the counter hashes it replaces. docs/redis.md gives the measured figure.
+-- the sequence number) before it deletes the counter hash it copies, so the keys can pass maxmemory
+-- by at most one batch hash and its owner entries (about 15 KB for 200 one-day entities), and end
+-- smaller than they started: the batch holds the numbers of the counter hashes it replaces.
+-- docs/redis.md gives the measurement.
 
 local root = ARGV[3]
 local max_entities = tonumber(ARGV[2])
