@@ -179,7 +179,7 @@ def test_a_full_redis_counts_every_accepted_event_once_and_leaves_the_dead_lette
     for _ in range(template_max_receive_count() + 5):
         report = pipeline.watchdog().as_dict()
         assert report["spool"] == {}
-        assert any(e.startswith("spool: not replayed, Redis is full") for e in report["errors"])
+        assert any(e.startswith("spool: not replayed: Redis is full") for e in report["errors"])
     assert (queues.depth(queues.spool), queues.depth(queues.dlq)) == (spooled, 0)
 
     full_redis.raise_limit()
@@ -276,7 +276,7 @@ def test_the_watchdog_stops_at_the_first_refusal_and_takes_no_more_from_the_spoo
 
     assert taken == [10]  # one receive of ten messages, none after the refusal
     assert report["spool"]["batches"] == 0
-    assert any(e.startswith("spool: replay stopped, Redis is full") for e in report["errors"])
+    assert any(e.startswith("spool: replay stopped: Redis is full") for e in report["errors"])
     full_redis.raise_limit()
     pipeline.build(**env)
     replayed = pipeline.watchdog().as_dict()["spool"]

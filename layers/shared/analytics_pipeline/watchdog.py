@@ -108,20 +108,18 @@ class WatchdogService:
         try:
             self._hot_store.check_writable()
         except HotStoreFull as exc:
-            report.errors.append(f"spool: not replayed, Redis is full and refuses writes ({exc})")
+            report.errors.append(f"spool: not replayed: {exc}")
             return
         except StoreError as exc:
-            report.errors.append(f"spool: not replayed, Redis does not accept writes ({exc})")
+            report.errors.append(f"spool: not replayed, Redis does not accept writes: {exc}")
             return
         report.spool = {}
         try:
             replay_spool(
                 self._spool, self._hot_store, self._clock, self._policy.spool_batches, report=report.spool
             )
-        except HotStoreFull as exc:
-            report.errors.append(f"spool: replay stopped, Redis is full and refuses writes ({exc})")
-        except StoreError as exc:
-            report.errors.append(f"spool: replay stopped ({exc})")
+        except StoreError as exc:  # HotStoreFull included: the rest waits in the spool
+            report.errors.append(f"spool: replay stopped: {exc}")
 
     def _verify(self, report: WatchdogReport) -> None:
         """Totals == sum of daily documents + legacy baseline, and MySQL == totals, on a sample."""
