@@ -208,3 +208,25 @@ def legacy(mysql_schema: dict[str, Any]) -> Iterator[LegacyTable]:
     table = LegacyTable(mysql_schema, f"jav_{uuid.uuid4().hex[:10]}")
     yield table
     table.drop()
+
+
+# --- AWS (moto) -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every AWS call of the test goes to moto; Powertools' secret cache starts and ends empty."""
+    from aws_lambda_powertools.utilities import parameters
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    parameters.clear_caches()
+    with mock_aws():
+        yield
+    parameters.clear_caches()

@@ -39,6 +39,10 @@ class FakeHotStore:
             counted.append(fresh)
         return RecordOutcome(counted=tuple(counted))
 
+    def check_writable(self) -> None:
+        if self.down:
+            raise HotStoreUnavailable("down")
+
 
 class FakeSpool:
     def __init__(self) -> None:

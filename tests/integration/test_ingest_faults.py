@@ -17,7 +17,6 @@ from analytics_pipeline.adapters.spool import FileSpool, SqsSpool
 from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable
 from analytics_pipeline.ingest import IngestRequest, replay_spool
 from analytics_pipeline.models import CountedEvent
-from moto import mock_aws
 
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state
 
@@ -248,23 +247,6 @@ def test_one_redis_round_trip_per_event_and_per_batch(container, client, clock):
 
 
 # --- SQS spool and Secrets Manager (moto) ---------------------------------------------------------------
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    with mock_aws():
-        yield
-    parameters.clear_caches()
 
 
 def test_sqs_spool_keeps_messages_until_acknowledged(aws):

@@ -107,3 +107,22 @@ def test_server_keys_from_a_secret_are_checked_like_the_variable():
     for bad in ('["short"]', "short", "[1, 2]", "[not json"):
         with pytest.raises(ConfigurationError):
             parse_server_keys(bad)
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"SPOOL_DLQ_URL": "spool-dlq", "SPOOL_QUEUE_URL": "https://q/spool"}, "dead-letter queue's URL"),
+        ({"SPOOL_DLQ_URL": "https://q/spool-dlq"}, "set SPOOL_QUEUE_URL too"),
+        ({"SPOOL_DLQ_URL": "https://q/spool", "SPOOL_QUEUE_URL": "https://q/spool"}, "not the spool queue"),
+    ],
+)
+def test_a_spool_dead_letter_queue_url_is_refused_unless_it_names_the_spools_own(env, says):
+    with pytest.raises(ConfigurationError, match="SPOOL_DLQ_URL") as refused:
+        load_settings(env)
+    assert says in str(refused.value)
+
+
+def test_a_spool_dead_letter_queue_url_beside_its_spool_queue_is_kept():
+    env = {"SPOOL_QUEUE_URL": "https://q/spool", "SPOOL_DLQ_URL": "https://q/spool-dlq"}
+    assert load_settings(env).spool_dlq_url == "https://q/spool-dlq"

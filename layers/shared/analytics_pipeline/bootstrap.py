@@ -127,7 +127,7 @@ class Container:
             from analytics_pipeline.adapters.spool import FileSpool, SqsSpool
 
             if self.settings.spool_queue_url:
-                return SqsSpool(self.settings.spool_queue_url)
+                return SqsSpool(self.settings.spool_queue_url, dead_letter_url=self.settings.spool_dlq_url)
             if self.settings.in_lambda:
                 raise ConfigurationError("SPOOL_QUEUE_URL is required in AWS Lambda")
             logger.info("SPOOL_QUEUE_URL is unset: spooling to a local file", path=self.settings.spool_path)
@@ -150,7 +150,15 @@ class Container:
             from analytics_pipeline.adapters.redis_claims import RedisClaimStore
 
             s = self.settings
-            return RedisClaimStore(self.redis, self.keys, s.redis_wait_replicas, s.redis_wait_timeout_ms)
+            # the embedded emulation (no REDIS_URL) cannot parse the scripts' `#!lua flags=` line
+            embedded = not (s.redis_url or s.redis_url_secret_arn)
+            return RedisClaimStore(
+                self.redis,
+                self.keys,
+                s.redis_wait_replicas,
+                s.redis_wait_timeout_ms,
+                script_flags=not embedded,
+            )
 
         return self._once("claims", build)
 

@@ -228,6 +228,32 @@ def cmd_rebaseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spool_redrive(args: argparse.Namespace) -> int:
+    """The spool's dead-letter queue back into the spool; the watchdog replays it through the dedupe."""
+    from analytics_pipeline.bootstrap import container
+    from analytics_pipeline.errors import StoreError
+
+    try:
+        report = container().spool.redrive()
+    except StoreError as exc:
+        print(f"anl: spool redrive: {exc}", file=sys.stderr)
+        return 2
+    if report is None:
+        print("nothing to redrive: the file spool (SPOOL_QUEUE_URL unset) has no dead-letter queue")
+        return 0
+    print(
+        f"moved {report.moved} messages ({report.events} events) from the dead-letter queue to the spool;"
+        " the watchdog replays them, and counts an event already counted nothing"
+    )
+    if report.unreadable:
+        print(
+            f"anl: spool redrive: {report.unreadable} unreadable messages left in the dead-letter queue",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     from analytics_pipeline.openapi import openapi_document
 
@@ -330,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", help="print (or --write) the query API's OpenAPI document")
     openapi.add_argument("--write", metavar="FILE")
     openapi.set_defaults(run=cmd_openapi)
+
+    spool = sub.add_parser("spool", help="the spool of events that arrived while Redis could not count")
+    spool_sub = spool.add_subparsers(dest="spool_command", required=True)
+    spool_sub.add_parser(
+        "redrive", help="move the spool's dead-letter queue back into the spool (SPOOL_DLQ_URL)"
+    ).set_defaults(run=cmd_spool_redrive)
 
     demo = sub.add_parser("demo", help="the pipeline on the embedded defaults, with a summary")
     demo.add_argument("--seed", type=int, default=7)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -42,6 +43,7 @@ _ENV: dict[str, str] = {
     "MAX_BODY_BYTES": "max_body_bytes",
     "CLOCK_SKEW_SECONDS": "clock_skew_s",
     "SPOOL_QUEUE_URL": "spool_queue_url",
+    "SPOOL_DLQ_URL": "spool_dlq_url",
     "SPOOL_PATH": "spool_path",
     "CORS_ALLOW_ORIGIN": "cors_allow_origin",
     "FLUSH_BATCH_SIZE": "flush_batch_size",
@@ -101,6 +103,7 @@ class Settings(BaseModel):
     clock_skew_s: int = Field(default=300, ge=0, le=7 * 24 * 3600)
 
     spool_queue_url: str | None = None
+    spool_dlq_url: str | None = None
     spool_path: str = ".anl/spool"
     cors_allow_origin: str = "*"
 
@@ -145,6 +148,13 @@ class Settings(BaseModel):
             raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return value
 
+    @field_validator("spool_dlq_url")
+    @classmethod
+    def _check_spool_dlq_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://\S+", value):
+            raise ValueError("must be the dead-letter queue's URL (stack output SpoolDeadLetterQueueUrl)")
+        return value
+
     @field_validator("mysql_url")
     @classmethod
     def _check_mysql_url(cls, value: str | None) -> str | None:
@@ -157,6 +167,10 @@ class Settings(BaseModel):
         for plain, arn in _SECRET_PAIRS:
             if getattr(self, plain) and getattr(self, arn):
                 raise ValueError(f"set {plain.upper()} or {arn.upper()}, not both")
+        if self.spool_dlq_url and not self.spool_queue_url:
+            raise ValueError("SPOOL_DLQ_URL is the spool queue's dead-letter queue: set SPOOL_QUEUE_URL too")
+        if self.spool_dlq_url and self.spool_dlq_url == self.spool_queue_url:
+            raise ValueError("SPOOL_DLQ_URL must name the dead-letter queue, not the spool queue itself")
         if self.in_lambda:
             for name, real in (("REDIS_URL", self.real_redis), ("MONGODB_URI", self.real_mongodb)):
                 if not real:

@@ -75,6 +75,10 @@ class HotStoreError(StoreError):
     """Redis answered with an error (for instance a script that refused to run)."""
 
 
+class HotStoreFull(HotStoreError):
+    """Redis refuses writes because it reached its memory limit (OOM under `noeviction`)."""
+
+
 class SpoolUnavailable(StoreError):
     """The durable spool could not take the events."""
 

@@ -280,15 +280,38 @@ class IngestService:
         return list(outcome.counted), False
 
 
-def replay_spool(spool: Spool, store: HotStore, clock: Clock, max_batches: int = 100) -> dict[str, int]:
-    """Count spooled events through the same dedupe as live ones; ack each batch once counted."""
-    report = {"batches": 0, "events": 0, "counted": 0, "duplicates": 0}
-    for batch in spool.take(max_batches):
-        outcome = store.record(batch.events, None, clock())
-        batch.ack()
-        counted = sum(outcome.counted)
-        report["batches"] += 1
-        report["events"] += len(batch.events)
-        report["counted"] += counted
-        report["duplicates"] += len(batch.events) - counted
+REPLAY_CHUNK = 10  # batches taken from the spool at a time (one SQS receive)
+
+
+def replay_spool(
+    spool: Spool,
+    store: HotStore,
+    clock: Clock,
+    max_batches: int = 100,
+    report: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Count spooled events through the same dedupe as live ones; ack each batch once counted.
+
+    Batches are taken a chunk at a time, and the first store error (Redis full, or gone) stops the
+    replay before anything more is taken: a taken batch spends one of its SQS receives, and a queue
+    moves a message to its dead-letter queue after maxReceiveCount of them. The error propagates;
+    `report`, when given, holds what was replayed before it.
+    """
+    report = {} if report is None else report
+    for name in ("batches", "events", "counted", "duplicates"):
+        report.setdefault(name, 0)
+    taken = 0
+    while taken < max_batches:
+        chunk = spool.take(min(REPLAY_CHUNK, max_batches - taken))
+        if not chunk:
+            break
+        taken += len(chunk)
+        for batch in chunk:
+            outcome = store.record(batch.events, None, clock())
+            batch.ack()
+            counted = sum(outcome.counted)
+            report["batches"] += 1
+            report["events"] += len(batch.events)
+            report["counted"] += counted
+            report["duplicates"] += len(batch.events) - counted
     return report

@@ -40,6 +40,10 @@ class HotStore(Protocol):
         """Check the budget, dedupe and count the events, all or nothing, in one atomic step."""
         ...
 
+    def check_writable(self) -> None:
+        """Raise a StoreError saying why (HotStoreFull at the memory limit) unless a write succeeds now."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SpooledBatch:

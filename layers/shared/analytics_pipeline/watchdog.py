@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from analytics_pipeline.errors import RolloutRefused, StoreError
+from analytics_pipeline.errors import HotStoreFull, RolloutRefused, StoreError
 from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ingest import replay_spool
 from analytics_pipeline.models import COUNTER_FIELDS
@@ -104,17 +104,24 @@ class WatchdogService:
             report.errors.append(f"recover: {exc}")
 
     def _replay(self, report: WatchdogReport) -> None:
-        # Taking a spooled batch counts as a delivery: with Redis down, every run would push the
-        # spool towards its dead-letter queue. Replay only once Redis answers.
+        # Taking a spooled batch counts as a delivery: with Redis down, or full and refusing writes,
+        # every run would push the spool towards its dead-letter queue. Replay only when Redis accepts
+        # a write (answering a read is not enough), and stop at the first refusal.
         try:
-            self._claims.lag(self._clock())
-        except StoreError as exc:
-            report.errors.append(f"spool: not replayed, Redis unavailable ({exc})")
+            self._hot_store.check_writable()
+        except HotStoreFull as exc:
+            report.errors.append(f"spool: not replayed: {exc}")
             return
-        try:
-            report.spool = replay_spool(self._spool, self._hot_store, self._clock, self._policy.spool_batches)
         except StoreError as exc:
-            report.errors.append(f"spool: {exc}")
+            report.errors.append(f"spool: not replayed, Redis does not accept writes: {exc}")
+            return
+        report.spool = {}
+        try:
+            replay_spool(
+                self._spool, self._hot_store, self._clock, self._policy.spool_batches, report=report.spool
+            )
+        except StoreError as exc:  # HotStoreFull included: the rest waits in the spool
+            report.errors.append(f"spool: replay stopped: {exc}")
 
     def _verify(self, report: WatchdogReport) -> None:
         """Totals == sum of daily documents + legacy baseline, and MySQL == totals, on a sample."""

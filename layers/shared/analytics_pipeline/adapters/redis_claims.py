@@ -38,14 +38,21 @@ class RedisClaimStore:
     """Claims with one script call each; every driver error leaves as a domain StoreError."""
 
     def __init__(
-        self, client: Any, keys: KeyLayout, wait_replicas: int = 0, wait_timeout_ms: int = 500
+        self,
+        client: Any,
+        keys: KeyLayout,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
+        script_flags: bool = True,
     ) -> None:
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
-        self._claim = client.register_script(load_lua("claim.lua"))
-        self._finish = client.register_script(load_lua("finish.lua"))
+        # both scripts run at the memory limit (allow-oom): they are what frees memory
+        self._claim = client.register_script(load_lua("claim.lua", script_flags))
+        self._finish = client.register_script(load_lua("finish.lua", script_flags))
+        self._mark_flushed = client.register_script(load_lua("mark_flushed.lua", script_flags))
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         k = self._keys
@@ -106,7 +113,7 @@ class RedisClaimStore:
 
     def mark_flushed(self, now: datetime) -> None:
         try:
-            self._client.set(self._keys.last_flush, _ms(now))
+            self._mark_flushed(keys=[self._keys.last_flush], args=[_ms(now)])
         except RedisError as exc:
             raise translate(exc) from exc
 

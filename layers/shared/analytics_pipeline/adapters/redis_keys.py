@@ -11,6 +11,7 @@
     {p}:v1:owner                             hash    entity -> seq of its batch in flight
     {p}:v1:lastflush                         string  ms when a flush run last completed (or a batch finished)
     {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
+    {p}:v1:probe                             string  the watchdog's write probe (expires in 60 s)
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
 (their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
@@ -70,3 +71,7 @@ class KeyLayout:
     @property
     def recent(self) -> str:
         return f"{self.root}:recent"
+
+    @property
+    def probe(self) -> str:
+        return f"{self.root}:probe"

@@ -10,10 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analytics_pipeline.errors import SpoolUnavailable
+from analytics_pipeline.errors import ConfigurationError, SpoolUnavailable
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import SpooledBatch
@@ -26,6 +27,15 @@ def _encode(events: Sequence[CountedEvent]) -> str:
 def _decode(text: str) -> tuple[CountedEvent, ...]:
     data = json.loads(text)
     return tuple(CountedEvent.from_dict(item) for item in data["events"])
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveReport:
+    """What `redrive` moved from the dead-letter queue back into the spool queue."""
+
+    moved: int  # messages, one per spooled request
+    events: int
+    unreadable: int  # left in the dead-letter queue: replay would only fail on them again
 
 
 class FileSpool:
@@ -99,6 +109,10 @@ class FileSpool:
             self._forget(file)
         return batches
 
+    def redrive(self) -> RedriveReport | None:
+        """None: a file spool has no dead-letter queue; a batch stays in its file until it is counted."""
+        return None
+
     def _ack(self, file: Path, index: int, total: int) -> None:
         with self._lock:
             acked = self._acked.setdefault(file, set())
@@ -114,8 +128,9 @@ class FileSpool:
 class SqsSpool:
     """One SQS message per request; deleted only after its events were counted (at-least-once)."""
 
-    def __init__(self, queue_url: str, client: Any = None) -> None:
+    def __init__(self, queue_url: str, client: Any = None, dead_letter_url: str | None = None) -> None:
         self._queue_url = queue_url
+        self._dead_letter_url = dead_letter_url
         self._client = client
         self._client_lock = threading.Lock()
 
@@ -179,3 +194,41 @@ class SqsSpool:
             QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )
         return int(reply["Attributes"]["ApproximateNumberOfMessages"])
+
+    def redrive(self) -> RedriveReport:
+        """Move every readable message of the dead-letter queue back into the spool queue.
+
+        Each message is sent to the spool before it is deleted from the dead-letter queue: a failure
+        in between leaves it in both, and the replay's dedupe counts its events once (within the
+        dedupe window). The watchdog replays the moved messages on its next runs.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not self._dead_letter_url:
+            raise ConfigurationError("SPOOL_DLQ_URL (the spool's dead-letter queue) is required to redrive")
+        sqs = self._sqs()
+        moved = events = unreadable = 0
+        seen: set[str] = set()
+        try:
+            while True:
+                reply = sqs.receive_message(
+                    QueueUrl=self._dead_letter_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                )
+                messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
+                if not messages:
+                    break
+                for message in messages:
+                    seen.add(message["MessageId"])
+                    try:
+                        count = len(_decode(message["Body"]))
+                    except (ValueError, KeyError, TypeError):
+                        logger.error("unreadable dead-letter message", message_id=message["MessageId"])
+                        unreadable += 1
+                        continue
+                    sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"])
+                    sqs.delete_message(QueueUrl=self._dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
+                    moved += 1
+                    events += count
+        except (BotoCoreError, ClientError) as exc:
+            raise SpoolUnavailable(f"redrive stopped after {moved} messages: {exc}") from exc
+        return RedriveReport(moved=moved, events=events, unreadable=unreadable)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom,allow-cross-slot-keys
 -- claim.lua: move dirty entity-day counters into a new batch, atomically.
 --
 -- KEYS[1]  dirty zset (member: domain:type:id:day, score: ms first marked dirty)
@@ -18,6 +19,19 @@
 -- Invariants: every increment is in exactly one place: a counter hash or a batch hash. An entity
 -- owned by a batch in flight is not claimed again until that batch is finished, so batches of one
 -- entity are applied in sequence order.
+--
+-- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
+-- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
+-- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
+-- drain. allow-cross-slot-keys keeps what a script without a shebang may do: it derives key names
+-- from the root rather than declaring them all. The first line must stay the shebang; the embedded
+-- emulation, which cannot parse it, gets the script without it (load_lua).
+--
+-- Consequence: a claim at the limit writes each batch field (and an owner entry, an in-flight entry,
+-- the sequence number) before it deletes the counter hash it copies, so the keys can pass maxmemory
+-- by at most one batch hash and its owner entries (about 15 KB for 200 one-day entities), and end
+-- smaller than they started: the batch holds the numbers of the counter hashes it replaces.
+-- docs/redis.md gives the measurement.
 
 local root = ARGV[3]
 local max_entities = tonumber(ARGV[2])

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom,allow-cross-slot-keys
 -- finish.lua: forget a batch that reached every store, and release its entities.
 --
 -- KEYS[1]  in-flight zset
@@ -10,6 +11,16 @@
 -- ARGV[3]  how many recently flushed entities to keep
 --
 -- Returns 1 when the batch was finished now, 0 when it was finished before (finishing is idempotent).
+--
+-- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
+-- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
+-- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
+-- drain. allow-cross-slot-keys keeps what a script without a shebang may do: it derives key names
+-- from the root rather than declaring them all. The first line must stay the shebang; the embedded
+-- emulation, which cannot parse it, gets the script without it (load_lua).
+--
+-- Consequence: the only write that can grow memory is one member of the recent zset per entity,
+-- trimmed to ARGV[3] members in the same call; the batch hash it deletes is larger.
 
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
