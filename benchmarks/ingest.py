@@ -136,10 +136,11 @@ def throughput(redis_url: str, mysql_url: str, size: dict[str, int], scratch: Pa
             prepared = {name: build(count) for name, (build, _, _) in loops.items()}
             for name in order[r % len(order) :] + order[: r % len(order)]:
                 _, call, per_item = loops[name]
-                target = samples[name] if r else Samples()
+                target = samples[name] if r else Samples()  # round 0's times are dropped
                 with quiet():
                     target.timed(prepared[name], call, per_item)
-                samples[name].failures += target.failures if not r else 0
+                if not r:  # its failures are not
+                    samples[name].failures += target.failures
                 key = name.split("_")[0]
                 sent[key] = sent.get(key, 0) + len(prepared[name]) * per_item
             if r:
