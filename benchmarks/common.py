@@ -142,10 +142,11 @@ def http_post(path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
 
 
 class Events:
-    """Event bodies with unique ids, spread over the given movie ids, all 'view' now."""
+    """Event bodies with random UUIDs as ids (as the clients send), spread over the given movie ids,
+    all 'view' now."""
 
-    def __init__(self, run_id: str, entity_ids: Sequence[str]) -> None:
-        self._run_id, self._ids, self._n = run_id, list(entity_ids), 0
+    def __init__(self, entity_ids: Sequence[str]) -> None:
+        self._ids, self._n = list(entity_ids), 0
         self.occurred_at = rfc3339(datetime.now(UTC))
 
     def many(self, count: int) -> list[dict[str, Any]]:
@@ -154,7 +155,7 @@ class Events:
             self._n += 1
             out.append(
                 {
-                    "event_id": f"{self._run_id}-{self._n}",
+                    "event_id": str(uuid.uuid4()),
                     "domain": "jav",
                     "entity_type": "movie",
                     "entity_id": self._ids[self._n % len(self._ids)],

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,61 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the containers' note
 import cold_import  # noqa: E402
 import ingest  # noqa: E402
 import stores  # noqa: E402
-from common import ROOT, Row, markdown, mysql_params  # noqa: E402
-
-SECTIONS = ("ingest", "roundtrips", "imports", "mongo", "mysql", "memory")
+from common import ROOT, Log, Row, markdown, mysql_params  # noqa: E402
 
 
-def sections(text: str) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class Section:
+    """One table of the results: what it measures, and its rows. A new section is one entry below."""
+
+    title: str
+    measure: Callable[[argparse.Namespace, Path, Log], dict[str, Any]]
+    rows: Callable[[dict[str, Any]], list[Row]]
+
+
+def quick(args: argparse.Namespace, short: int, full: int) -> int:
+    return short if args.quick else full
+
+
+SECTIONS = {
+    "ingest": Section(
+        "the handler against the bare ingest.lua loop and the legacy UPDATE",
+        lambda a, scratch, log: ingest.throughput(
+            a.redis_url, a.mysql_url, ingest.QUICK if a.quick else ingest.FULL, scratch, log
+        ),
+        ingest.throughput_rows,
+    ),
+    "roundtrips": Section(
+        "Redis round trips per call, counted by a private redis-server",
+        lambda a, scratch, log: ingest.round_trips(scratch, quick(a, 50, 200), quick(a, 5, 20)),
+        ingest.round_trip_rows,
+    ),
+    "imports": Section(
+        "cold import of the ingest handler against the bare libraries",
+        lambda a, scratch, log: cold_import.measure(
+            scratch, quick(a, 3, 7), None if a.quick else find_sam(a.sam), log
+        ),
+        cold_import.rows,
+    ),
+    "mongo": Section(
+        "MongoDB calls per flush batch (counted, not timed)",
+        lambda a, scratch, log: stores.mongo_calls(a.mysql_url, a.mongodb_uri, scratch, (50, 200)),
+        stores.mongo_rows,
+    ),
+    "mysql": Section(
+        "MySQL replica writes, rows/s",
+        lambda a, scratch, log: stores.mysql_rates(a.mysql_url, scratch, 10_000, quick(a, 2, 5)),
+        stores.mysql_rows,
+    ),
+    "memory": Section(
+        "Redis memory per counted event, on a private redis-server",
+        lambda a, scratch, log: ingest.memory(scratch, 50_000),
+        ingest.memory_rows,
+    ),
+}
+
+
+def section_names(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in SECTIONS]
     if unknown or not names:
@@ -84,39 +135,14 @@ def commit() -> str:
     return head + (" + uncommitted changes" if dirty else "")
 
 
-def checks_failed(figures: dict[str, Any]) -> list[str]:
-    """Every check of the run that did not hold: figures from such a run are not valid."""
-    problems = []
-    for name, check in figures.get("ingest", {}).get("checks", {}).items():
-        if not check["ok"]:
-            problems.append(f"{name}: {check['measured']} (expected {check['expected']})")
-    for name, step in figures.get("roundtrips", {}).items():
-        if step["bad"]:
-            problems.append(f"round trips, {name}: {step['bad']} answers not accepted")
-    if figures.get("memory", {}).get("bad_answers"):
-        problems.append(f"memory: {figures['memory']['bad_answers']} answers not accepted")
-    for n, result in figures.get("mongo", {}).items():
-        for label, r in result.items() if isinstance(n, int) else ():
-            if (
-                r["errors"]
-                or r["bad_answers"]
-                or r["batches"] != 1
-                or r["entities"] != n
-                or r["mysql_written"] != n
-            ):
-                problems.append(f"mongo, {n} movies, {label}: {r}")
-    problems += figures.get("mysql", {}).get("problems", [])
-    return problems
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--only",
-        type=sections,
-        default=SECTIONS,
+        type=section_names,
+        default=tuple(SECTIONS),
         metavar="SECTIONS",
         help=f"comma-separated sections of: {','.join(SECTIONS)} (default: all)",
     )
@@ -140,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         help="a real MongoDB for the mongo section (default: MONGODB_URI, else the emulation)",
     )
     parser.add_argument(
-        "--sam", help="the sam command for the built-layer import figures (default: .venv-sam)"
+        "--sam",
+        help="the sam command for the built-layer figures (default: .venv-sam/bin/sam, else sam on PATH)",
     )
     args = parser.parse_args(argv)
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
@@ -155,41 +182,16 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
-    size = ingest.QUICK if args.quick else ingest.FULL
     figures: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit()}
-    rows: list[Row] = []
+    tables: list[str] = []
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="anl-bench-") as tmp:
-        scratch = Path(tmp)
-        if "ingest" in args.only:
-            log("ingest: handler, bare script and legacy loops, interleaved")
-            figures["ingest"] = ingest.throughput(args.redis_url, args.mysql_url, size, scratch, log)
-        if "roundtrips" in args.only:
-            log("round trips: counted by a private redis-server")
-            figures["roundtrips"] = ingest.round_trips(
-                scratch, 50 if args.quick else 200, 5 if args.quick else 20
-            )
-        if figures.get("ingest") or figures.get("roundtrips"):
-            rows += ingest.rows(figures.get("ingest", {}), figures.get("roundtrips"), None)
-        if "imports" in args.only:
-            sam = None if args.quick else find_sam(args.sam)
-            log(
-                f"cold import: {3 if args.quick else 7} processes per figure"
-                + ("" if sam else ", no sam build")
-            )
-            figures["imports"] = cold_import.measure(scratch, 3 if args.quick else 7, sam, log)
-            rows += cold_import.rows(figures["imports"])
-        if "mongo" in args.only:
-            log("mongo: calls per flush batch")
-            figures["mongo"] = stores.mongo_calls(args.mysql_url, args.mongodb_uri, scratch, (50, 200))
-            rows += stores.rows(figures["mongo"], None)
-        if "mysql" in args.only:
-            log("mysql: write_totals and capture_baselines")
-            figures["mysql"] = stores.mysql_rates(args.mysql_url, scratch, 10_000, 2 if args.quick else 5)
-            rows += stores.rows(None, figures["mysql"])
-        if "memory" in args.only:
-            log(f"memory: {size['memory_events']:,} events through the batch route, private redis-server")
-            figures["memory"] = ingest.memory(scratch, size["memory_events"])
-            rows += ingest.rows({}, None, figures["memory"])
+        for name in args.only:
+            section = SECTIONS[name]
+            log(f"{name}: {section.title}")
+            figures[name] = result = section.measure(args, Path(tmp), log)
+            tables.append(f"### {name}: {section.title}\n\n{markdown(section.rows(result))}")
+            problems += [f"{name}: {p}" for p in result.get("problems", [])]
     figures["seconds"] = round(time.perf_counter() - started, 1)
     import redis
 
@@ -198,10 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Run {figures['date']}, commit {figures['commit']}, {'quick' if args.quick else 'full'}, "
         f"{figures['seconds']} s; Python {platform.python_version()}, Redis {server}, {os.cpu_count()} CPUs"
     )
-    print()
-    print(markdown(rows))
-    problems = checks_failed(figures)
-    for problem in problems:
+    for table in tables:
+        print(f"\n{table}")
+    for problem in problems:  # every check of the run that did not hold
         print(f"CHECK FAILED, figures not valid: {problem}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", "utf-8")
