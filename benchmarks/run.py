@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
     figures: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit()}
+    load_before = os.getloadavg()[0]  # the machine's load, printed with the figures
     tables: list[str] = []
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="anl-bench-") as tmp:
@@ -198,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     server = redis.Redis.from_url(args.redis_url).info("server")["redis_version"]
     print(
         f"Run {figures['date']}, commit {figures['commit']}, {'quick' if args.quick else 'full'}, "
-        f"{figures['seconds']} s; Python {platform.python_version()}, Redis {server}, {os.cpu_count()} CPUs"
+        f"{figures['seconds']} s; Python {platform.python_version()}, Redis {server}, {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     )
     for table in tables:
         print(f"\n{table}")
