@@ -211,10 +211,6 @@ class Samples:
     def rates(self) -> list[float]:
         return [c / s for c, s in zip(self.counts, self.seconds, strict=True)]
 
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
     def timed(self, items: Sequence[Any], call: Callable[[Any], bool], per_item: int = 1) -> None:
         """Time `call` over the items (gc collected first); a False answer counts as a failure."""
         gc.collect()

@@ -236,7 +236,8 @@ def memory(scratch: Path, events_wanted: int) -> dict[str, Any]:
         "dedupe_ttl_s": DEDUPE_TTL_S,
         "mark_ttl_left_s": ttl,
         "problems": ([f"{bad} answers not accepted"] if bad else [])
-        + ([] if DEDUPE_TTL_S - 600 < ttl <= DEDUPE_TTL_S else [f"a dedupe mark's TTL is {ttl} s"]),
+        + ([] if DEDUPE_TTL_S - 600 < ttl <= DEDUPE_TTL_S else [f"a dedupe mark's TTL is {ttl} s"])
+        + ([] if len(marks) == n + ENTITIES else [f"{len(marks)} dedupe marks for {n + ENTITIES} events"]),
     }
 
 
