@@ -80,7 +80,7 @@ SECTIONS = {
     ),
     "mysql": Section(
         "MySQL replica writes, rows/s",
-        lambda a, scratch, log: stores.mysql_rates(a.mysql_url, scratch, 10_000, quick(a, 2, 5)),
+        lambda a, scratch, log: stores.mysql_rates(a.mysql_url, scratch, 10_000, quick(a, 2, 9)),
         stores.mysql_rows,
     ),
     "memory": Section(
