@@ -1,4 +1,4 @@
-"""The benchmarks: figures that drive decisions, one markdown table from one run.
+"""The benchmarks: figures that drive decisions, a markdown table per section, all from one run.
 
     .venv/bin/python benchmarks/run.py [--quick] [--only SECTIONS] [--json out.json]   (make bench)
 

@@ -70,7 +70,8 @@ def mongo_counter(uri: str | None, database: str) -> tuple[Counter[str], dict[st
 
         class Listener(monitoring.CommandListener):
             def started(self, event: Any) -> None:
-                target = event.command.get(event.command_name)
+                name = "collection" if event.command_name == "getMore" else event.command_name
+                target = event.command.get(name)
                 if isinstance(target, str) and target.startswith(PREFIX):  # not hello, auth, ...
                     calls[f"{event.command_name} {target.removeprefix(PREFIX)}"] += 1
 
