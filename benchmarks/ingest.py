@@ -1,0 +1,311 @@
+"""Ingest figures: the handler against the bare ingest.lua loop and the legacy UPDATE, round trips, memory.
+
+Loops take inputs built untimed and run back to back, round after round, the order rotating, so each
+ratio compares loops measured under the same load. Every answer is checked, and at the end the
+counters in Redis must add up to the events sent and the legacy column to the UPDATEs run.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    BATCH_SIZE,
+    LUA_PATH,
+    SOURCE_IP,
+    Context,
+    Events,
+    Log,
+    PrivateRedis,
+    Row,
+    Samples,
+    Schema,
+    command_delta,
+    install_container,
+    load_function,
+    movie_ids,
+    new_container,
+    percentile,
+    quiet,
+    ratios,
+    send,
+    settings_env,
+    spread,
+)
+
+TARGET_SINGLE, TARGET_BATCH, TARGET_LEGACY = 0.60, 0.40, 10.0
+LEGACY_ROWS, ENTITIES = 100_000, 1000
+DEDUPE_TTL_S, WINDOW_S = 48 * 3600, 60  # the settings' defaults, which the handler's container uses
+# Commands ingest.lua runs inside Redis: commandstats counts them besides the EVALSHA that ran them.
+SCRIPT_COMMANDS = {"type", "get", "incrby", "expire", "set", "hincrby", "zadd"}
+# Many short rounds: each loop's neighbours run within a second of it, so a burst of load from the
+# machine's other users falls on few rounds, and the median of the per-round ratios passes it by.
+FULL = {"rounds": 25, "single": 500, "warmup": 500}  # events per loop and round; batch loops: 1/50 calls
+QUICK = {"rounds": 5, "single": 200, "warmup": 100}
+
+
+def script_call(root: str, events: list[dict[str, Any]], subject: str, budget: int) -> tuple[list, list]:
+    """KEYS and ARGV of one ingest.lua call, laid out as the Redis adapter lays them out."""
+    now_s = time.time()
+    window = int(now_s // WINDOW_S)
+    keys = [f"{root}:dirty", f"{root}:rl:{subject}:{window}"]
+    left_s = max(1, int((window + 1) * WINDOW_S - now_s))
+    args: list[Any] = [int(now_s * 1000), budget, WINDOW_S * 2, left_s, DEDUPE_TTL_S, root]
+    for e in events:
+        member = f"{e['domain']}:{e['entity_type']}:{e['entity_id']}:{e['occurred_at'][:10]}"
+        args.extend((e["event_id"], member, "views=1"))
+    return keys, args
+
+
+def counted_views(client: Any, prefix: str) -> int:
+    """Sum of `views` over the prefix's counter hashes."""
+    keys = list(client.scan_iter(match=f"{prefix}:v1:c:*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hget(key, "views")
+    return sum(int(v or 0) for v in pipe.execute())
+
+
+def throughput(redis_url: str, mysql_url: str, size: dict[str, int], scratch: Path, log: Log) -> dict:
+    """Handler, bare script and legacy loops; one event per call and 100 per call."""
+    admin = install_container(settings_env(redis_url, "bench", scratch)).redis
+    admin.flushdb()
+    handler = load_function("ingest")
+    context = Context()
+    # the bare loop's client: a second container's, so the same connection options as the handler's
+    bare_client = new_container(settings_env(redis_url, "benchraw", scratch)).redis
+    script = bare_client.register_script(LUA_PATH.read_text("utf-8"))
+    schema = Schema(mysql_url)
+    try:
+        log(f"legacy: {schema.name}.jav with {LEGACY_ROWS:,} rows")
+        uuids = movie_ids(LEGACY_ROWS, seed=7)
+        schema.create_jav(uuids)
+        rng = random.Random(20260219)
+        events = Events([f"m{i}" for i in range(ENTITIES)])
+        update = "UPDATE jav SET views = views + 1 WHERE uuid = %s"
+        cursor = schema.conn.cursor()
+
+        def call_script(item: tuple[list, list]) -> bool:
+            reply = script(keys=item[0], args=item[1])
+            return reply[0] == 1 and sum(reply[1:]) == (len(item[1]) - 6) // 3
+
+        def call_handler(expected: str) -> Any:
+            def call(request: dict[str, Any]) -> bool:
+                answer = handler(request, context)
+                return answer["statusCode"] == 202 and expected in answer["body"]
+
+            return call
+
+        loops: dict[str, tuple[Any, Any, int]] = {  # name: (inputs(count), call, events per item)
+            "handler_single": (events.singles, call_handler('"duplicate":false'), 1),
+            "bare_single": (
+                lambda n: [
+                    script_call("benchraw:v1", events.many(1), f"ip:{SOURCE_IP}", 10**6) for _ in range(n)
+                ],
+                call_script,
+                1,
+            ),
+            "legacy": (
+                lambda n: [uuids[rng.randrange(LEGACY_ROWS)] for _ in range(n)],
+                lambda u: cursor.execute(update, (u,)) == 1,
+                1,
+            ),
+            "handler_batch": (
+                lambda n: events.batches(n // 50),
+                call_handler(f'"accepted":{BATCH_SIZE},'),
+                BATCH_SIZE,
+            ),
+            "bare_batch": (
+                lambda n: [
+                    script_call("benchraw:v1", events.many(BATCH_SIZE), "key:bench", 10**7)
+                    for _ in range(n // 50)
+                ],
+                call_script,
+                BATCH_SIZE,
+            ),
+            "ping": (lambda n: range(n // 4), lambda _: bare_client.ping(), 1),
+        }
+        samples = {name: Samples() for name in loops}
+        sent = {"handler": 0, "bare": 0, "legacy": 0}
+        order = list(loops)
+        for r in range(size["rounds"] + 1):  # round 0 warms up: connections, caches, InnoDB
+            count = size["warmup"] if r == 0 else size["single"]
+            prepared = {name: build(count) for name, (build, _, _) in loops.items()}
+            for name in order[r % len(order) :] + order[: r % len(order)]:
+                _, call, per_item = loops[name]
+                target = samples[name] if r else Samples()  # round 0's times are dropped
+                with quiet():
+                    target.timed(prepared[name], call, per_item)
+                if not r:  # its failures are not
+                    samples[name].failures += target.failures
+                key = name.split("_")[0]
+                sent[key] = sent.get(key, 0) + len(prepared[name]) * per_item
+            if r:
+                log(
+                    f"round {r}/{size['rounds']}: "
+                    + ", ".join(f"{k} {v.rates[-1]:,.0f}/s" for k, v in samples.items())
+                )
+        cursor.close()
+        checks = {
+            "handler events counted": (counted_views(admin, "bench"), sent["handler"]),
+            "bare events counted": (counted_views(admin, "benchraw"), sent["bare"]),
+            "legacy views": (int(schema.execute("SELECT SUM(views) FROM jav")[0][0]), sent["legacy"]),
+            "failed calls": (sum(s.failures for s in samples.values()), 0),
+        }
+        return {
+            "mysql": schema.version(),
+            "rates": {k: s.rates for k, s in samples.items()},
+            "ratios": {
+                "single_vs_bare": ratios(samples["handler_single"], samples["bare_single"]),
+                "single_vs_legacy": ratios(samples["handler_single"], samples["legacy"]),
+                "batch_vs_bare": ratios(samples["handler_batch"], samples["bare_batch"]),
+                "batch_vs_legacy": ratios(samples["handler_batch"], samples["legacy"]),
+            },
+            "latency_us": {
+                k: (
+                    percentile(samples[k].latencies_s, 50) * 1e6,
+                    percentile(samples[k].latencies_s, 99) * 1e6,
+                )
+                for k in ("handler_single", "bare_single", "ping")
+            },
+            "checks": {k: {"measured": a, "expected": b} for k, (a, b) in checks.items()},
+            "problems": [f"{k}: {a}, expected {b}" for k, (a, b) in checks.items() if a != b],
+        }
+    finally:
+        schema.drop()
+        admin.flushdb()
+        bare_client.close()
+
+
+def round_trips(scratch: Path, warm_singles: int, warm_batches: int) -> dict[str, Any]:
+    """Client round trips counted by a private redis-server (INFO commandstats), nested script
+    commands left out: the first call of a fresh container, then warm single and batch calls."""
+    handler = load_function("ingest")
+    events = Events([f"m{i}" for i in range(ENTITIES)])
+    with PrivateRedis() as server:
+        install_container(settings_env(server.url, "benchrt", scratch))
+        steps = [("first call", events.singles(1), 1), ("single", events.singles(warm_singles), 1)]
+        steps.append(("batch", events.batches(warm_batches), BATCH_SIZE))
+        out: dict[str, Any] = {}
+        for name, requests, per in steps:
+            before = server.commandstats()
+            bad = send(handler, requests, per)
+            delta = command_delta(before, server.commandstats())
+            top = {k: v for k, v in delta.items() if k not in SCRIPT_COMMANDS}
+            out[name] = {
+                "calls": len(requests),
+                "round_trips": sum(top.values()),
+                "commands": top,
+                "bad": bad,
+            }
+    out["problems"] = [f"{k}: {v['bad']} answers not accepted" for k, v in out.items() if v["bad"]]
+    return out
+
+
+def memory(scratch: Path, events_wanted: int) -> dict[str, Any]:
+    """INFO memory of a private redis-server before and after `events_wanted` events through the
+    batch route (1,000 movies, so the counters stay few and the dedupe marks grow with the events),
+    then again once the dedupe marks are deleted: what the dedupe window costs per event."""
+    handler = load_function("ingest")
+    events = Events([f"m{i}" for i in range(ENTITIES)])
+    calls = -(-events_wanted // BATCH_SIZE)
+    with PrivateRedis() as server:
+        install_container(settings_env(server.url, "benchmem", scratch))
+        # the connection, the script cache and every movie's counter hash exist before the measure
+        bad = send(handler, events.batches(ENTITIES // BATCH_SIZE), BATCH_SIZE)
+        client = server.client
+        used0, keys0 = int(client.info("memory")["used_memory"]), client.dbsize()
+        for start in range(0, calls, 50):
+            bad += send(handler, events.batches(min(50, calls - start)), BATCH_SIZE)
+        used1, keys1 = int(client.info("memory")["used_memory"]), client.dbsize()
+        marks = list(client.scan_iter(match="benchmem:v1:e:*", count=5000))
+        ttl = client.ttl(marks[-1]) if marks else -2
+        for start in range(0, len(marks), 5000):
+            client.delete(*marks[start : start + 5000])
+        used2 = int(client.info("memory")["used_memory"])
+    n = calls * BATCH_SIZE
+    return {
+        "events": n,
+        "bad_answers": bad,
+        "bytes_per_event": (used1 - used0) / n,
+        "dedupe_bytes_per_event": (used1 - used2) / n,
+        "keys_per_event": (keys1 - keys0) / n,
+        "dedupe_marks": len(marks),
+        "dedupe_ttl_s": DEDUPE_TTL_S,
+        "mark_ttl_left_s": ttl,
+        "problems": ([f"{bad} answers not accepted"] if bad else [])
+        + ([] if DEDUPE_TTL_S - 600 < ttl <= DEDUPE_TTL_S else [f"a dedupe mark's TTL is {ttl} s"])
+        + ([] if len(marks) == n + ENTITIES else [f"{len(marks)} dedupe marks for {n + ENTITIES} events"]),
+    }
+
+
+def throughput_rows(t: dict[str, Any]) -> list[Row]:
+    rates = {k: statistics.median(v) for k, v in t["rates"].items()}
+    r = t["ratios"]
+    lat = t["latency_us"]
+    med = {k: statistics.median(v) for k, v in r.items()}
+    return [
+        Row("Redis PING round trip p50 / p99", f"{lat['ping'][0]:.0f} / {lat['ping'][1]:.0f} us"),
+        Row("Handler, 1 event per call", f"{rates['handler_single']:,.0f} events/s"),
+        Row("Bare ingest.lua loop, 1 event per call", f"{rates['bare_single']:,.0f} events/s"),
+        Row("Legacy: one autocommitted UPDATE per event", f"{rates['legacy']:,.0f} events/s"),
+        Row(
+            "Handler vs bare script, 1 event per call",
+            spread([x * 100 for x in r["single_vs_bare"]], ".0f", "%"),
+            f">= {TARGET_SINGLE:.0%}",
+            med["single_vs_bare"] >= TARGET_SINGLE,
+        ),
+        Row("Handler vs legacy, 1 event per call", spread(r["single_vs_legacy"], ".1f", "x")),
+        Row("Handler, 100 events per call (batch)", f"{rates['handler_batch']:,.0f} events/s"),
+        Row("Bare ingest.lua loop, 100 events per call", f"{rates['bare_batch']:,.0f} events/s"),
+        Row(
+            "Handler vs bare script, 100 events per call",
+            spread([x * 100 for x in r["batch_vs_bare"]], ".0f", "%"),
+            f">= {TARGET_BATCH:.0%}",
+            med["batch_vs_bare"] >= TARGET_BATCH,
+        ),
+        Row(
+            "Handler batch vs legacy",
+            spread(r["batch_vs_legacy"], ".1f", "x"),
+            f"> {TARGET_LEGACY:.0f}x",
+            med["batch_vs_legacy"] > TARGET_LEGACY,
+        ),
+        Row(
+            "Latency p50 / p99: handler, 1 event / bare script call",
+            f"{lat['handler_single'][0]:.0f} / {lat['handler_single'][1]:.0f} us; "
+            f"{lat['bare_single'][0]:.0f} / {lat['bare_single'][1]:.0f} us",
+        ),
+    ]
+
+
+def round_trip_rows(rt: dict[str, Any]) -> list[Row]:
+    out = []
+    for name, label in (
+        ("single", "per event (warm, 1 per call)"),
+        ("batch", "per 100-event batch (warm)"),
+    ):
+        per = rt[name]["round_trips"] / rt[name]["calls"]
+        out.append(Row(f"Redis round trips {label}", f"{per:g} ({rt[name]['calls']} calls)", "1", per == 1))
+    first = rt["first call"]
+    detail = ", ".join(f"{k} {v}" for k, v in first["commands"].items())
+    out.append(
+        Row("Redis round trips, first call of a fresh container", f"{first['round_trips']} ({detail})")
+    )
+    return out
+
+
+def memory_rows(mem: dict[str, Any]) -> list[Row]:
+    return [
+        Row(
+            f"Redis memory per counted event: used_memory growth ({mem['events']:,} events, 1,000 movies)",
+            f"{mem['bytes_per_event']:.0f} bytes ({mem['keys_per_event']:.2f} keys per event)",
+        ),
+        Row(
+            "… of which freed by deleting the dedupe marks (48 h TTL)",
+            f"{mem['dedupe_bytes_per_event']:.0f} bytes",
+        ),
+    ]
