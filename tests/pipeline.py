@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS
 from analytics_pipeline.bootstrap import Container
-from analytics_pipeline.models import COUNTER_FIELDS, CountedEvent
-from analytics_pipeline.rollups import COLLECTIONS
+from analytics_pipeline.models import CountedEvent
+from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
 VOLATILE = {"_id", "updated_at", "flush_seq"}
 

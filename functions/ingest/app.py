@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from analytics_pipeline.bootstrap import container
-from analytics_pipeline.http import ingest_request, json_response, new_resolver
+from analytics_pipeline.http import batch_answer, event_answer, ingest_request, new_resolver
 from analytics_pipeline.observability import http_lock, lambda_entry, publish
 from aws_lambda_powertools.event_handler import Response
 
@@ -14,7 +14,8 @@ app = new_resolver(container().settings.cors_allow_origin)
 
 @app.post("/api/v1/analytics/events")
 def post_event() -> Response:
-    result = container().ingest.ingest_one(ingest_request(app.current_event))
+    c = container()
+    result = c.ingest.ingest_one(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(
         {
             "EventsAccepted": result.status == "accepted" and not result.duplicate,
@@ -23,12 +24,13 @@ def post_event() -> Response:
             "EventsSpooled": result.spooled,
         }
     )
-    return json_response(202, result.as_body())
+    return event_answer(result)
 
 
 @app.post("/api/v1/analytics/events/batch")
 def post_batch() -> Response:
-    result = container().ingest.ingest_batch(ingest_request(app.current_event))
+    c = container()
+    result = c.ingest.ingest_batch(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(
         {
             "EventsAccepted": result.accepted,
@@ -38,7 +40,7 @@ def post_batch() -> Response:
             "EventsSpooled": result.spooled,
         }
     )
-    return json_response(202, result.as_body())
+    return batch_answer(result)
 
 
 @lambda_entry(sdk_tracing=False)

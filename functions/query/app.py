@@ -7,16 +7,15 @@ from typing import Annotated, Any
 from analytics_pipeline.bootstrap import container
 from analytics_pipeline.http import JSON, new_resolver
 from analytics_pipeline.observability import http_lock, lambda_entry
-from analytics_pipeline.query_api import (
-    CACHE_CONTROL,
+from analytics_pipeline.query_api import CACHE_CONTROL, SeriesOut, TopOut, TotalsOut
+from analytics_pipeline.vocabulary import (
     DAY_PATTERN,
     ENTITY_ID_PATTERN,
+    MAX_PERIODS,
+    MAX_TOP,
     Bucket,
     Counter,
     EntityType,
-    SeriesOut,
-    TopOut,
-    TotalsOut,
 )
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -43,7 +42,7 @@ def top(
     domain: DomainParam,
     entity_type: TypeParam,
     counter: Annotated[Counter, Query(description="The counter to rank by")] = "views",
-    limit: Annotated[int, Query(ge=1, le=100, description="How many entities")] = 10,
+    limit: Annotated[int, Query(ge=1, le=MAX_TOP, description="How many entities")] = 10,
 ) -> Response[TopOut]:
     return _answer(TopOut(**container().query.top(domain, entity_type, counter, limit)))
 
@@ -56,7 +55,7 @@ def series(
     bucket: Annotated[Bucket, Query(description="day, week (ISO), month or year")],
     first: Annotated[str, Query(alias="from", pattern=DAY_PATTERN, description="First day, YYYY-MM-DD")],
     last: Annotated[
-        str, Query(alias="to", pattern=DAY_PATTERN, description="Last day (at most 400 periods)")
+        str, Query(alias="to", pattern=DAY_PATTERN, description=f"Last day (at most {MAX_PERIODS} periods)")
     ],
 ) -> Response[SeriesOut]:
     return _answer(SeriesOut(**container().query.series(domain, entity_type, entity_id, bucket, first, last)))

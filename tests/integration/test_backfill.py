@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from analytics_pipeline import cli
+from analytics_pipeline.adapters.mongo_rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 from analytics_pipeline.local import load_handler
-from analytics_pipeline.rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 
 from tests.pipeline import Crash, Pipeline, counted
 

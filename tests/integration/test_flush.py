@@ -7,12 +7,19 @@ import uuid
 from typing import Any
 
 import pytest
-from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, RollupStoreUnavailable
+from analytics_pipeline.adapters.mongo_rollups import (
+    DAILY,
+    MONTHLY,
+    TOTALS,
+    WEEKLY,
+    YEARLY,
+    MongoRollupStore,
+    RollupStoreUnavailable,
+)
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.flush import STEPS
 from analytics_pipeline.ports import RolloutState
-from analytics_pipeline.rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 
 from tests.pipeline import Crash, Pipeline, counted
 

@@ -18,12 +18,11 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
+from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS, TOTALS, RollupStoreUnavailable
 from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
 from analytics_pipeline.buckets import buckets_of
 from analytics_pipeline.flush import STEPS
-from analytics_pipeline.models import COUNTER_FIELDS
-from analytics_pipeline.rollups import COLLECTIONS, TOTALS
+from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
 from tests.pipeline import Crash, Pipeline, counted
 
@@ -96,7 +95,8 @@ class Oracle:
         buckets = buckets_of(event.day)
         base = (event.domain, event.entity_type, event.entity_id)
         for collection, field in COLLECTIONS.items():
-            doc = self.docs[(collection, (*base, buckets[field] if field else None))]
+            period = buckets[{"date": "day"}.get(field, field)] if field else None
+            doc = self.docs[(collection, (*base, period))]
             for name, amount in event.increments:
                 doc[name] += amount
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,7 @@ import redis
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.adapters.spool import FileSpool, SqsSpool
 from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable
-from analytics_pipeline.ingest import IngestRequest, replay_spool
+from analytics_pipeline.ingest import Caller, IngestRequest, replay_spool
 from analytics_pipeline.models import CountedEvent
 
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state
@@ -89,7 +88,7 @@ def test_a_reply_lost_after_the_script_ran_is_still_counted_once(make_container,
 
     lossy = make_container(overrides={"hot_store": LosesReply()})
     body = event(clock)
-    request = IngestRequest(json.dumps(body), False, {"user-agent": BROWSER}, "192.0.2.1")
+    request = IngestRequest(Caller("192.0.2.1", user_agent=BROWSER), body)
     assert lossy.ingest.ingest_one(request).spooled
     report = replay_spool(lossy.spool, real, clock)
     assert report["duplicates"] == 1
@@ -100,7 +99,7 @@ def test_a_reply_lost_after_the_script_ran_is_still_counted_once(make_container,
 
 def test_replaying_an_event_that_was_counted_before_the_outage_counts_nothing(container, clock):
     body = event(clock)
-    request = IngestRequest(json.dumps(body), False, {"user-agent": BROWSER}, "192.0.2.1")
+    request = IngestRequest(Caller("192.0.2.1", user_agent=BROWSER), body)
     container.ingest.ingest_one(request)
     item = CountedEvent(body["event_id"], "jav", "movie", body["entity_id"], "2026-03-01", (("views", 1),))
     container.spool.put([item])
@@ -171,11 +170,10 @@ def test_script_is_reloaded_after_a_script_flush(client, clock, redis_client, pr
 
 def test_one_event_id_replayed_from_many_threads_counts_once(container, clock, redis_client, prefix):
     body = event(clock)
-    raw = json.dumps(body)
     barrier = threading.Barrier(16)
 
     def send(i: int) -> bool:
-        request = IngestRequest(raw, False, {"user-agent": BROWSER}, f"192.0.2.{i}")
+        request = IngestRequest(Caller(f"192.0.2.{i}", user_agent=BROWSER), body)
         barrier.wait()
         return container.ingest.ingest_one(request).duplicate
 
@@ -210,7 +208,7 @@ def test_the_budget_is_never_overdrawn_by_concurrent_requests(make_container, cl
     from analytics_pipeline.errors import RateLimited
 
     def send(_: int) -> bool:
-        request = IngestRequest(json.dumps(event(clock)), False, {"user-agent": BROWSER}, "203.0.113.5")
+        request = IngestRequest(Caller("203.0.113.5", user_agent=BROWSER), event(clock))
         try:
             container.ingest.ingest_one(request)
             return True

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from analytics_pipeline.rollups import TOTALS
+from analytics_pipeline.adapters.mongo_rollups import TOTALS
 
 from tests.pipeline import Pipeline, counted
 from tests.support import OwnRedis

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from analytics_pipeline import cli
-from analytics_pipeline.rollups import TOTALS, WEEKLY
+from analytics_pipeline.adapters.mongo_rollups import TOTALS, WEEKLY
 
 from tests.pipeline import Pipeline, counted
 

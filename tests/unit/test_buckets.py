@@ -1,17 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from analytics_pipeline.adapters.mongo_rollups import document_key
 from analytics_pipeline.buckets import buckets_of
-from analytics_pipeline.rollups import (
-    DAILY,
-    MONTHLY,
-    TOTALS,
-    WEEKLY,
-    YEARLY,
-    Entity,
-    EntityDay,
-    rollup_updates,
-)
+from analytics_pipeline.rollups import TOTALS, Entity, EntityDay, rollup_updates
 
 
 @pytest.mark.parametrize(
@@ -29,7 +21,7 @@ from analytics_pipeline.rollups import (
     ],
 )
 def test_buckets_of_a_day(day, week, month, year):
-    assert buckets_of(day) == {"date": day, "week": week, "month": month, "year": year}
+    assert buckets_of(day) == {"day": day, "week": week, "month": month, "year": year}
 
 
 def test_a_batch_becomes_one_update_per_document():
@@ -40,7 +32,15 @@ def test_a_batch_becomes_one_update_per_document():
     }
     updates = rollup_updates(counts)
     assert [u.inc for u in updates[TOTALS]] == [{"views": 3, "ratings_count": 1, "ratings_sum": 5}]
-    assert len(updates[DAILY]) == 2
-    assert [dict(u.key)["week"] for u in updates[WEEKLY]] == ["2026-W53"]
-    assert sorted(dict(u.key)["month"] for u in updates[MONTHLY]) == ["2026-12", "2027-01"]
-    assert sorted(dict(u.key)["year"] for u in updates[YEARLY]) == ["2026", "2027"]
+    assert len(updates["day"]) == 2
+    assert [u.period for u in updates["week"]] == ["2026-W53"]
+    assert sorted(u.period for u in updates["month"]) == ["2026-12", "2027-01"]
+    assert sorted(u.period for u in updates["year"]) == ["2026", "2027"]
+    # the MongoDB adapter files each under its collection's bucket field
+    assert document_key(updates["week"][0]) == {
+        "domain": "jav",
+        "entity_type": "movie",
+        "entity_id": "m",
+        "week": "2026-W53",
+    }
+    assert document_key(updates[TOTALS][0]) == {"domain": "jav", "entity_type": "movie", "entity_id": "m"}

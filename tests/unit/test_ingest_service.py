@@ -6,7 +6,9 @@ import json
 
 import pytest
 from analytics_pipeline.errors import InvalidRequest, PayloadTooLarge, RateLimited, Unauthorized, Unavailable
-from analytics_pipeline.ingest import IngestPolicy, IngestRequest, IngestService
+from analytics_pipeline.http import ingest_request
+from analytics_pipeline.ingest import IngestPolicy, IngestService
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from tests.fakes import FakeBots, FakeHotStore, FakeSpool
 from tests.support import MutableClock, event
@@ -17,21 +19,27 @@ KEY = "unit-server-key-0123456789"
 @pytest.fixture
 def parts():
     store, spool, clock = FakeHotStore(), FakeSpool(), MutableClock()
-    policy = IngestPolicy(("jav",), 1024, 300, 3, 5)
+    policy = IngestPolicy(("jav",), 300, 3, 5)
     service = IngestService(policy, store, spool, FakeBots(), clock, lambda: (KEY,))
     return service, store, spool, clock
 
 
 def request(body, headers=None, ip="192.0.2.1"):
+    """The request as the HTTP edge reads it (body limit 1 KiB)."""
     raw = body if isinstance(body, str) else json.dumps(body)
-    return IngestRequest(raw, False, {"user-agent": "Firefox", **(headers or {})}, ip)
+    event = {
+        "body": raw,
+        "isBase64Encoded": False,
+        "headers": {"user-agent": "Firefox", **(headers or {})},
+        "requestContext": {"http": {"method": "POST", "sourceIp": ip}},
+    }
+    return ingest_request(APIGatewayProxyEventV2(event), 1024)
 
 
 def test_checks_run_in_the_contract_order(parts):
     service, store, _, clock = parts
-    too_big_bad_key_bot = request("{" + "x" * 2000, {"authorization": "Bearer no", "user-agent": "bot"})
-    with pytest.raises(PayloadTooLarge):
-        service.ingest_one(too_big_bad_key_bot)
+    with pytest.raises(PayloadTooLarge):  # the edge refuses it before the use case sees it
+        request("{" + "x" * 2000, {"authorization": "Bearer no", "user-agent": "bot"})
     with pytest.raises(Unauthorized):
         service.ingest_one(request("{broken", {"authorization": "Bearer no"}))
     with pytest.raises(InvalidRequest):

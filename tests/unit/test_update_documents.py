@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from analytics_pipeline.adapters.mongo_rollups import baseline_update, event_update
-from analytics_pipeline.models import COUNTER_FIELDS
 from analytics_pipeline.rollups import Baseline, Entity, EntityDay, rollup_updates
+from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -12,15 +12,14 @@ legacy count of 0 whoever captures it first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from analytics_pipeline.errors import RolloutRefused
 from analytics_pipeline.ports import Clock, LegacyRow, ReplicaStore, RollupStore
+from analytics_pipeline.vocabulary import ENTITY_ID
 
-_UUID = re.compile(r"^[A-Za-z0-9_-]{1,64}$", re.ASCII)
 MAX_EXAMPLES = 20
 
 
@@ -97,7 +96,7 @@ class BackfillService:
         for row in rows:
             if row.uuid is None or not row.uuid.strip():
                 report.skipped_no_uuid += 1
-            elif not _UUID.match(row.uuid):
+            elif not ENTITY_ID.match(row.uuid):
                 report.skipped_invalid_uuid += 1
                 if len(report.invalid_examples) < MAX_EXAMPLES:
                     report.invalid_examples.append({"id": row.row_id, "uuid": row.uuid[:80]})
@@ -118,7 +117,7 @@ class BackfillService:
         wanted = [b for b in baselines if b.entity.entity_id in counted_ids]
         # one read per chunk spares a bulk write of refused updates when the totals hold them already
         totals = self._rollups.totals([b.entity for b in wanted])
-        missing = [b for b in wanted if not totals.get(b.entity, {}).get("legacy_captured")]
+        missing = [b for b in wanted if b.entity not in totals or totals[b.entity].legacy is None]
         seeded = self._rollups.apply_baselines(missing, self._clock()) if missing else 0
         report.seeded += seeded
         report.skipped_captured += len(counted) - seeded

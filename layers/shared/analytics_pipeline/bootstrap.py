@@ -219,7 +219,6 @@ class Container:
             s = self.settings
             policy = IngestPolicy(
                 domains=s.domains,
-                max_body_bytes=s.max_body_bytes,
                 clock_skew_s=s.clock_skew_s,
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,

@@ -31,6 +31,7 @@ from analytics_pipeline.errors import RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates
+from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 # Step names, in order; a fault hook is called after each (tests make one of them raise).
 STEPS = ("claim", "confirm", "mongo", "capture", "totals", "baseline", "mysql", "finish")
@@ -65,8 +66,7 @@ class FlushPolicy:
     batch_size: int
     max_batches: int
     max_in_flight: int = 20
-    sync_domain: str = "jav"
-    sync_entity_type: str = "movie"
+    sync: SyncTarget = SYNC_TARGET
     sync_mode: str = "on"  # "shadow": never write the site's columns
 
 
@@ -158,7 +158,7 @@ class FlushService:
         movies = [
             e
             for e in batch.entities
-            if e.domain == self._policy.sync_domain and e.entity_type == self._policy.sync_entity_type
+            if e.domain == self._policy.sync.domain and e.entity_type == self._policy.sync.entity_type
         ]
         if movies and self._replica is not None:
             self.sync_movies(movies, report)
@@ -179,7 +179,7 @@ class FlushService:
         totals = self._rollups.totals(movies)
         self._fault("totals")
         # Only a movie touched for the first time still needs its baseline in the totals.
-        missing = [b for b in baselines if not totals.get(b.entity, {}).get("legacy_captured")]
+        missing = [b for b in baselines if b.entity not in totals or totals[b.entity].legacy is None]
         if missing:
             report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
             self._fault("baseline")
@@ -187,8 +187,8 @@ class FlushService:
         if self._policy.sync_mode == "shadow":
             return
         rows = [
-            (entity.entity_id, int(doc.get("views", 0)), int(doc.get("downloads", 0)))
-            for entity, doc in totals.items()
+            (entity.entity_id, *(t[name] for name in self._policy.sync.counters))
+            for entity, t in totals.items()
         ]
         written, skipped = self._replica.write_totals(rows, allow_lower)
         self._fault("mysql")

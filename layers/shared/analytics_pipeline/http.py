@@ -1,8 +1,14 @@
-"""The HTTP edge shared by the ingest and query functions: one resolver shape, one error mapping."""
+"""The HTTP edge shared by the ingest and query functions: one resolver shape, one error mapping.
+
+It reads requests (the body's size, base64 and JSON, the headers, the bearer token) into the use
+cases' typed input, and writes their results as the contract's answers.
+"""
 
 from __future__ import annotations
 
+import binascii
 import json
+from base64 import b64decode
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,7 +25,7 @@ from analytics_pipeline.errors import (
     Unauthorized,
     Unavailable,
 )
-from analytics_pipeline.ingest import IngestRequest
+from analytics_pipeline.ingest import BatchResult, Caller, EventResult, IngestRequest, Malformed
 from analytics_pipeline.observability import logger, publish
 
 JSON = "application/json"
@@ -79,14 +85,82 @@ def new_resolver(allow_origin: str, enable_validation: bool = False) -> APIGatew
     return app
 
 
-def ingest_request(event: APIGatewayProxyEventV2) -> IngestRequest:
-    """The parts of a payload-2.0 event that ingest judges."""
+def ingest_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> IngestRequest:
+    """The payload-2.0 event as ingest's input; PayloadTooLarge (413) before anything else is read."""
     raw = event.raw_event
     headers = {str(k).lower(): str(v) for k, v in (raw.get("headers") or {}).items()}
     http = (raw.get("requestContext") or {}).get("http") or {}
-    return IngestRequest(
-        body=raw.get("body"),
-        is_base64=bool(raw.get("isBase64Encoded")),
-        headers=headers,
+    caller = Caller(
         source_ip=str(http.get("sourceIp") or "unknown"),
+        bearer=_bearer(headers.get("authorization")),
+        user_agent=headers.get("user-agent"),
+        client_user_agent=headers.get("x-client-user-agent"),
+    )
+    body = _read_body(raw.get("body") or "", bool(raw.get("isBase64Encoded")), max_body_bytes)
+    return IngestRequest(caller, body if isinstance(body, Malformed) else _parse_json(body))
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The token of `Bearer <token>`; "" for any other Authorization header (it authorizes nothing)."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _read_body(body: str, is_base64: bool, limit: int) -> bytes | Malformed:
+    """The body's bytes, its size checked first (413); bad base64 is a shape error, judged later."""
+    if is_base64:
+        if len(body) > (limit // 3 + 2) * 4:
+            raise PayloadTooLarge("body too large")
+        try:
+            raw = b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return Malformed("body is not valid base64")
+    else:
+        if len(body) > limit:  # a character is at least one byte
+            raise PayloadTooLarge("body too large")
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > limit:
+        raise PayloadTooLarge("body too large")
+    return raw
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The JSON document, whatever the Content-Type (sendBeacon sends text/plain), or Malformed."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return Malformed("body is not valid UTF-8")
+    if not text.strip():
+        return Malformed("body is empty")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "nesting too deep"
+        return Malformed(f"body is not valid JSON: {message}")
+
+
+def event_answer(result: EventResult) -> Response:
+    """202 with the contract's body for one event."""
+    if result.status == "ignored":
+        return json_response(202, {"status": "ignored", "reason": result.reason})
+    return json_response(202, {"status": "accepted", "duplicate": result.duplicate})
+
+
+def batch_answer(result: BatchResult) -> Response:
+    """202 with the contract's body for a batch."""
+    rejected = [{"index": i, "errors": [e.as_dict() for e in errors]} for i, errors in result.rejected]
+    return json_response(
+        202,
+        {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "ignored": result.ignored,
+            "rejected": rejected,
+        },
     )

@@ -1,13 +1,11 @@
-"""Ingest use case: judge a request, then count its valid events once each, or spool them."""
+"""Ingest use case: judge a request's caller and events, then count the valid events once each, or
+spool them. The HTTP edge (http.py) has already read the request: its size, its body and headers."""
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
-import json
-from base64 import b64decode
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,31 +17,46 @@ from analytics_pipeline.errors import (
     HotStoreError,
     HotStoreUnavailable,
     InvalidRequest,
-    PayloadTooLarge,
     SpoolUnavailable,
     Unauthorized,
     Unavailable,
 )
 from analytics_pipeline.errors import RateLimited as RateLimitedError
-from analytics_pipeline.models import MAX_BATCH_EVENTS, CountedEvent, EventIn, validation_errors
+from analytics_pipeline.models import CountedEvent, EventIn, validation_errors
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
+from analytics_pipeline.vocabulary import MAX_BATCH_EVENTS
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A body that is not a JSON document (bad base64, UTF-8 or JSON): judged after the caller."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sends the events. `bearer` is None without an Authorization header, and "" when the header
+    is not a Bearer token; the agents are judged for bots."""
+
+    source_ip: str
+    bearer: str | None = None
+    user_agent: str | None = None
+    client_user_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class IngestRequest:
-    """An HTTP request reduced to what ingest judges; header names are lower-case."""
+    """What ingest judges: the caller, and the body as a JSON document (or why it is not one)."""
 
-    body: str | None
-    is_base64: bool
-    headers: Mapping[str, str]
-    source_ip: str
+    caller: Caller
+    body: Any
 
 
 @dataclass(frozen=True, slots=True)
 class IngestPolicy:
     domains: tuple[str, ...]
-    max_body_bytes: int
     clock_skew_s: int
     ip_limit_per_window: int
     key_limit_per_window: int
@@ -56,11 +69,6 @@ class EventResult:
     reason: str | None = None
     spooled: bool = False
 
-    def as_body(self) -> dict[str, Any]:
-        if self.status == "ignored":
-            return {"status": "ignored", "reason": self.reason}
-        return {"status": "accepted", "duplicate": self.duplicate}
-
 
 @dataclass(frozen=True, slots=True)
 class BatchResult:
@@ -70,25 +78,11 @@ class BatchResult:
     rejected: list[tuple[int, list[FieldError]]] = field(default_factory=list)
     spooled: int = 0
 
-    def as_body(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "ignored": self.ignored,
-            "rejected": [
-                {"index": index, "errors": [e.as_dict() for e in errors]} for index, errors in self.rejected
-            ],
-        }
-
 
 @dataclass(frozen=True, slots=True)
-class _Caller:
+class _Judged:
     budget: Budget
     is_bot: bool
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 class IngestService:
@@ -115,10 +109,9 @@ class IngestService:
     # --- public use cases ---------------------------------------------------------------------
 
     def ingest_one(self, request: IngestRequest) -> EventResult:
-        """One event: 202 accepted/duplicate/ignored, or an exception that names the refusal."""
-        raw = self._read_body(request)
-        caller = self._identify(request)
-        data = self._parse_json(raw)
+        """One event: accepted, duplicate or ignored, or an exception that names the refusal."""
+        caller = self._identify(request.caller)
+        data = self._document(request.body)
         if not isinstance(data, dict):
             raise InvalidRequest([FieldError(None, "body must be a JSON object")], reason="malformed")
         if caller.is_bot:
@@ -132,10 +125,8 @@ class IngestService:
 
     def ingest_batch(self, request: IngestRequest) -> BatchResult:
         """Up to 100 events, each judged on its own, admitted by the budget whole or not at all."""
-        raw = self._read_body(request)
-        caller = self._identify(request)
-        data = self._parse_json(raw)
-        events_in = self._envelope(data)
+        caller = self._identify(request.caller)
+        events_in = self._envelope(self._document(request.body))
         if caller.is_bot:
             return BatchResult(ignored=len(events_in))
         now = self._clock()
@@ -163,49 +154,24 @@ class IngestService:
 
     # --- the checks, in the contract's order ----------------------------------------------------
 
-    def _read_body(self, request: IngestRequest) -> bytes | None:
-        """Size first (413); a body that is not valid base64 is a shape error, judged later."""
-        limit = self._policy.max_body_bytes
-        body = request.body or ""
-        if request.is_base64:
-            if len(body) > (limit // 3 + 2) * 4:
-                raise PayloadTooLarge("body too large")
-            try:
-                raw = b64decode(body, validate=True)
-            except (binascii.Error, ValueError):
-                return None
-        else:
-            if len(body) > limit:  # a character is at least one byte
-                raise PayloadTooLarge("body too large")
-            raw = body.encode("utf-8", "surrogatepass")
-        if len(raw) > limit:
-            raise PayloadTooLarge("body too large")
-        return raw
-
-    def _identify(self, request: IngestRequest) -> _Caller:
-        headers = request.headers
-        authorization = headers.get("authorization")
-        if authorization is None:
-            agent = headers.get("user-agent")
-            return _Caller(
-                budget=Budget(f"ip:{request.source_ip}", self._policy.ip_limit_per_window),
-                is_bot=self._bots.is_bot(agent),
+    def _identify(self, caller: Caller) -> _Judged:
+        if caller.bearer is None:
+            return _Judged(
+                budget=Budget(f"ip:{caller.source_ip}", self._policy.ip_limit_per_window),
+                is_bot=self._bots.is_bot(caller.user_agent),
             )
-        key = self._match_server_key(authorization)
+        key = self._match_server_key(caller.bearer)
         if key is None:
             raise Unauthorized("invalid server key")
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
-        forwarded_agent = headers.get("x-client-user-agent")
-        return _Caller(
+        return _Judged(
             budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window),
             # a trusted backend that forwards no agent is not judged
-            is_bot=forwarded_agent is not None and self._bots.is_bot(forwarded_agent),
+            is_bot=caller.client_user_agent is not None and self._bots.is_bot(caller.client_user_agent),
         )
 
-    def _match_server_key(self, authorization: str) -> str | None:
-        scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+    def _match_server_key(self, token: str) -> str | None:
+        if not token:
             return None
         supplied = token.encode("utf-8", "surrogatepass")
         match = None
@@ -216,22 +182,10 @@ class IngestService:
         return match
 
     @staticmethod
-    def _parse_json(raw: bytes | None) -> Any:
-        if raw is None:
-            raise InvalidRequest([FieldError(None, "body is not valid base64")], reason="malformed")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidRequest([FieldError(None, "body is not valid UTF-8")], reason="malformed") from None
-        if not text.strip():
-            raise InvalidRequest([FieldError(None, "body is empty")], reason="malformed")
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or "nesting too deep"
-            raise InvalidRequest(
-                [FieldError(None, f"body is not valid JSON: {message}")], reason="malformed"
-            ) from None
+    def _document(body: Any) -> Any:
+        if isinstance(body, Malformed):
+            raise InvalidRequest([FieldError(None, body.message)], reason="malformed")
+        return body
 
     @staticmethod
     def _envelope(data: Any) -> list[Any]:

@@ -1,36 +1,27 @@
-"""The event vocabulary: actions, counters, and the validated shape of one event."""
+"""The validated shape of one event, and what the hot store counts of it."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
 
 from analytics_pipeline.errors import FieldError
-
-ENTITY_TYPES: tuple[str, ...] = ("movie", "actor", "tag", "provider")
-ACTIONS: tuple[str, ...] = ("view", "download", "favorite", "rating", "watchlist")
-COUNTER_FIELDS: tuple[str, ...] = (
-    "views",
-    "downloads",
-    "favorites",
-    "watchlists",
-    "ratings_count",
-    "ratings_sum",
+from analytics_pipeline.vocabulary import (
+    ACTION_COUNTER,
+    ACTIONS,
+    ENTITY_ID_PATTERN,
+    ENTITY_ID_RULE,
+    ENTITY_TYPES,
+    EVENT_ID_PATTERN,
+    EVENT_ID_RULE,
+    RATING_MAX,
+    RATING_MIN,
+    Action,
+    EntityType,
 )
-
-# Which counters each action adds to; a rating also adds its value to ratings_sum.
-_ACTION_COUNTER: dict[str, str] = {
-    "view": "views",
-    "download": "downloads",
-    "favorite": "favorites",
-    "watchlist": "watchlists",
-    "rating": "ratings_count",
-}
-
-MAX_BATCH_EVENTS = 100
 
 # RFC 3339 date-time with an offset; ASCII digits only (\d would take other scripts' digits too).
 _RFC3339 = re.compile(
@@ -64,11 +55,11 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
 
-    event_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+    event_id: Annotated[str, Field(pattern=EVENT_ID_PATTERN)]
     domain: str
-    entity_type: Literal["movie", "actor", "tag", "provider"]
-    entity_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-    action: Literal["view", "download", "favorite", "rating", "watchlist"]
+    entity_type: EntityType
+    entity_id: Annotated[str, Field(pattern=ENTITY_ID_PATTERN)]
+    action: Action
     value: StrictInt | None = Field(default=None, validate_default=True)
     occurred_at: Annotated[datetime, BeforeValidator(parse_rfc3339)]
 
@@ -89,8 +80,8 @@ class EventIn(BaseModel):
         if action == "rating":
             if value is None:
                 raise ValueError("is required for a rating")
-            if not 1 <= value <= 5:
-                raise ValueError("must be an integer from 1 to 5 for a rating")
+            if not RATING_MIN <= value <= RATING_MAX:
+                raise ValueError(f"must be an integer from {RATING_MIN} to {RATING_MAX} for a rating")
             return value
         if value is not None and value != 1:
             raise ValueError(f"must be 1 for action '{action}'")
@@ -103,7 +94,7 @@ class EventIn(BaseModel):
 
 
 _FIXED_INCREMENTS: dict[str, tuple[tuple[str, int], ...]] = {
-    action: ((counter, 1),) for action, counter in _ACTION_COUNTER.items() if action != "rating"
+    action: ((counter, 1),) for action, counter in ACTION_COUNTER.items() if action != "rating"
 }
 
 
@@ -149,10 +140,7 @@ _MESSAGES: dict[str, str] = {
     "int_from_float": "must be a JSON integer",
 }
 
-_PATTERN_MESSAGES: dict[str, str] = {
-    "event_id": "must be 1-128 characters of A-Z a-z 0-9 . _ : -",
-    "entity_id": "must be 1-64 characters of A-Z a-z 0-9 _ -",
-}
+_PATTERN_MESSAGES: dict[str, str] = {"event_id": EVENT_ID_RULE, "entity_id": ENTITY_ID_RULE}
 
 
 def validation_errors(exc_errors: list[dict[str, Any]]) -> list[FieldError]:

@@ -16,17 +16,16 @@ counted since then, and lists the movies whose ratio falls outside the tolerance
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from analytics_pipeline.models import COUNTER_FIELDS
 from analytics_pipeline.ports import ClaimStore, ReplicaStore, RollupStore, SyncedRow
-from analytics_pipeline.rollups import Entity
+from analytics_pipeline.rollups import Entity, Totals
+from analytics_pipeline.vocabulary import BUCKETS, COUNTERS, SYNC_TARGET, SyncTarget
 
 MAX_LISTED = 100
-BUCKETS = ("day", "week", "month", "year")
-SYNCED = ("views", "downloads")
-LEGACY = {"views": "legacy_views", "downloads": "legacy_downloads"}
+SYNCED = SYNC_TARGET.counters
 
 
 @dataclass
@@ -101,12 +100,16 @@ def _ratio(counted: int, gained: int) -> float | None:
 
 class ParityService:
     def __init__(
-        self, rollups: RollupStore, replica: ReplicaStore, claims: ClaimStore | None, domain: str = "jav"
+        self,
+        rollups: RollupStore,
+        replica: ReplicaStore,
+        claims: ClaimStore | None,
+        sync: SyncTarget = SYNC_TARGET,
     ) -> None:
         self._rollups = rollups
         self._replica = replica
         self._claims = claims
-        self._domain = domain
+        self._sync = sync
 
     def run(self, shadow: bool = False, tolerance: float = 0.2, batch: int = 1000) -> ParityReport:
         """Compare every movie; raise StoreError when a store cannot be read."""
@@ -116,38 +119,30 @@ class ParityService:
             for rows in self._replica.iter_synced(batch):
                 self._compare_shadow(rows, busy, tolerance, report)
         else:
-            for docs in self._rollups.iter_totals(self._domain, "movie", batch):
-                self._compare_synced(docs, busy, report)
+            for chunk in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, batch):
+                self._compare_synced(dict(chunk), busy, report)
         return report
 
     def _movie(self, uuid: str) -> Entity:
-        return Entity(self._domain, "movie", uuid)
+        return Entity(self._sync.domain, self._sync.entity_type, uuid)
 
     def _invariants(
-        self, movies: list[Entity], docs: dict[Entity, dict[str, Any]], rows: dict[str, SyncedRow]
+        self, movies: list[Entity], totals: dict[Entity, Totals], rows: dict[str, SyncedRow]
     ) -> dict[Entity, list[dict[str, Any]]]:
         """Per movie, where its totals differ from baseline + Σ bucket, and from MySQL's baseline."""
         sums = {bucket: self._rollups.bucket_sums(bucket, movies) for bucket in BUCKETS}
         found: dict[Entity, list[dict[str, Any]]] = {}
         for movie in movies:
-            doc = docs.get(movie, {})
-            legacy = {name: int(doc.get(LEGACY.get(name, ""), 0) or 0) for name in COUNTER_FIELDS}
-            problems = []
+            checked = totals.get(movie, Totals())
             row = rows.get(movie.entity_id)
             captured = row.baseline if row is not None and row.baseline is not None else (0, 0)
-            for name, value in zip(SYNCED, captured, strict=True):
-                if legacy[name] != value:
-                    problems.append(_mismatch(movie, f"baseline.{name}", value, legacy[name]))
-            for bucket in BUCKETS:
-                counted = sums[bucket].get(movie, {})
-                for name in COUNTER_FIELDS:
-                    expected = legacy[name] + int(counted.get(name, 0))
-                    if int(doc.get(name, 0)) != expected:
-                        problems.append(
-                            _mismatch(
-                                movie, f"totals.{name} = baseline + sum({bucket})", expected, doc.get(name, 0)
-                            )
-                        )
+            problems = [
+                _mismatch(movie, f"baseline.{name}", value, in_totals)
+                for name, value, in_totals in zip(SYNCED, captured, checked.legacy or (0, 0), strict=True)
+                if value != in_totals
+            ]
+            by_bucket = {bucket: sums[bucket].get(movie, {}) for bucket in BUCKETS}
+            problems.extend(_mismatch(movie, *d) for d in rollup_differences(checked, by_bucket))
             found[movie] = problems
         return found
 
@@ -160,32 +155,23 @@ class ParityService:
         room = MAX_LISTED - len(report.mismatches)
         report.mismatches.extend(problems[: max(0, room)])
 
-    def _compare_synced(self, docs: list[dict[str, Any]], busy: set[Entity], report: ParityReport) -> None:
-        by_movie = {self._movie(doc["entity_id"]): doc for doc in docs}
-        movies = [m for m in by_movie if m not in busy]
-        report.in_flight += len(by_movie) - len(movies)
+    def _compare_synced(self, totals: dict[Entity, Totals], busy: set[Entity], report: ParityReport) -> None:
+        movies = [m for m in totals if m not in busy]
+        report.in_flight += len(totals) - len(movies)
         if not movies:
             return
         rows = self._replica.read_synced([m.entity_id for m in movies])
-        problems = self._invariants(movies, by_movie, rows)
+        problems = self._invariants(movies, totals, rows)
         for movie in movies:
             row = rows.get(movie.entity_id)
             if row is None:
                 report.missing_rows += 1  # no row in the site's table: nothing to sync, never inserted
-                self._record(report, problems[movie])
-                continue
-            want = tuple(int(by_movie[movie].get(name, 0)) for name in SYNCED)
-            held = (
-                row.column != want
-                and row.column == row.synced
-                and all(c >= w for c, w in zip(row.column, want, strict=True))
-            )
-            if held:
-                report.held_above += 1
             else:
-                for name, value, total in zip(SYNCED, row.column, want, strict=True):
-                    if value != total:
-                        problems[movie].append(_mismatch(movie, f"mysql.{name}", total, value))
+                differences = column_differences(row, totals[movie])
+                if differences is None:
+                    report.held_above += 1
+                else:
+                    problems[movie].extend(_mismatch(movie, *d) for d in differences)
             self._record(report, problems[movie])
 
     def _compare_shadow(
@@ -196,13 +182,13 @@ class ParityService:
         report.in_flight += len(by_movie) - len(movies)
         if not movies:
             return
-        docs = self._rollups.totals(movies)
-        problems = self._invariants(movies, docs, {m.entity_id: by_movie[m] for m in movies})
+        totals = self._rollups.totals(movies)
+        problems = self._invariants(movies, totals, {m.entity_id: by_movie[m] for m in movies})
         for movie in movies:
-            row, doc = by_movie[movie], docs.get(movie, {})
-            baseline = row.baseline or (0, 0)
+            row, checked = by_movie[movie], totals.get(movie, Totals())
+            baseline, legacy = row.baseline or (0, 0), checked.legacy or (0, 0)
             gained = {n: row.column[i] - baseline[i] for i, n in enumerate(SYNCED)}
-            counted = {n: int(doc.get(n, 0)) - int(doc.get(LEGACY[n], 0) or 0) for n in SYNCED}
+            counted = {n: checked[n] - legacy[i] for i, n in enumerate(SYNCED)}
             ratios = {n: _ratio(counted[n], gained[n]) for n in SYNCED}
             for name in SYNCED:
                 report.legacy_gain[name] += gained[name]
@@ -221,13 +207,27 @@ class ParityService:
             self._record(report, problems[movie])
 
 
-def column_differences(row: SyncedRow, totals: dict[str, Any]) -> list[tuple[str, int, int]] | None:
-    """(check, expected, found) for each column that differs from the totals document.
+def rollup_differences(totals: Totals, sums: Mapping[str, Mapping[str, int]]) -> list[tuple[str, int, int]]:
+    """(check, expected, found) where the totals differ from the baseline plus a bucket's sum.
+
+    `sums` maps a bucket (day, week, month, year) to the entity's counters summed over its documents.
+    """
+    legacy = totals.legacy_counts
+    return [
+        (f"totals.{name} = baseline + sum({bucket})", legacy[name] + int(counted.get(name, 0)), totals[name])
+        for bucket, counted in sums.items()
+        for name in COUNTERS
+        if totals[name] != legacy[name] + int(counted.get(name, 0))
+    ]
+
+
+def column_differences(row: SyncedRow, totals: Totals) -> list[tuple[str, int, int]] | None:
+    """(check, expected, found) for each column that differs from the totals.
 
     None when the columns stand above the totals exactly where the pipeline's last write left them:
     the never-lower rule holding a larger legacy value, not a fault.
     """
-    want = tuple(int(totals.get(name, 0)) for name in SYNCED)
+    want = tuple(totals[name] for name in SYNCED)
     if (
         row.column != want
         and row.column == row.synced

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from analytics_pipeline.models import CountedEvent
-from analytics_pipeline.rollups import Baseline, Batch, Entity, RollupUpdate
+from analytics_pipeline.rollups import Baseline, Batch, Entity, RollupUpdate, Totals
 
 Clock = Callable[[], datetime]
 
@@ -134,9 +134,13 @@ class RollupStore(Protocol):
         """Add each movie's legacy baseline to its totals, once ever; returns totals seeded now."""
         ...
 
-    def totals(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, Any]]: ...
+    def totals(self, entities: Sequence[Entity]) -> dict[Entity, Totals]:
+        """The totals of those entities that have any."""
+        ...
 
-    def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]: ...
+    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[tuple[Entity, Totals]]]:
+        """Every entity of a kind with its totals, in entity_id order, in batches."""
+        ...
 
     def bucket_sums(self, bucket: str, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
         """Each entity's counters summed over its documents of one bucket: day, week, month or year."""
@@ -234,20 +238,14 @@ class ReplicaStore(Protocol):
 
 
 class RollupReader(Protocol):
-    """Reads of the rollups for the query API and the parity check (MongoDB)."""
+    """Reads of the rollups for the query API (MongoDB)."""
 
-    def find_totals(self, entity: Entity) -> dict[str, Any] | None: ...
+    def find_totals(self, entity: Entity) -> Totals | None: ...
 
-    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[dict[str, Any]]:
-        """Totals documents by `counter` descending, then entity_id ascending (served by an index)."""
+    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[tuple[str, Totals]]:
+        """(entity_id, totals) by `counter` descending, then entity_id ascending (served by an index)."""
         ...
 
-    def bucket_docs(
-        self, collection: str, entity: Entity, field: str, first: str, last: str
-    ) -> list[dict[str, Any]]:
-        """An entity's documents whose bucket label lies in [first, last] (labels sort as periods)."""
-        ...
-
-    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[dict[str, Any]]]:
-        """Every totals document of a kind of entity, in batches."""
+    def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
+        """Counters per period label of `bucket`, for the periods in [first, last] that have any."""
         ...

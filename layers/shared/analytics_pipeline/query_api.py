@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
-EntityType = Literal["movie", "actor", "tag", "provider"]
-Counter = Literal["views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum"]
-Bucket = Literal["day", "week", "month", "year"]
-ENTITY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+from analytics_pipeline.vocabulary import Bucket
+
 # Counters move every minute: a short shared cache spares the rollups without hiding much.
 CACHE_CONTROL = "public, max-age=30"
 

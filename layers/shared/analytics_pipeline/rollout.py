@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,8 +19,8 @@ from analytics_pipeline.errors import ConfigurationError, RolloutRefused
 from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ports import ClaimStore, Clock, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Baseline, Entity
+from analytics_pipeline.vocabulary import ENTITY_ID, ENTITY_ID_RULE, SYNC_TARGET, SyncTarget
 
-ENTITY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$", re.ASCII)
 MAX_LISTED = 100
 
 
@@ -61,7 +60,7 @@ class RolloutService:
         flush: FlushService,
         sync_mode: str,
         clock: Clock,
-        domain: str = "jav",
+        sync: SyncTarget = SYNC_TARGET,
     ) -> None:
         self._rollups = rollups
         self._replica = replica
@@ -69,12 +68,12 @@ class RolloutService:
         self._flush = flush
         self._sync_mode = sync_mode
         self._clock = clock
-        self._domain = domain
+        self._sync = sync
 
     def resync(self, uuids: Sequence[str] | None = None, allow_lower: bool = False) -> ResyncReport:
         for uuid in uuids or ():
             if not ENTITY_ID.match(uuid):
-                raise ConfigurationError(f"--uuid {uuid[:80]!r} is not a movie id (1-64 of A-Z a-z 0-9 _ -)")
+                raise ConfigurationError(f"--uuid {uuid[:80]!r}: a movie id {ENTITY_ID_RULE}")
         self._flush.prepare()
         state = self._replica.rollout_state()
         if self._sync_mode == "shadow" or state.mode == "shadow":
@@ -97,12 +96,17 @@ class RolloutService:
             report.baselines_seeded += done.baselines_seeded
         return report
 
-    def _chunks(self, uuids: Sequence[str] | None, report: ResyncReport, size: int = 1000) -> Any:
+    def _movie(self, uuid: str) -> Entity:
+        return Entity(self._sync.domain, self._sync.entity_type, uuid)
+
+    def _chunks(
+        self, uuids: Sequence[str] | None, report: ResyncReport, size: int = 1000
+    ) -> Iterator[list[Entity]]:
         if uuids is None:
-            for docs in self._rollups.iter_totals(self._domain, "movie", size):
-                yield [Entity(self._domain, "movie", doc["entity_id"]) for doc in docs]
+            for chunk in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, size):
+                yield [entity for entity, _ in chunk]
             return
-        listed = [Entity(self._domain, "movie", u) for u in dict.fromkeys(uuids)]
+        listed = [self._movie(u) for u in dict.fromkeys(uuids)]
         for start in range(0, len(listed), size):
             chunk = listed[start : start + size]
             known = self._rollups.totals(chunk)
@@ -132,6 +136,6 @@ class RolloutService:
             # stores left the totals behind MySQL, and this one brings them level
             now = self._clock()
             for rows in self._replica.iter_synced(1000):
-                baselines = [Baseline(Entity(self._domain, "movie", r.uuid), *r.baseline) for r in rows]
+                baselines = [Baseline(self._movie(r.uuid), *(r.baseline or (0, 0))) for r in rows]
                 report.totals_aligned += self._rollups.align_baselines(baselines, now)
         return report

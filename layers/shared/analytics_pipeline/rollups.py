@@ -1,28 +1,17 @@
-"""What a flushed batch adds to each rollup collection: pure arithmetic, no driver."""
+"""What a flushed batch adds to each rollup: pure arithmetic on domain values, no store names."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from analytics_pipeline.buckets import buckets_of
+from analytics_pipeline.vocabulary import BUCKETS, COUNTERS
 
-TOTALS = "analytics_entity_totals"
-DAILY = "analytics_entity_daily"
-WEEKLY = "analytics_entity_weekly"
-MONTHLY = "analytics_entity_monthly"
-YEARLY = "analytics_entity_yearly"
-
-# collection -> its bucket field (None for the totals)
-COLLECTIONS: dict[str, str | None] = {
-    TOTALS: None,
-    DAILY: "date",
-    WEEKLY: "week",
-    MONTHLY: "month",
-    YEARLY: "year",
-}
-BUCKET_COLLECTION = {"day": DAILY, "week": WEEKLY, "month": MONTHLY, "year": YEARLY}
+TOTALS = "totals"
+# the rollups a count lands in: the all-time totals, and one document per period of each bucket
+SCOPES: tuple[str, ...] = (TOTALS, *BUCKETS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +27,6 @@ class Entity:
     def parse(cls, text: str) -> Entity:
         domain, entity_type, entity_id = text.split(":")
         return cls(domain, entity_type, entity_id)
-
-    def key(self) -> dict[str, str]:
-        return {"domain": self.domain, "entity_type": self.entity_type, "entity_id": self.entity_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +46,44 @@ class Batch:
 
     seq: int
     counts: Mapping[EntityDay, Mapping[str, int]]
-    claimed_at_ms: int = 0
 
     @property
     def entities(self) -> list[Entity]:
         return sorted({ed.entity for ed in self.counts}, key=str)
 
 
+def zero_counts() -> dict[str, int]:
+    return dict.fromkeys(COUNTERS, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """An entity's all-time counters; `legacy` is the baseline in them, None until it was added."""
+
+    counts: Mapping[str, int] = field(default_factory=zero_counts)
+    legacy: tuple[int, int] | None = None  # views, downloads
+
+    def __getitem__(self, counter: str) -> int:
+        return int(self.counts.get(counter, 0))
+
+    @property
+    def legacy_counts(self) -> dict[str, int]:
+        """The baseline as counters (zeros for those a legacy count never holds)."""
+        views, downloads = self.legacy or (0, 0)
+        return {**zero_counts(), "views": views, "downloads": downloads}
+
+    @property
+    def ratings_avg(self) -> float | None:
+        return self["ratings_sum"] / self["ratings_count"] if self["ratings_count"] else None
+
+
 @dataclass(frozen=True, slots=True)
 class RollupUpdate:
-    """One document's increments: the collection, its unique key, and what to add."""
+    """One rollup document's increments: its entity, its scope (totals or a bucket) and period."""
 
-    collection: str
-    key: tuple[tuple[str, str], ...]
+    entity: Entity
+    scope: str
+    period: str | None
     inc: Mapping[str, int]
 
 
@@ -86,18 +97,19 @@ class Baseline:
 
 
 def rollup_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> dict[str, list[RollupUpdate]]:
-    """Group a batch into at most one update per document, per collection."""
-    grouped: dict[str, dict[tuple[tuple[str, str], ...], dict[str, int]]] = {c: {} for c in COLLECTIONS}
+    """Group a batch into at most one update per document, per scope."""
+    grouped: dict[str, dict[tuple[Entity, str | None], dict[str, int]]] = {s: {} for s in SCOPES}
     for entity_day, counters in counts.items():
-        base = tuple(entity_day.entity.key().items())
-        buckets = buckets_of(entity_day.day)
-        for collection, field in COLLECTIONS.items():
-            key = base if field is None else (*base, (field, buckets[field]))
-            target = grouped[collection].setdefault(key, defaultdict(int))
+        periods = buckets_of(entity_day.day)
+        for scope in SCOPES:
+            period = None if scope == TOTALS else periods[scope]
+            target = grouped[scope].setdefault((entity_day.entity, period), defaultdict(int))
             for name, amount in counters.items():
                 if amount:
                     target[name] += amount
     return {
-        collection: [RollupUpdate(collection, key, dict(inc)) for key, inc in docs.items() if inc]
-        for collection, docs in grouped.items()
+        scope: [
+            RollupUpdate(entity, scope, period, dict(inc)) for (entity, period), inc in docs.items() if inc
+        ]
+        for scope, docs in grouped.items()
     }

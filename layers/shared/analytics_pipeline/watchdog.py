@@ -9,13 +9,11 @@ from typing import Any
 from analytics_pipeline.errors import HotStoreFull, RolloutRefused, StoreError
 from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ingest import replay_spool
-from analytics_pipeline.models import COUNTER_FIELDS
 from analytics_pipeline.observability import logger
-from analytics_pipeline.parity import column_differences
+from analytics_pipeline.parity import column_differences, rollup_differences
 from analytics_pipeline.ports import ClaimStore, Clock, HotStore, Lag, ReplicaStore, RollupStore, Spool
-from analytics_pipeline.rollups import Entity
-
-LEGACY = {"views": "legacy_views", "downloads": "legacy_downloads"}
+from analytics_pipeline.rollups import Entity, Totals
+from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 
 @dataclass
@@ -65,7 +63,7 @@ class WatchdogService:
         spool: Spool,
         hot_store: HotStore,
         clock: Clock,
-        sync_domain: str = "jav",
+        sync: SyncTarget = SYNC_TARGET,
     ) -> None:
         self._policy = policy
         self._flush = flush
@@ -75,7 +73,7 @@ class WatchdogService:
         self._spool = spool
         self._hot_store = hot_store
         self._clock = clock
-        self._sync_domain = sync_domain
+        self._sync = sync
 
     def run(self) -> WatchdogReport:
         report = WatchdogReport()
@@ -142,29 +140,23 @@ class WatchdogService:
         entities = [e for e in entities if e not in busy]
         if not entities:
             return []
-        daily = self._rollups.daily_sums(entities)
+        daily = self._rollups.bucket_sums("day", entities)
         totals = self._rollups.totals(entities)
         found: list[dict[str, Any]] = []
         for entity in entities:
-            doc = totals.get(entity, {})
-            sums = daily.get(entity, {})
-            for name in COUNTER_FIELDS:
-                expected = int(sums.get(name, 0)) + int(doc.get(LEGACY.get(name, ""), 0) or 0)
-                if int(doc.get(name, 0)) != expected:
-                    found.append(
-                        {
-                            "entity": str(entity),
-                            "check": f"totals.{name}",
-                            "expected": expected,
-                            "found": int(doc.get(name, 0)),
-                        }
-                    )
-        movies = [e for e in entities if e.domain == self._sync_domain and e.entity_type == "movie"]
+            checked = totals.get(entity, Totals())
+            for check, expected, value in rollup_differences(checked, {"day": daily.get(entity, {})}):
+                found.append({"entity": str(entity), "check": check, "expected": expected, "found": value})
+        movies = [
+            e for e in entities if (e.domain, e.entity_type) == (self._sync.domain, self._sync.entity_type)
+        ]
         if self._replica is not None and movies and self._policy.check_mysql:
             rows = self._replica.read_synced([m.entity_id for m in movies])
             for movie in movies:
                 row = rows.get(movie.entity_id)
-                differences = column_differences(row, totals.get(movie, {})) if row is not None else None
+                differences = (
+                    column_differences(row, totals.get(movie, Totals())) if row is not None else None
+                )
                 for check, expected, value in differences or ():
                     found.append({"entity": str(movie), "check": check, "expected": expected, "found": value})
         return found

@@ -21,26 +21,70 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from analytics_pipeline.errors import StoreError
-from analytics_pipeline.models import COUNTER_FIELDS
-from analytics_pipeline.rollups import BUCKET_COLLECTION, COLLECTIONS, TOTALS, Baseline, Entity, RollupUpdate
+from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, Totals
+from analytics_pipeline.vocabulary import COUNTERS
 
 DUPLICATE_KEY = 11000
+
+# The collections (the contract's names) and each one's bucket field (None for the totals).
+TOTALS = "analytics_entity_totals"
+DAILY = "analytics_entity_daily"
+WEEKLY = "analytics_entity_weekly"
+MONTHLY = "analytics_entity_monthly"
+YEARLY = "analytics_entity_yearly"
+COLLECTIONS: dict[str, str | None] = {
+    TOTALS: None,
+    DAILY: "date",
+    WEEKLY: "week",
+    MONTHLY: "month",
+    YEARLY: "year",
+}
+# a rollup scope of the domain (rollups.SCOPES) -> its collection
+SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MONTHLY, "year": YEARLY}
 
 
 class RollupStoreUnavailable(StoreError):
     """MongoDB could not be reached or refused a write."""
 
 
+def entity_key(entity: Entity) -> dict[str, str]:
+    return {"domain": entity.domain, "entity_type": entity.entity_type, "entity_id": entity.entity_id}
+
+
+def document_key(update: RollupUpdate) -> dict[str, str]:
+    """The unique key of the document an update goes to: the entity, and its period field if any."""
+    field = COLLECTIONS[SCOPE_COLLECTION[update.scope]]
+    key = entity_key(update.entity)
+    if field is not None and update.period is not None:
+        key[field] = update.period
+    return key
+
+
+def totals_of(doc: Mapping[str, Any] | None) -> Totals:
+    """A totals document as the domain's Totals (zeros for a missing document or counter)."""
+    doc = doc or {}
+    counts = {name: int(doc.get(name, 0) or 0) for name in COUNTERS}
+    legacy = None
+    if doc.get("legacy_captured"):
+        legacy = (int(doc.get("legacy_views", 0) or 0), int(doc.get("legacy_downloads", 0) or 0))
+    return Totals(counts, legacy)
+
+
+def counts_of(doc: Mapping[str, Any] | None) -> dict[str, int]:
+    doc = doc or {}
+    return {name: int(doc.get(name, 0) or 0) for name in COUNTERS}
+
+
 def event_update(update: RollupUpdate, seq: int, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """Filter and update document of one batch's increments to one rollup document."""
-    untouched = {name: 0 for name in COUNTER_FIELDS if name not in update.inc}
+    untouched = {name: 0 for name in COUNTERS if name not in update.inc}
     document: dict[str, Any] = {
         "$inc": dict(update.inc),
         "$set": {"flush_seq": seq, "updated_at": now},
     }
     if untouched:  # counters this batch does not add to still exist, as 0, on a new document
         document["$setOnInsert"] = untouched
-    return {**dict(update.key), "flush_seq": {"$not": {"$gte": seq}}}, document
+    return {**document_key(update), "flush_seq": {"$not": {"$gte": seq}}}, document
 
 
 def baseline_update(baseline: Baseline, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -54,9 +98,9 @@ def baseline_update(baseline: Baseline, now: datetime) -> tuple[dict[str, Any], 
             "legacy_downloads": baseline.downloads,
             "updated_at": now,
         },
-        "$setOnInsert": {name: 0 for name in COUNTER_FIELDS if name not in added},
+        "$setOnInsert": {name: 0 for name in COUNTERS if name not in added},
     }
-    return {**baseline.entity.key(), "legacy_captured": {"$ne": True}}, document
+    return {**entity_key(baseline.entity), "legacy_captured": {"$ne": True}}, document
 
 
 def _write_errors(exc: BulkWriteError) -> tuple[list[int], list[dict[str, Any]], int]:
@@ -84,7 +128,7 @@ class MongoRollupStore:
                     if bucket:
                         keys.append((bucket, ASCENDING))
                     self._db[collection].create_index(keys, unique=True, name="entity_bucket_unique")
-                for counter in COUNTER_FIELDS:  # top-N by a counter, ties by entity_id
+                for counter in COUNTERS:  # top-N by a counter, ties by entity_id
                     self._db[TOTALS].create_index(
                         [
                             ("domain", ASCENDING),
@@ -99,10 +143,10 @@ class MongoRollupStore:
 
     def apply(self, seq: int, updates: Mapping[str, Sequence[RollupUpdate]], now: datetime) -> int:
         written = 0
-        for collection, docs in updates.items():
+        for scope, docs in updates.items():
             if docs:
                 ops = [UpdateOne(*event_update(u, seq, now), upsert=True) for u in docs]
-                written += self._bulk(collection, ops)
+                written += self._bulk(SCOPE_COLLECTION[scope], ops)
         return written
 
     def apply_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
@@ -122,16 +166,15 @@ class MongoRollupStore:
         ops: list[UpdateOne] = []
         unseeded: list[Baseline] = []
         for baseline in baselines:
-            doc = docs.get(baseline.entity)
-            if doc is None or not doc.get("legacy_captured"):
+            old = docs[baseline.entity].legacy if baseline.entity in docs else None
+            if old is None:
                 unseeded.append(baseline)
                 continue
-            old = (int(doc.get("legacy_views", 0)), int(doc.get("legacy_downloads", 0)))
             if old == (baseline.views, baseline.downloads):
                 continue
             ops.append(
                 UpdateOne(
-                    {**baseline.entity.key(), "legacy_views": old[0], "legacy_downloads": old[1]},
+                    {**entity_key(baseline.entity), "legacy_views": old[0], "legacy_downloads": old[1]},
                     {
                         "$inc": {"views": baseline.views - old[0], "downloads": baseline.downloads - old[1]},
                         "$set": {
@@ -167,8 +210,8 @@ class MongoRollupStore:
                 raise RollupStoreUnavailable(f"{collection}: {exc}") from exc
         return written
 
-    def totals(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, Any]]:
-        found: dict[Entity, dict[str, Any]] = {}
+    def totals(self, entities: Sequence[Entity]) -> dict[Entity, Totals]:
+        found: dict[Entity, Totals] = {}
         for (domain, entity_type), ids in _by_kind(entities).items():
             query = {"domain": domain, "entity_type": entity_type, "entity_id": {"$in": ids}}
             try:
@@ -177,20 +220,17 @@ class MongoRollupStore:
             except PyMongoError as exc:
                 raise RollupStoreUnavailable(f"reading totals: {exc}") from exc
             for doc in docs:
-                found[Entity(domain, entity_type, doc["entity_id"])] = doc
+                found[Entity(domain, entity_type, doc["entity_id"])] = totals_of(doc)
         return found
-
-    def daily_sums(self, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
-        return self.bucket_sums("day", entities)
 
     def bucket_sums(self, bucket: str, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
         """Each entity's counters summed over all its documents of one bucket (day, week, month, year)."""
-        collection = BUCKET_COLLECTION[bucket]
+        collection = SCOPE_COLLECTION[bucket]
         sums: dict[Entity, dict[str, int]] = {}
         for (domain, entity_type), ids in _by_kind(entities).items():
             pipeline = [
                 {"$match": {"domain": domain, "entity_type": entity_type, "entity_id": {"$in": ids}}},
-                {"$group": {"_id": "$entity_id", **{n: {"$sum": f"${n}"} for n in COUNTER_FIELDS}}},
+                {"$group": {"_id": "$entity_id", **{n: {"$sum": f"${n}"} for n in COUNTERS}}},
             ]
             try:
                 with self._lock:
@@ -198,9 +238,7 @@ class MongoRollupStore:
             except PyMongoError as exc:
                 raise RollupStoreUnavailable(f"summing {bucket} rollups: {exc}") from exc
             for row in rows:
-                sums[Entity(domain, entity_type, row["_id"])] = {
-                    n: int(row.get(n, 0)) for n in COUNTER_FIELDS
-                }
+                sums[Entity(domain, entity_type, row["_id"])] = counts_of(row)
         return sums
 
     # --- reads for the query API and the parity check -----------------------------------------------
@@ -212,26 +250,29 @@ class MongoRollupStore:
         except PyMongoError as exc:
             raise RollupStoreUnavailable(f"{what}: {exc}") from exc
 
-    def find_totals(self, entity: Entity) -> dict[str, Any] | None:
-        return self._read("reading totals", lambda: self._db[TOTALS].find_one(entity.key(), {"_id": 0}))
+    def find_totals(self, entity: Entity) -> Totals | None:
+        doc = self._read("reading totals", lambda: self._db[TOTALS].find_one(entity_key(entity), {"_id": 0}))
+        return None if doc is None else totals_of(doc)
 
-    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[dict[str, Any]]:
+    def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[tuple[str, Totals]]:
         query = {"domain": domain, "entity_type": entity_type}
         order = [(counter, DESCENDING), ("entity_id", ASCENDING)]
-        return self._read(
+        docs = self._read(
             "reading top", lambda: list(self._db[TOTALS].find(query, {"_id": 0}).sort(order).limit(limit))
         )
+        return [(doc["entity_id"], totals_of(doc)) for doc in docs]
 
-    def bucket_docs(
-        self, collection: str, entity: Entity, field: str, first: str, last: str
-    ) -> list[dict[str, Any]]:
-        query = {**entity.key(), field: {"$gte": first, "$lte": last}}
+    def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
+        collection = SCOPE_COLLECTION[bucket]
+        field = COLLECTIONS[collection]
+        query = {**entity_key(entity), field: {"$gte": first, "$lte": last}}
         # at most 400 periods: one round trip (a server's first batch is 101 documents otherwise)
-        return self._read(
+        docs = self._read(
             "reading series", lambda: list(self._db[collection].find(query, {"_id": 0}).batch_size(401))
         )
+        return {doc[field]: counts_of(doc) for doc in docs}
 
-    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[dict[str, Any]]]:
+    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[tuple[Entity, Totals]]]:
         last = ""
         while True:
             query = {"domain": domain, "entity_type": entity_type, "entity_id": {"$gt": last}}
@@ -243,7 +284,7 @@ class MongoRollupStore:
             )
             if not docs:
                 return
-            yield docs
+            yield [(Entity(domain, entity_type, doc["entity_id"]), totals_of(doc)) for doc in docs]
             last = docs[-1]["entity_id"]
 
 

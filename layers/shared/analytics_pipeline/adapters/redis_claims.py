@@ -68,7 +68,7 @@ class RedisClaimStore:
         counts: dict[EntityDay, dict[str, int]] = defaultdict(dict)
         for i in range(2, len(reply), 3):
             counts[EntityDay.parse(_text(reply[i]))][_text(reply[i + 1])] = int(reply[i + 2])
-        return Batch(seq=int(reply[0]), counts=dict(counts), claimed_at_ms=int(reply[1]))
+        return Batch(seq=int(reply[0]), counts=dict(counts))
 
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:
@@ -98,7 +98,7 @@ class RedisClaimStore:
         for raw_field, raw_value in fields.items():
             member, _, counter = _text(raw_field).rpartition("|")
             counts[EntityDay.parse(member)][counter] = int(raw_value)
-        return Batch(seq=seq, counts=dict(counts), claimed_at_ms=int(claimed_at))
+        return Batch(seq=seq, counts=dict(counts))
 
     def finish(self, seq: int, now: datetime) -> bool:
         k = self._keys
