@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pymysql
 import pytest
 import redis
-from analytics_pipeline.bootstrap import Container, reset_container, use_container
+from analytics_pipeline.bootstrap import Container, Wrap, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
 from analytics_pipeline.local import load_handler
 
@@ -75,10 +75,13 @@ def make_container(base_env: dict[str, str], clock: MutableClock) -> Iterator[Ca
     """Install a container built from the test's settings (overridable per test)."""
 
     def build(
-        clock_fn: Callable[..., Any] | None = None, overrides: dict[str, Any] | None = None, **env: str
+        clock_fn: Callable[..., Any] | None = None,
+        overrides: dict[str, Any] | None = None,
+        wrap: Wrap | None = None,
+        **env: str,
     ):
         settings: Settings = load_settings({**base_env, **env})
-        return use_container(Container(settings, clock=clock_fn or clock, **(overrides or {})))
+        return use_container(Container(settings, clock=clock_fn or clock, overrides=overrides, wrap=wrap))
 
     yield build
     reset_container()

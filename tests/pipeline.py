@@ -6,15 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS
-from analytics_pipeline.bootstrap import Container
+from analytics_pipeline.bootstrap import Container, Wrap
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
 VOLATILE = {"_id", "updated_at", "flush_seq"}
-
-
-class Crash(Exception):
-    """A process dying at a step boundary: not a StoreError, so nothing catches it."""
 
 
 class Pipeline:
@@ -27,12 +23,10 @@ class Pipeline:
         self.legacy = legacy
         self.container = self.build()
 
-    def build(self, fault: Callable[[str], None] | None = None, **env: str) -> Container:
-        overrides: dict[str, Any] = {"rollups": self.rollups}
-        if fault is not None:
-            overrides["fault"] = fault
+    def build(self, wrap: Wrap | None = None, **env: str) -> Container:
+        """A container on the test's stores; `wrap` wraps its ports (tests/faults.py)."""
         settings_env = {**(self.legacy.env if self.legacy else {}), **env}
-        self.container = self._make(overrides=overrides, **settings_env)
+        self.container = self._make(overrides={"rollups": self.rollups}, wrap=wrap, **settings_env)
         return self.container
 
     def count(self, events: list[CountedEvent]) -> list[bool]:

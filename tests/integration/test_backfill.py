@@ -11,7 +11,8 @@ from analytics_pipeline import cli
 from analytics_pipeline.adapters.mongo_rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 from analytics_pipeline.local import load_handler
 
-from tests.pipeline import Crash, Pipeline, counted
+from tests.faults import Crash
+from tests.pipeline import Pipeline, counted
 
 
 @pytest.fixture

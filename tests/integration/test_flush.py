@@ -18,10 +18,10 @@ from analytics_pipeline.adapters.mongo_rollups import (
 )
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.errors import StoreError
-from analytics_pipeline.flush import STEPS
 from analytics_pipeline.ports import RolloutState
 
-from tests.pipeline import Crash, Pipeline, counted
+from tests.faults import STEPS, Crash, crash_after
+from tests.pipeline import Pipeline, counted
 
 
 @pytest.fixture
@@ -158,7 +158,7 @@ def test_a_crash_after_any_step_is_repaired_by_watchdog_and_flush(pipeline, lega
         if at == step:
             raise Crash(at)
 
-    pipeline.build(fault=crash)
+    pipeline.build(wrap=crash_after(crash))
     with pytest.raises(Crash):
         pipeline.flush()
     pipeline.drain()

@@ -21,10 +21,10 @@ import pytest
 from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS, TOTALS, RollupStoreUnavailable
 from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
 from analytics_pipeline.buckets import buckets_of
-from analytics_pipeline.flush import STEPS
 from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
-from tests.pipeline import Crash, Pipeline, counted
+from tests.faults import STEPS, Crash, crash_after
+from tests.pipeline import Pipeline, counted
 
 DAYS = ["2026-12-28", "2026-12-31", "2027-01-01", "2027-01-04", "2027-02-28", "2027-03-01"]
 ACTIONS = ["view", "view", "view", "download", "rating", "favorite", "watchlist"]
@@ -136,11 +136,17 @@ def run_model(pipeline: Pipeline, legacy_table: Any, operations: int, seed: int)
                 crash_at["step"] = None
                 raise Crash(step)
 
+    def unreliable(name: str, port: Any) -> Any:
+        if name == "rollups":
+            return flaky
+        return FlakyReplica(port, mysql_switch) if name == "replica" and port is not None else port
+
     container = pipeline.build(
-        fault=fault, FLUSH_BATCH_SIZE="4", FLUSH_MAX_BATCHES="3", WATCHDOG_STUCK_AFTER_SECONDS="60"
+        wrap=crash_after(fault, unreliable),
+        FLUSH_BATCH_SIZE="4",
+        FLUSH_MAX_BATCHES="3",
+        WATCHDOG_STUCK_AFTER_SECONDS="60",
     )
-    container._built["rollups"] = flaky
-    container._built["replica"] = FlakyReplica(container.replica, mysql_switch)
     ids: list[str] = []
 
     def flush_once() -> None:
@@ -168,7 +174,7 @@ def run_model(pipeline: Pipeline, legacy_table: Any, operations: int, seed: int)
         elif roll < 0.88:
             with lock:
                 if rng.random() < 0.3:
-                    crash_at["step"] = rng.choice(STEPS)
+                    crash_at["step"] = rng.choice(list(STEPS))
                 elif rng.random() < 0.15:
                     flaky.die_inside = True
             flush_once()

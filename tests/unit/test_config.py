@@ -97,7 +97,7 @@ def test_empty_variables_count_as_unset():
 
 
 def test_server_keys_from_a_secret_are_checked_like_the_variable():
-    from analytics_pipeline.bootstrap import parse_server_keys
+    from analytics_pipeline.config import parse_server_keys
 
     assert parse_server_keys('["aaaaaaaaaaaaaaaa", " bbbbbbbbbbbbbbbb "]') == (
         "aaaaaaaaaaaaaaaa",

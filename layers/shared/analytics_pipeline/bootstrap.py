@@ -1,20 +1,36 @@
 """The composition root: builds settings, clients, adapters and use cases once per process, lazily.
 
 Lambda handlers and the `anl` command both call `container()`. Tests install their own with
-`use_container()` (fakes or real clients) and drop it with `reset_container()`.
+`use_container()`: a Container with some ports given (`overrides`: fakes, or a store of the test's
+own), and faults injected by wrapping the ports it builds (`wrap`), never by hooks in the use cases.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from analytics_pipeline.config import Settings, check_store_pairing, load_settings
+from analytics_pipeline.config import Settings, check_store_pairing, load_settings, parse_server_keys
 from analytics_pipeline.errors import ConfigurationError
 from analytics_pipeline.observability import logger
+
+if TYPE_CHECKING:
+    from analytics_pipeline.adapters.redis_keys import KeyLayout
+    from analytics_pipeline.backfill import BackfillService
+    from analytics_pipeline.flush import FlushService
+    from analytics_pipeline.ingest import IngestService
+    from analytics_pipeline.parity import ParityService
+    from analytics_pipeline.ports import BotDetector, ClaimStore, HotStore, ReplicaStore, Rollups, Spool
+    from analytics_pipeline.query import QueryService
+    from analytics_pipeline.rollout import RolloutService
+    from analytics_pipeline.watchdog import WatchdogService
+
+# what a test may give a Container instead of letting it build them
+PORTS = ("redis", "hot_store", "spool", "bots", "claims", "rollups", "replica")
+
+Wrap = Callable[[str, Any], Any]
 
 
 def utc_now() -> datetime:
@@ -31,41 +47,37 @@ def _read_secret(arn: str) -> str:
     return str(value).strip()
 
 
-def parse_server_keys(raw: str) -> tuple[str, ...]:
-    """A secret holding server keys: a JSON list, or comma-separated text; each at least 16 characters."""
-    if raw.startswith("["):
-        try:
-            keys = json.loads(raw)
-        except ValueError:
-            keys = None
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ConfigurationError("server keys secret must be a JSON list of strings")
-        parsed = tuple(k.strip() for k in keys if k.strip())
-    else:
-        parsed = tuple(part.strip() for part in raw.split(",") if part.strip())
-    if any(len(key) < 16 for key in parsed):
-        raise ConfigurationError("server keys must be at least 16 characters")
-    return parsed
-
-
 class Container:
     """Everything a use case needs, each built on first use and then shared by every caller."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], datetime] = utc_now,
+        overrides: Mapping[str, object] | None = None,
+        wrap: Wrap | None = None,
+    ) -> None:
+        unknown = set(overrides or {}) - set(PORTS)
+        if unknown:
+            raise ValueError(f"not a port of the container: {', '.join(sorted(unknown))}")
         self.settings = settings
         self.clock = clock
-        self._built: dict[str, Any] = dict(overrides)
+        self._wrap = wrap
+        self._built: dict[str, object] = {
+            name: wrap(name, port) if wrap else port for name, port in (overrides or {}).items()
+        }
         self._lock = threading.RLock()
 
     def _once[T](self, name: str, build: Callable[[], T]) -> T:
         try:
-            return self._built[name]  # type: ignore[no-any-return]
+            return cast(T, self._built[name])
         except KeyError:
             pass
         with self._lock:
             if name not in self._built:
-                self._built[name] = build()
-            return self._built[name]  # type: ignore[no-any-return]
+                built = build()
+                self._built[name] = self._wrap(name, built) if self._wrap and name in PORTS else built
+            return cast(T, self._built[name])
 
     # --- secrets and connection strings --------------------------------------------------------
 
@@ -85,7 +97,7 @@ class Container:
     # --- Redis ----------------------------------------------------------------------------------
 
     @property
-    def redis(self) -> Any:
+    def redis(self) -> Any:  # a redis-py client, or the embedded emulation
         return self._once("redis", self._build_redis)
 
     def _build_redis(self) -> Any:
@@ -103,14 +115,14 @@ class Container:
         return connect(url, s.redis_socket_timeout_s)
 
     @property
-    def keys(self) -> Any:
+    def keys(self) -> KeyLayout:
         from analytics_pipeline.adapters.redis_keys import KeyLayout
 
         return self._once("keys", lambda: KeyLayout(self.settings.redis_key_prefix))
 
     @property
-    def hot_store(self) -> Any:
-        def build() -> Any:
+    def hot_store(self) -> HotStore:
+        def build() -> HotStore:
             from analytics_pipeline.adapters.redis_store import RedisHotStore
 
             return RedisHotStore(
@@ -122,8 +134,8 @@ class Container:
     # --- spool and bots -------------------------------------------------------------------------
 
     @property
-    def spool(self) -> Any:
-        def build() -> Any:
+    def spool(self) -> Spool:
+        def build() -> Spool:
             from analytics_pipeline.adapters.spool import FileSpool, SqsSpool
 
             if self.settings.spool_queue_url:
@@ -136,8 +148,8 @@ class Container:
         return self._once("spool", build)
 
     @property
-    def bots(self) -> Any:
-        def build() -> Any:
+    def bots(self) -> BotDetector:
+        def build() -> BotDetector:
             from analytics_pipeline.adapters.bots import CrawlerDetectBots
 
             return CrawlerDetectBots()
@@ -145,8 +157,8 @@ class Container:
         return self._once("bots", build)
 
     @property
-    def claims(self) -> Any:
-        def build() -> Any:
+    def claims(self) -> ClaimStore:
+        def build() -> ClaimStore:
             from analytics_pipeline.adapters.redis_claims import RedisClaimStore
 
             s = self.settings
@@ -165,8 +177,8 @@ class Container:
     # --- MongoDB and MySQL ----------------------------------------------------------------------
 
     @property
-    def rollups(self) -> Any:
-        def build() -> Any:
+    def rollups(self) -> Rollups:
+        def build() -> Rollups:
             from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
 
             s = self.settings
@@ -187,8 +199,8 @@ class Container:
         return self._once("rollups", build)
 
     @property
-    def replica(self) -> Any:
-        def build() -> Any:
+    def replica(self) -> ReplicaStore | None:
+        def build() -> ReplicaStore | None:
             s = self.settings
             url = self._connection_string(s.mysql_url, s.mysql_url_secret_arn)
             if url is None:
@@ -205,6 +217,7 @@ class Container:
                 baseline_table=s.mysql_baseline_table,
                 state_table=s.mysql_state_table,
                 id_column=s.mysql_id_column,
+                sync=s.sync_target,
             )
 
         return self._once("replica", build)
@@ -212,8 +225,8 @@ class Container:
     # --- use cases ------------------------------------------------------------------------------
 
     @property
-    def ingest(self) -> Any:
-        def build() -> Any:
+    def ingest(self) -> IngestService:
+        def build() -> IngestService:
             from analytics_pipeline.ingest import IngestPolicy, IngestService
 
             s = self.settings
@@ -228,21 +241,25 @@ class Container:
         return self._once("ingest", build)
 
     @property
-    def flush(self) -> Any:
-        def build() -> Any:
+    def flush(self) -> FlushService:
+        def build() -> FlushService:
             from analytics_pipeline.flush import FlushPolicy, FlushService
 
             s = self.settings
             policy = FlushPolicy(
-                s.flush_batch_size, s.flush_max_batches, s.flush_max_in_flight, sync_mode=s.mysql_sync
+                s.flush_batch_size,
+                s.flush_max_batches,
+                s.flush_max_in_flight,
+                sync=s.sync_target,
+                sync_mode=s.mysql_sync,
             )
-            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, **self._fault())
+            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock)
 
         return self._once("flush", build)
 
     @property
-    def watchdog(self) -> Any:
-        def build() -> Any:
+    def watchdog(self) -> WatchdogService:
+        def build() -> WatchdogService:
             from analytics_pipeline.watchdog import WatchdogPolicy, WatchdogService
 
             s = self.settings
@@ -261,20 +278,21 @@ class Container:
                 self.spool,
                 self.hot_store,
                 self.clock,
+                sync=s.sync_target,
             )
 
         return self._once("watchdog", build)
 
     @property
-    def query(self) -> Any:
-        def build() -> Any:
+    def query(self) -> QueryService:
+        def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
             return QueryService(self.rollups, self.settings.domains)
 
         return self._once("query", build)
 
-    def backfill(self) -> Any:
+    def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
         if self.replica is None:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
@@ -282,28 +300,31 @@ class Container:
 
         return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.settings.mysql_sync)
 
-    def _require_replica(self, what: str) -> Any:
+    def _require_replica(self, what: str) -> ReplicaStore:
         if self.replica is None:
             raise ConfigurationError(f"MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for {what}")
         return self.replica
 
-    def parity(self) -> Any:
+    def parity(self) -> ParityService:
         from analytics_pipeline.parity import ParityService
 
-        return ParityService(self.rollups, self._require_replica("the parity check"), self.claims)
+        replica = self._require_replica("the parity check")
+        return ParityService(self.rollups, replica, self.claims, sync=self.settings.sync_target)
 
-    def rollout(self) -> Any:
+    def rollout(self) -> RolloutService:
         """Resync and rebaseline: the operator's commands of the rollout."""
         from analytics_pipeline.rollout import RolloutService
 
         replica = self._require_replica("resync and rebaseline")
         return RolloutService(
-            self.rollups, replica, self.claims, self.flush, self.settings.mysql_sync, self.clock
+            self.rollups,
+            replica,
+            self.claims,
+            self.flush,
+            self.settings.mysql_sync,
+            self.clock,
+            sync=self.settings.sync_target,
         )
-
-    def _fault(self) -> dict[str, Any]:
-        fault = self._built.get("fault")
-        return {"fault": fault} if fault is not None else {}
 
 
 _container: Container | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -10,6 +11,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics_pipeline.errors import ConfigurationError
+from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
+
+MIN_SERVER_KEY_LENGTH = 16
 
 CommaList = Annotated[tuple[str, ...], Field(default_factory=tuple)]
 
@@ -136,9 +140,9 @@ class Settings(BaseModel):
     @field_validator("server_keys")
     @classmethod
     def _check_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for key in value:
-            if len(key) < 16:
-                raise ValueError("server keys must be at least 16 characters")
+        problem = _server_key_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("redis_url")
@@ -182,6 +186,11 @@ class Settings(BaseModel):
         return self
 
     @property
+    def sync_target(self) -> SyncTarget:
+        """The entities the site's table mirrors (the contract fixes them: `jav` movies)."""
+        return SYNC_TARGET
+
+    @property
     def real_redis(self) -> bool:
         return bool(self.redis_url or self.redis_url_secret_arn)
 
@@ -200,6 +209,30 @@ class Settings(BaseModel):
     @property
     def rate_window_s(self) -> int:
         return 60
+
+
+def _server_key_problem(keys: tuple[str, ...]) -> str | None:
+    if any(len(key) < MIN_SERVER_KEY_LENGTH for key in keys):
+        return f"server keys must be at least {MIN_SERVER_KEY_LENGTH} characters"
+    return None
+
+
+def parse_server_keys(raw: str) -> tuple[str, ...]:
+    """Server keys from their secret: a JSON list of strings, or comma-separated text (as the variable)."""
+    if raw.startswith("["):
+        try:
+            keys = json.loads(raw)
+        except ValueError:
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ConfigurationError("server keys secret must be a JSON list of strings")
+        parsed = tuple(k.strip() for k in keys if k.strip())
+    else:
+        parsed = tuple(part.strip() for part in raw.split(",") if part.strip())
+    problem = _server_key_problem(parsed)
+    if problem:
+        raise ConfigurationError(problem)
+    return parsed
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

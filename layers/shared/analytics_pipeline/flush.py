@@ -23,7 +23,6 @@ Why it is exactly once:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,15 +31,6 @@ from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
-
-# Step names, in order; a fault hook is called after each (tests make one of them raise).
-STEPS = ("claim", "confirm", "mongo", "capture", "totals", "baseline", "mysql", "finish")
-
-Fault = Callable[[str], None]
-
-
-def _no_fault(step: str) -> None:
-    return None
 
 
 @dataclass
@@ -80,14 +70,12 @@ class FlushService:
         rollups: RollupStore,
         replica: ReplicaStore | None,
         clock: Clock,
-        fault: Fault = _no_fault,
     ) -> None:
         self._policy = policy
         self._claims = claims
         self._rollups = rollups
         self._replica = replica
         self._clock = clock
-        self._fault = fault
         self._ready = False
         self._zero_after_id: int | None = None
 
@@ -134,7 +122,6 @@ class FlushService:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
                     break
                 batch = self._claims.claim(self._policy.batch_size, self._clock())
-                self._fault("claim")
                 if batch is None:
                     break
                 self.complete(batch, report)
@@ -151,10 +138,8 @@ class FlushService:
         """Carry a claimed batch to the end. Safe to repeat, whole or from any step, for the same batch."""
         self.prepare()
         self._claims.confirm(batch)
-        self._fault("confirm")
         now = self._clock()
         report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
-        self._fault("mongo")
         movies = [
             e
             for e in batch.entities
@@ -163,7 +148,6 @@ class FlushService:
         if movies and self._replica is not None:
             self.sync_movies(movies, report)
         self._claims.finish(batch.seq, self._clock())
-        self._fault("finish")
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
@@ -175,14 +159,11 @@ class FlushService:
         """
         assert self._replica is not None
         baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
-        self._fault("capture")
         totals = self._rollups.totals(movies)
-        self._fault("totals")
         # Only a movie touched for the first time still needs its baseline in the totals.
         missing = [b for b in baselines if b.entity not in totals or totals[b.entity].legacy is None]
         if missing:
             report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
-            self._fault("baseline")
             totals = self._rollups.totals(movies)
         if self._policy.sync_mode == "shadow":
             return
@@ -191,7 +172,6 @@ class FlushService:
             for entity, t in totals.items()
         ]
         written, skipped = self._replica.write_totals(rows, allow_lower)
-        self._fault("mysql")
         report.mysql_written += written
         report.mysql_skipped += skipped
 

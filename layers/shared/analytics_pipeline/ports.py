@@ -249,3 +249,7 @@ class RollupReader(Protocol):
     def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
         """Counters per period label of `bucket`, for the periods in [first, last] that have any."""
         ...
+
+
+class Rollups(RollupStore, RollupReader, Protocol):
+    """The rollups as the composition root builds them: written by the flush, read by the query API."""

@@ -31,6 +31,7 @@ from pymysql.constants import CLIENT
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow
 from analytics_pipeline.rollups import Baseline, Entity
+from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 T = TypeVar("T")
 CHUNK = 1000
@@ -79,7 +80,7 @@ class MySqlReplicaStore:
         baseline_table: str = "analytics_legacy_baseline",
         state_table: str = "analytics_sync_state",
         id_column: str = "id",
-        domain: str = "jav",
+        sync: SyncTarget = SYNC_TARGET,
         chunk: int = CHUNK,
     ) -> None:
         self._connect = connect
@@ -92,7 +93,7 @@ class MySqlReplicaStore:
         self._baseline_name = baseline_table
         self._state = f"`{state_table}`"
         self._id = f"`{id_column}`"
-        self._domain = domain
+        self._sync = sync
         self._chunk = chunk
 
     @classmethod
@@ -266,7 +267,11 @@ class MySqlReplicaStore:
                 return list(cur.fetchall())
 
             for uuid, views, downloads in self._run(work):
-                baselines.append(Baseline(Entity(self._domain, "movie", uuid), int(views), int(downloads)))
+                baselines.append(
+                    Baseline(
+                        Entity(self._sync.domain, self._sync.entity_type, uuid), int(views), int(downloads)
+                    )
+                )
         return baselines
 
     def write_totals(
