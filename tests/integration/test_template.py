@@ -315,3 +315,11 @@ def test_per_ip_rate_limit_is_zero_or_at_least_the_waf_minimum_of_ten(value, acc
 def test_the_issuer_must_be_https(value, accepted):
     pattern = _template()["Parameters"]["AdminJwtIssuer"]["AllowedPattern"]
     assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+@pytest.mark.parametrize("limit", ["0", "1000"])
+def test_the_dashboard_url_output_is_a_public_route_of_the_api(transformed, limit):
+    deployed = Deployed(transformed, PerIpRateLimit=limit)
+    url = deployed.resolve(transformed["Outputs"]["DashboardUrl"]["Value"])["Fn::Sub"]
+    path = "/" + url.removeprefix("https://").split("/", 1)[1]
+    assert deployed.security(path) == [{"NONE": []}]
