@@ -22,13 +22,21 @@ if TYPE_CHECKING:
     from analytics_pipeline.flush import FlushService
     from analytics_pipeline.ingest import IngestService
     from analytics_pipeline.parity import ParityService
-    from analytics_pipeline.ports import BotDetector, ClaimStore, HotStore, ReplicaStore, Rollups, Spool
+    from analytics_pipeline.ports import (
+        BotDetector,
+        ChangeFeed,
+        ClaimStore,
+        HotStore,
+        ReplicaStore,
+        Rollups,
+        Spool,
+    )
     from analytics_pipeline.query import QueryService
     from analytics_pipeline.rollout import RolloutService
     from analytics_pipeline.watchdog import WatchdogService
 
 # what a test may give a Container instead of letting it build them
-PORTS = ("redis", "hot_store", "spool", "bots", "claims", "rollups", "replica")
+PORTS = ("redis", "hot_store", "spool", "bots", "claims", "rollups", "replica", "changes")
 
 Wrap = Callable[[str, Any], Any]
 
@@ -217,10 +225,22 @@ class Container:
                 baseline_table=s.mysql_baseline_table,
                 state_table=s.mysql_state_table,
                 id_column=s.mysql_id_column,
+                touch_column=s.mysql_touch_column,
                 sync=s.sync_target,
             )
 
         return self._once("replica", build)
+
+    @property
+    def changes(self) -> ChangeFeed | None:
+        def build() -> ChangeFeed | None:
+            if not self.settings.change_bus_name:
+                return None
+            from analytics_pipeline.adapters.change_feed import EventBridgeChangeFeed
+
+            return EventBridgeChangeFeed(self.settings.change_bus_name)
+
+        return self._once("changes", build)
 
     # --- use cases ------------------------------------------------------------------------------
 
@@ -253,7 +273,7 @@ class Container:
                 sync=s.sync_target,
                 sync_mode=s.mysql_sync,
             )
-            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock)
+            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, self.changes)
 
         return self._once("flush", build)
 

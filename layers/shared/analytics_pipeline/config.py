@@ -38,6 +38,8 @@ _ENV: dict[str, str] = {
     "MYSQL_ID_COLUMN": "mysql_id_column",
     "MYSQL_STATE_TABLE": "mysql_state_table",
     "MYSQL_SYNC": "mysql_sync",
+    "MYSQL_TOUCH_COLUMN": "mysql_touch_column",
+    "CHANGE_BUS_NAME": "change_bus_name",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
     "ANALYTICS_DOMAINS": "domains",
@@ -95,6 +97,11 @@ class Settings(BaseModel):
     mysql_state_table: str = Field(default="analytics_sync_state", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     # on: the flush writes the site's columns; shadow: it never does (the legacy UPDATE still counts)
     mysql_sync: Literal["on", "shadow"] = "on"
+    mysql_touch_column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # EventBridge bus of the CountersSynced events (a name or an ARN); unset: none published
+    change_bus_name: str | None = Field(
+        default=None, pattern=r"^(arn:aws[a-z-]*:events:\S+|[A-Za-z0-9._/-]{1,256})$"
+    )
 
     server_keys: CommaList
     server_keys_secret_arn: str | None = None

@@ -79,6 +79,10 @@ class HotStoreFull(HotStoreError):
     """Redis refuses writes because it reached its memory limit (OOM under `noeviction`)."""
 
 
+class ChangeFeedUnavailable(StoreError):
+    """The change feed (EventBridge) did not take the events, after its retries."""
+
+
 class SpoolUnavailable(StoreError):
     """The durable spool could not take the events."""
 

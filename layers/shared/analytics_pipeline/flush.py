@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import RolloutRefused, StoreError
+from analytics_pipeline.errors import ChangeFeedUnavailable, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import ClaimStore, Clock, Lag, ReplicaStore, RollupStore
+from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
@@ -41,6 +41,8 @@ class FlushReport:
     baselines_seeded: int = 0
     mysql_written: int = 0
     mysql_skipped: int = 0
+    changes_published: int = 0  # movies announced in CountersSynced events
+    changes_deferred: int = 0  # movies whose event failed: the watchdog publishes them again
     errors: list[str] = field(default_factory=list)
     lag: Lag | None = None
 
@@ -70,12 +72,14 @@ class FlushService:
         rollups: RollupStore,
         replica: ReplicaStore | None,
         clock: Clock,
+        changes: ChangeFeed | None = None,
     ) -> None:
         self._policy = policy
         self._claims = claims
         self._rollups = rollups
         self._replica = replica
         self._clock = clock
+        self._changes = changes
         self._ready = False
         self._zero_after_id: int | None = None
 
@@ -171,9 +175,30 @@ class FlushService:
             (entity.entity_id, *(t[name] for name in self._policy.sync.counters))
             for entity, t in totals.items()
         ]
-        written, skipped = self._replica.write_totals(rows, allow_lower)
-        report.mysql_written += written
-        report.mysql_skipped += skipped
+        written = self._replica.write_totals(rows, allow_lower)
+        report.mysql_written += len(written)
+        report.mysql_skipped += len(rows) - len(written)
+        self.announce(written, report)
+
+    def announce(self, rows: list[tuple[str, int, int]], report: FlushReport) -> None:
+        """Publish the rows just written; when the feed fails, keep them for the watchdog.
+
+        The counts are in both stores already: a failed publish changes none of them, and the
+        event it owed goes out later with the columns' values of that moment (absolute values).
+        """
+        if not rows or self._changes is None:
+            return
+        target = self._policy.sync
+        try:
+            self._changes.publish(target.domain, target.entity_type, rows)
+            report.changes_published += len(rows)
+        except ChangeFeedUnavailable as exc:
+            logger.warning(
+                "change feed failed: the watchdog publishes again", error=str(exc), movies=len(rows)
+            )
+            movies = [Entity(target.domain, target.entity_type, uuid) for uuid, _, _ in rows]
+            self._claims.defer_changes(movies, self._clock())
+            report.changes_deferred += len(rows)
 
     def _safe_lag(self) -> Lag | None:
         try:

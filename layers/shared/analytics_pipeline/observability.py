@@ -129,6 +129,8 @@ def publish_flush(report: Any) -> None:
             "LegacyBaselinesSeeded": report.baselines_seeded,
             "MySQLRowsWritten": report.mysql_written,
             "MySQLRowsSkipped": report.mysql_skipped,
+            "ChangesPublished": report.changes_published,
+            "ChangesDeferred": report.changes_deferred,
             "FlushErrors": len(report.errors),
         }
     )
@@ -140,6 +142,8 @@ def publish_watchdog(report: Any) -> None:
         {
             "BatchesRecovered": report.recovered_batches,
             "SpoolEventsReplayed": report.spool.get("counted", 0),
+            "ChangesPublished": report.flush.changes_published,
+            "ChangesDeferred": report.flush.changes_deferred,
             "WatchdogErrors": len(report.errors) + len(report.flush.errors),
         }
     )

@@ -120,6 +120,22 @@ class ClaimStore(Protocol):
 
     def in_flight_entities(self) -> set[Entity]: ...
 
+    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
+        """Keep movies whose change could not be published, for the watchdog to publish again."""
+        ...
+
+    def deferred_changes(self, limit: int) -> list[Entity]: ...
+
+    def drop_deferred_changes(self, entities: Sequence[Entity]) -> None: ...
+
+
+class ChangeFeed(Protocol):
+    """Where the site learns which movies' columns changed (EventBridge `CountersSynced`)."""
+
+    def publish(self, domain: str, entity_type: str, rows: Sequence[tuple[str, int, int]]) -> int:
+        """Publish (entity_id, views, downloads) rows; returns the events sent (or ChangeFeedUnavailable)."""
+        ...
+
 
 class RollupStore(Protocol):
     """The rollup collections (MongoDB)."""
@@ -201,9 +217,10 @@ class ReplicaStore(Protocol):
 
     def write_totals(
         self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
-    ) -> tuple[int, int]:
-        """Raise rows to absolute (uuid, views, downloads), never lower unless `allow_lower`;
-        remember what each row holds afterwards. Returns (written, skipped)."""
+    ) -> list[tuple[str, int, int]]:
+        """Raise rows to absolute (uuid, views, downloads), never lower unless `allow_lower`, and
+        remember the last sync. Returns the rows written, as they stand afterwards; a uuid without
+        a row is skipped, never inserted."""
         ...
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:

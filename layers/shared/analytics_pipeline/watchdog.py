@@ -33,6 +33,8 @@ class WatchdogReport:
             "upserts": self.flush.upserts,
             "mysql_written": self.flush.mysql_written,
             "mysql_skipped": self.flush.mysql_skipped,
+            "changes_published": self.flush.changes_published,
+            "changes_deferred": self.flush.changes_deferred,
             "spool": self.spool,
             "checked": self.checked,
             "mismatches": self.mismatches,
@@ -50,6 +52,7 @@ class WatchdogPolicy:
     sample: int = 50
     spool_batches: int = 100
     check_mysql: bool = True  # False in the shadow: the column is the legacy UPDATE's, not ours
+    republish: int = 1000  # deferred change events published again per run
 
 
 class WatchdogService:
@@ -79,6 +82,7 @@ class WatchdogService:
         report = WatchdogReport()
         self._recover(report)
         self._replay(report)
+        self._republish(report)
         self._verify(report)
         try:
             report.lag = self._claims.lag(self._clock())
@@ -120,6 +124,25 @@ class WatchdogService:
             )
         except StoreError as exc:  # HotStoreFull included: the rest waits in the spool
             report.errors.append(f"spool: replay stopped: {exc}")
+
+    def _republish(self, report: WatchdogReport) -> None:
+        """Publish again the changes whose CountersSynced event failed, with the columns as they are now."""
+        if self._replica is None:
+            return
+        try:
+            movies = self._claims.deferred_changes(self._policy.republish)
+            if not movies:
+                return
+            rows = self._replica.read_synced([m.entity_id for m in movies])
+            done = FlushReport()
+            self._flush.announce([(uuid, *row.column) for uuid, row in rows.items()], done)
+            report.flush.changes_published += done.changes_published
+            if done.changes_deferred:  # still failing: they stay deferred, in their place
+                report.errors.append(f"changes: {done.changes_deferred} movies still unpublished")
+            else:
+                self._claims.drop_deferred_changes(movies)
+        except StoreError as exc:
+            report.errors.append(f"changes: {exc}")
 
     def _verify(self, report: WatchdogReport) -> None:
         """Totals == sum of daily documents + legacy baseline, and MySQL == totals, on a sample."""

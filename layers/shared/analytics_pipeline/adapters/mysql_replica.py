@@ -80,6 +80,7 @@ class MySqlReplicaStore:
         baseline_table: str = "analytics_legacy_baseline",
         state_table: str = "analytics_sync_state",
         id_column: str = "id",
+        touch_column: str | None = None,
         sync: SyncTarget = SYNC_TARGET,
         chunk: int = CHUNK,
     ) -> None:
@@ -93,6 +94,8 @@ class MySqlReplicaStore:
         self._baseline_name = baseline_table
         self._state = f"`{state_table}`"
         self._id = f"`{id_column}`"
+        # set to the write time by the statement that writes a row (the site's `updated_at`)
+        self._touch = f"`{touch_column}`" if touch_column else None
         self._sync = sync
         self._chunk = chunk
 
@@ -276,7 +279,7 @@ class MySqlReplicaStore:
 
     def write_totals(
         self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
-    ) -> tuple[int, int]:
+    ) -> list[tuple[str, int, int]]:
         if allow_lower:
             assign = "j.{col} = t.{v}, b.synced_{name} = t.{v}"
         else:
@@ -291,7 +294,9 @@ class MySqlReplicaStore:
             assign.format(col=col, v=v, name=name)
             for col, v, name in ((self._views, "v", "views"), (self._downloads, "d", "downloads"))
         )
-        written = skipped = 0
+        if self._touch:
+            sets += f", j.{self._touch} = CURRENT_TIMESTAMP"
+        written: list[tuple[str, int, int]] = []
         for chunk in _chunks(list(totals), self._chunk):
             derived = " UNION ALL ".join(
                 ["SELECT %s AS u, %s AS v, %s AS d"] + ["SELECT %s, %s, %s"] * (len(chunk) - 1)
@@ -304,17 +309,22 @@ class MySqlReplicaStore:
             )
             uuids = [row[0] for row in chunk]
 
-            def work(cur: Any, sql: str = sql, params: list[Any] = params, uuids: list[str] = uuids) -> int:
+            def work(
+                cur: Any, sql: str = sql, params: list[Any] = params, uuids: list[str] = uuids
+            ) -> list[tuple[str, int, int]]:
                 cur.execute(sql, params)
-                # a multi-table UPDATE counts the rows of both tables: count the site's rows apart
+                # a multi-table UPDATE counts the rows of both tables: read the site's rows apart,
+                # as they stand after the write (what the change feed publishes)
                 marks = ",".join(["%s"] * len(uuids))
-                cur.execute(f"SELECT COUNT(*) FROM {self._t} WHERE {self._uuid} IN ({marks})", uuids)
-                return int(cur.fetchone()[0])
+                cur.execute(
+                    f"SELECT {self._uuid}, COALESCE({self._views}, 0), COALESCE({self._downloads}, 0)"
+                    f" FROM {self._t} WHERE {self._uuid} IN ({marks})",
+                    uuids,
+                )
+                return [(str(u), int(v), int(d)) for u, v, d in cur.fetchall()]
 
-            matched = self._transaction(work)
-            written += matched
-            skipped += len(chunk) - matched
-        return written, skipped
+            written.extend(self._transaction(work))
+        return written
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
         found: dict[str, SyncedRow] = {}

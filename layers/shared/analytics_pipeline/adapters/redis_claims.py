@@ -12,6 +12,7 @@ a failover, which no write to Mongo depends on but which may be lost or replayed
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -168,3 +169,26 @@ class RedisClaimStore:
         except RedisError as exc:
             raise translate(exc) from exc
         return {Entity.parse(_text(e)) for e in owned}
+
+    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
+        if not entities:
+            return
+        try:  # NX: a movie waiting since earlier keeps its place in the queue
+            self._client.zadd(self._keys.unpublished, {str(e): _ms(now) for e in entities}, nx=True)
+        except RedisError as exc:
+            raise translate(exc) from exc
+
+    def deferred_changes(self, limit: int) -> list[Entity]:
+        try:
+            members = self._client.zrange(self._keys.unpublished, 0, limit - 1)
+        except RedisError as exc:
+            raise translate(exc) from exc
+        return [Entity.parse(_text(m)) for m in members]
+
+    def drop_deferred_changes(self, entities: Sequence[Entity]) -> None:
+        if not entities:
+            return
+        try:
+            self._client.zrem(self._keys.unpublished, *(str(e) for e in entities))
+        except RedisError as exc:
+            raise translate(exc) from exc

@@ -12,6 +12,7 @@
     {p}:v1:lastflush                         string  ms when a flush run last completed (or a batch finished)
     {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
     {p}:v1:probe                             string  the watchdog's write probe (expires in 60 s)
+    {p}:v1:unpublished                       zset    movies whose CountersSynced event failed; score = ms
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
 (their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
@@ -75,3 +76,7 @@ class KeyLayout:
     @property
     def probe(self) -> str:
         return f"{self.root}:probe"
+
+    @property
+    def unpublished(self) -> str:
+        return f"{self.root}:unpublished"
