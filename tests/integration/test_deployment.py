@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from analytics_pipeline.local import response_json
+from anl.local import response_json
 
 from tests.conftest import TEST_REDIS_URL
 
@@ -103,7 +103,7 @@ def test_every_sample_event_is_covered_here():
 
 
 def test_query_samples_get_their_documented_answers(make_container, rollups):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups})
     for name, status in QUERY_EXPECTED.items():
@@ -112,7 +112,7 @@ def test_query_samples_get_their_documented_answers(make_container, rollups):
 
 
 def test_backfill_samples_run(make_container, rollups, legacy):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups}, **legacy.env)
     for name in ("backfill-dry-run.json", "backfill.json"):
@@ -135,7 +135,7 @@ def test_sample_events_get_their_documented_answers(make_container, ingest_handl
 
 @pytest.mark.parametrize("function", ["flush", "watchdog"])
 def test_scheduled_functions_answer_what_they_did_and_the_lag(make_container, rollups, function):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups})
     event = json.loads((ROOT / "events" / f"{function}-schedule.json").read_text())
@@ -251,7 +251,7 @@ def _function_of(name: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
 def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy, capsys, name):
-    from analytics_pipeline import cli
+    from anl import cli
 
     make_container(
         overrides={"rollups": rollups}, INGEST_SERVER_KEYS="sample-backend-key-0123456789", **legacy.env

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from analytics_pipeline.openapi import openapi_document
-from analytics_pipeline.wsgi import make_app
+from anl.openapi import openapi_document
+from anl.wsgi import make_app
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from analytics_pipeline.bootstrap import container
-from analytics_pipeline.local import load_handler
+
+from anl.local import load_handler
 
 TITLE = "Analytics query API"
 VERSION = "1.0.0"

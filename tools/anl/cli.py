@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from analytics_pipeline.local import FUNCTIONS
+from anl.local import FUNCTIONS
 
 
 def _print_table(title: str, rows: list[tuple[str, Any]]) -> None:
@@ -21,7 +21,7 @@ def _print_table(title: str, rows: list[tuple[str, Any]]) -> None:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     event = json.loads(Path(args.event_file).read_text("utf-8"))
     response = load_handler(args.function)(event, None)
@@ -30,7 +30,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from analytics_pipeline import demo
+    from anl import demo
 
     # the demo's backend uses a key of its own unless one is configured
     key = os.environ.get("INGEST_SERVER_KEYS", "").split(",")[0] or "demo-backend-key-0123456789"
@@ -118,7 +118,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_handler(name: str) -> int:
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     report = load_handler(name)({"source": "anl"}, None)
     print(json.dumps(report, indent=2, default=str))
@@ -193,7 +193,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from analytics_pipeline.openapi import openapi_document
+    from anl.openapi import openapi_document
 
     text = openapi_document()
     if args.write:
@@ -207,7 +207,7 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
-    from analytics_pipeline.serve import serve
+    from anl.serve import serve
 
     serve(args.host, args.port, args.flush_every, quiet=args.quiet)
     return 0

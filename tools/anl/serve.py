@@ -18,9 +18,10 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from analytics_pipeline.local import load_handler, project_root
 from analytics_pipeline.observability import logger
-from analytics_pipeline.wsgi import make_app
+
+from anl.local import load_handler, project_root
+from anl.wsgi import make_app
 
 DOCS_PATH = "/api/v1/analytics/docs"
 _swagger_enabled = False
@@ -88,7 +89,7 @@ def _file_page(relative: str) -> Callable[[], tuple[int, str, bytes]]:
 
 def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     """The WSGI app of `anl serve`."""
-    from analytics_pipeline.openapi import openapi_document
+    from anl.openapi import openapi_document
 
     load_handler("ingest")
     load_handler("query")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics_pipeline.local import http_event, load_handler, response_json
+from anl.local import http_event, load_handler, response_json
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 BOTS = (
@@ -121,7 +121,6 @@ DEMO_BASELINE = "anl_demo_legacy_baseline"
 def seed_legacy_table(url: str, seed: int) -> dict[str, tuple[int, int]]:
     """A legacy table of the demo's own (never the site's `jav`), with the counts the old code left."""
     import pymysql
-
     from analytics_pipeline.adapters.mysql_replica import connection_params
 
     rng = random.Random(seed + 2)

@@ -21,7 +21,7 @@ _load_lock = threading.Lock()
 
 def project_root() -> Path:
     """The checkout that holds functions/: the working directory, or the one this package lives in."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (candidate / "functions").is_dir():
             return candidate
     raise FileNotFoundError("functions/ not found: run from the project checkout")
