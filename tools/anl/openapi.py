@@ -6,7 +6,7 @@ import json
 
 from analytics_pipeline.bootstrap import container
 
-from anl.local import load_handler
+from anl.local import load_function
 
 TITLE = "Analytics query API"
 VERSION = "1.0.0"
@@ -30,10 +30,7 @@ REJECTED = {
 
 def openapi_document() -> str:
     """The document as committed in openapi.json (sorted keys, so diffs stay readable)."""
-    load_handler("query")
-    import sys
-
-    app = sys.modules["anl_function_query"].app
+    app = load_function("query").app
     schema = json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION, description=DESCRIPTION))
     # The resolver declares its own 422 answer; this API answers bad parameters with a 400 of the
     # ingest error shape, and unknown paths with a 404.

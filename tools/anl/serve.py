@@ -20,7 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from analytics_pipeline.observability import logger
 
-from anl.local import load_handler, project_root
+from anl.local import load_function, load_handler, project_root
 from anl.wsgi import make_app
 
 DOCS_PATH = "/api/v1/analytics/docs"
@@ -92,11 +92,11 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     from anl.openapi import openapi_document
 
     load_handler("ingest")
-    load_handler("query")
+    query_app = load_function("query").app
     global _swagger_enabled
     with _swagger_lock:
         if not _swagger_enabled:  # once per process: the query app lives as long as the process
-            sys.modules["anl_function_query"].app.enable_swagger(path=DOCS_PATH, title="Analytics query API")
+            query_app.enable_swagger(path=DOCS_PATH, title="Analytics query API")
             _swagger_enabled = True
 
     document = openapi_document().encode()
