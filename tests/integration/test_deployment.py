@@ -184,8 +184,10 @@ def test_anl_invoke_runs_a_handler_with_an_event_file(tmp_path):
     }
 
 
-def test_every_function_imports_from_the_sam_build_output(tmp_path):
-    """What Lambda will load: the built layer plus each function's code, and nothing from this venv."""
+@pytest.fixture(scope="module")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam build` of the project into a temporary directory (once for this module's tests)."""
+    tmp_path = tmp_path_factory.mktemp("sam")
     build = tmp_path / "build"
     result = subprocess.run(
         [
@@ -212,6 +214,26 @@ def test_every_function_imports_from_the_sam_build_output(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return build
+
+
+def test_the_built_layer_ships_no_local_tooling(sam_build):
+    layer = sam_build / "SharedLayer" / "python"
+    assert (layer / "analytics_pipeline" / "bootstrap.py").is_file()
+    shipped = sorted(str(p.relative_to(layer)) for p in layer.rglob("*.py"))
+    tooling = [p for p in shipped if p.startswith("anl/")]
+    tooling += [
+        p
+        for p in shipped
+        if p.startswith("analytics_pipeline/")
+        and Path(p).stem in ("cli", "serve", "demo", "wsgi", "local", "openapi")
+    ]
+    assert tooling == []
+
+
+def test_every_function_imports_from_the_sam_build_output(sam_build, tmp_path):
+    """What Lambda will load: the built layer plus each function's code, and nothing from this venv."""
+    build = sam_build
     for function in (
         "IngestFunction",
         "FlushFunction",
