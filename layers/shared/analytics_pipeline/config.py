@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -49,6 +51,8 @@ _ENV: dict[str, str] = {
     "WATCHDOG_SPOOL_BATCHES": "watchdog_spool_batches",
     "WATCHDOG_STUCK_AFTER_SECONDS": "watchdog_stuck_after_s",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
+    # read by Powertools' Logger itself; checked here so that a bad value is named, not a traceback
+    "POWERTOOLS_LOG_LEVEL": "log_level",
 }
 
 _SECRET_PAIRS = (
@@ -107,6 +111,7 @@ class Settings(BaseModel):
     watchdog_stuck_after_s: int = Field(default=300, ge=10, le=24 * 3600)
 
     lambda_function_name: str | None = None
+    log_level: str | None = None
 
     @field_validator("domains", "server_keys", mode="before")
     @classmethod
@@ -143,8 +148,21 @@ class Settings(BaseModel):
     @field_validator("mysql_url")
     @classmethod
     def _check_mysql_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("mysql://"):
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme != "mysql" or not parsed.hostname:
             raise ValueError("MYSQL_URL must be a mysql://user:password@host:port/database URL")
+        if not parsed.path.strip("/"):
+            raise ValueError("names no database: mysql://user:password@host:port/database")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str | None) -> str | None:
+        names = [name for name in logging.getLevelNamesMapping() if name != "NOTSET"]
+        if value is not None and value.upper() not in names:
+            raise ValueError(f"{value!r} is not a log level; one of {', '.join(names)}")
         return value
 
     @model_validator(mode="after")
@@ -177,5 +195,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for err in exc.errors():
             loc = err["loc"][0] if err["loc"] else None
             name = field_to_env.get(str(loc), "configuration") if loc else "configuration"
-            problems.append(f"{name}: {err['msg']}")
+            problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
         raise ConfigurationError("; ".join(problems)) from exc
