@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 from anl.local import response_json
 
 from tests.conftest import TEST_REDIS_URL
@@ -271,7 +272,11 @@ def _function_of(name: str) -> str:
     return name.removesuffix(".json").split("-")[0]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
+ENV_VARS = "env-vars.json"  # `sam local invoke --env-vars`, not an event
+SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != ENV_VARS)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
 def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy, capsys, name):
     from anl import cli
 
@@ -281,3 +286,39 @@ def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy
     assert cli.main(["invoke", _function_of(name), str(ROOT / "events" / name)]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert ("statusCode" in answer) or ("errors" in answer) or ("status" in answer), answer
+
+
+def _declared_variables() -> dict[str, set[str]]:
+    """Per function of template.yaml: the environment variables it declares (its own and Globals')."""
+
+    class TemplateLoader(yaml.SafeLoader):
+        pass
+
+    TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)  # !Ref, !GetAtt, …
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=TemplateLoader)
+    common = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    return {
+        name: common | set((resource["Properties"].get("Environment") or {}).get("Variables") or {})
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def test_sam_env_vars_file_sets_only_variables_the_functions_declare():
+    """SAM passes a function only the variables its template declares: any other would be dropped."""
+    declared = _declared_variables()
+    env_vars = json.loads((ROOT / "events" / ENV_VARS).read_text())
+    for section, variables in env_vars.items():
+        targets = declared.values() if section == "Parameters" else [declared[section]]
+        for variable in variables:
+            assert any(variable in target for target in targets), f"{section}: {variable}"
+
+
+def test_sam_env_vars_file_is_a_valid_lambda_configuration():
+    from analytics_pipeline.config import load_settings
+
+    env_vars = json.loads((ROOT / "events" / ENV_VARS).read_text())
+    settings = load_settings(
+        {**env_vars["Parameters"], **env_vars["IngestFunction"], "AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"}
+    )
+    assert settings.in_lambda and settings.redis_url and settings.server_keys
