@@ -18,7 +18,7 @@ import pytest
 import redis
 from analytics_pipeline.bootstrap import Container, Wrap, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
-from analytics_pipeline.local import load_handler
+from anl.local import load_handler
 
 from tests.support import SERVER_KEY, Client, MutableClock
 

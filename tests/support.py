@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from analytics_pipeline.local import http_event, response_json
+from anl.local import http_event, response_json
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SERVER_KEY = "test-server-key-0123456789abcdef"

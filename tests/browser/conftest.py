@@ -14,7 +14,7 @@ from typing import Any
 from wsgiref.simple_server import make_server
 
 import pytest
-from analytics_pipeline.serve import Scheduler, SilentHandler, ThreadingServer, build_app
+from anl.serve import Scheduler, SilentHandler, ThreadingServer, build_app
 
 from tests.support import BROWSER
 

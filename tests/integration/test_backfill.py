@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from analytics_pipeline import cli
 from analytics_pipeline.adapters.mongo_rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
-from analytics_pipeline.local import load_handler
+from anl import cli
+from anl.local import load_handler
 
 from tests.faults import Crash
 from tests.pipeline import Pipeline, counted

@@ -11,7 +11,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from analytics_pipeline.local import response_json
+import yaml
+from anl.local import response_json
 
 from tests.conftest import TEST_REDIS_URL
 
@@ -103,7 +104,7 @@ def test_every_sample_event_is_covered_here():
 
 
 def test_query_samples_get_their_documented_answers(make_container, rollups):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups})
     for name, status in QUERY_EXPECTED.items():
@@ -112,7 +113,7 @@ def test_query_samples_get_their_documented_answers(make_container, rollups):
 
 
 def test_backfill_samples_run(make_container, rollups, legacy):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups}, **legacy.env)
     for name in ("backfill-dry-run.json", "backfill.json"):
@@ -135,7 +136,7 @@ def test_sample_events_get_their_documented_answers(make_container, ingest_handl
 
 @pytest.mark.parametrize("function", ["flush", "watchdog"])
 def test_scheduled_functions_answer_what_they_did_and_the_lag(make_container, rollups, function):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     make_container(overrides={"rollups": rollups})
     event = json.loads((ROOT / "events" / f"{function}-schedule.json").read_text())
@@ -184,8 +185,10 @@ def test_anl_invoke_runs_a_handler_with_an_event_file(tmp_path):
     }
 
 
-def test_every_function_imports_from_the_sam_build_output(tmp_path):
-    """What Lambda will load: the built layer plus each function's code, and nothing from this venv."""
+@pytest.fixture(scope="module")
+def sam_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`sam build` of the project into a temporary directory (once for this module's tests)."""
+    tmp_path = tmp_path_factory.mktemp("sam")
     build = tmp_path / "build"
     result = subprocess.run(
         [
@@ -212,6 +215,26 @@ def test_every_function_imports_from_the_sam_build_output(tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return build
+
+
+def test_the_built_layer_ships_no_local_tooling(sam_build):
+    layer = sam_build / "SharedLayer" / "python"
+    assert (layer / "analytics_pipeline" / "bootstrap.py").is_file()
+    shipped = sorted(str(p.relative_to(layer)) for p in layer.rglob("*.py"))
+    tooling = [p for p in shipped if p.startswith("anl/")]
+    tooling += [
+        p
+        for p in shipped
+        if p.startswith("analytics_pipeline/")
+        and Path(p).stem in ("cli", "serve", "demo", "wsgi", "local", "openapi")
+    ]
+    assert tooling == []
+
+
+def test_every_function_imports_from_the_sam_build_output(sam_build, tmp_path):
+    """What Lambda will load: the built layer plus each function's code, and nothing from this venv."""
+    build = sam_build
     for function in (
         "IngestFunction",
         "FlushFunction",
@@ -249,9 +272,13 @@ def _function_of(name: str) -> str:
     return name.removesuffix(".json").split("-")[0]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "events").glob("*.json")))
+ENV_VARS = "env-vars.json"  # `sam local invoke --env-vars`, not an event
+SAMPLES = sorted(p.name for p in (ROOT / "events").glob("*.json") if p.name != ENV_VARS)
+
+
+@pytest.mark.parametrize("name", SAMPLES)
 def test_anl_invoke_works_for_every_sample_event(make_container, rollups, legacy, capsys, name):
-    from analytics_pipeline import cli
+    from anl import cli
 
     make_container(
         overrides={"rollups": rollups}, INGEST_SERVER_KEYS="sample-backend-key-0123456789", **legacy.env
@@ -292,3 +319,39 @@ def test_every_variable_the_template_sets_is_a_setting():
     # a deployed function refuses to start without both connection strings: every one gets both
     assert {"REDIS_URL_SECRET_ARN", "MONGODB_URI_SECRET_ARN", "MYSQL_SYNC"} <= set(blocks[0])
     assert template["Parameters"]["MysqlSync"]["AllowedValues"] == ["on", "shadow"]
+
+
+def _declared_variables() -> dict[str, set[str]]:
+    """Per function of template.yaml: the environment variables it declares (its own and Globals')."""
+
+    class TemplateLoader(yaml.SafeLoader):
+        pass
+
+    TemplateLoader.add_multi_constructor("!", lambda loader, suffix, node: None)  # !Ref, !GetAtt, …
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=TemplateLoader)
+    common = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    return {
+        name: common | set((resource["Properties"].get("Environment") or {}).get("Variables") or {})
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def test_sam_env_vars_file_sets_only_variables_the_functions_declare():
+    """SAM passes a function only the variables its template declares: any other would be dropped."""
+    declared = _declared_variables()
+    env_vars = json.loads((ROOT / "events" / ENV_VARS).read_text())
+    for section, variables in env_vars.items():
+        targets = declared.values() if section == "Parameters" else [declared[section]]
+        for variable in variables:
+            assert any(variable in target for target in targets), f"{section}: {variable}"
+
+
+def test_sam_env_vars_file_is_a_valid_lambda_configuration():
+    from analytics_pipeline.config import load_settings
+
+    env_vars = json.loads((ROOT / "events" / ENV_VARS).read_text())
+    settings = load_settings(
+        {**env_vars["Parameters"], **env_vars["IngestFunction"], "AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"}
+    )
+    assert settings.in_lambda and settings.redis_url and settings.server_keys

@@ -385,7 +385,7 @@ def test_store_errors_stop_the_flush_but_never_raise(pipeline, monkeypatch):
 
 @pytest.mark.parametrize("function", ["flush", "watchdog"])
 def test_with_redis_down_the_report_says_so_and_the_lag_is_unknown(make_container, rollups, function):
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     from tests.support import free_port
 

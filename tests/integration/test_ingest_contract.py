@@ -188,7 +188,7 @@ def test_body_that_is_not_utf8_is_rejected(client, redis_client, prefix):
 
 
 def test_body_that_is_not_valid_base64_is_rejected(client):
-    from analytics_pipeline.local import http_event, response_json
+    from anl.local import http_event, response_json
 
     request = http_event("POST", EVENTS, body="%%%not-base64%%%", headers={"user-agent": BROWSER})
     request["isBase64Encoded"] = True
@@ -538,7 +538,7 @@ def test_answers_are_json_and_not_cached(client, clock):
 
 
 def test_cors_preflight_is_answered_for_the_configured_origin(make_container, ingest_handler):
-    from analytics_pipeline.local import http_event
+    from anl.local import http_event
 
     make_container(CORS_ALLOW_ORIGIN="https://site.example")
     request = http_event(

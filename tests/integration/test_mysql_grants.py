@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from analytics_pipeline import cli
+from anl import cli
 
 from tests.pipeline import Pipeline, counted
 

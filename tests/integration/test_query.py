@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from analytics_pipeline.local import http_event, load_handler, response_json
+from anl.local import http_event, load_handler, response_json
 
 from tests.pipeline import Pipeline, counted
 

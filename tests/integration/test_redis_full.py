@@ -20,13 +20,13 @@ import boto3
 import pytest
 import redis
 import yaml
-from analytics_pipeline import cli
 from analytics_pipeline.adapters.mongo_rollups import TOTALS
 from analytics_pipeline.adapters.redis_claims import RedisClaimStore
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.adapters.spool import SqsSpool
 from analytics_pipeline.bootstrap import reset_container
 from analytics_pipeline.errors import HotStoreFull
+from anl import cli
 
 from tests.pipeline import Pipeline, counted
 from tests.support import BATCH, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state

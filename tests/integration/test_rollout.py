@@ -11,8 +11,8 @@ import uuid
 from typing import Any
 
 import pytest
-from analytics_pipeline import cli
 from analytics_pipeline.adapters.mongo_rollups import TOTALS, WEEKLY
+from anl import cli
 
 from tests.pipeline import Pipeline, counted
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from analytics_pipeline.bootstrap import Container, reset_container
-from analytics_pipeline.cli import main as anl
 from analytics_pipeline.config import load_settings
 from analytics_pipeline.errors import ConfigurationError
-from analytics_pipeline.local import http_event, load_handler
+from anl.cli import main as anl
+from anl.local import http_event, load_handler
 
 from tests.conftest import TEST_REDIS_URL
 from tests.pipeline import counted

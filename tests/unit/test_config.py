@@ -32,6 +32,9 @@ def test_comma_separated_lists_are_split_and_trimmed():
         ({"RATE_LIMIT_PER_MINUTE": "many"}, "RATE_LIMIT_PER_MINUTE"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"MYSQL_URL": "postgres://x"}, "MYSQL_URL"),
+        ({"MYSQL_URL": "mysql://anl:pw@127.0.0.1:3306"}, "MYSQL_URL: .*names no database"),
+        ({"MYSQL_URL": "mysql://anl:pw@127.0.0.1:3306/"}, "MYSQL_URL: .*names no database"),
+        ({"POWERTOOLS_LOG_LEVEL": "verbose"}, "POWERTOOLS_LOG_LEVEL: 'verbose' is not a log level"),
         ({"MYSQL_TABLE": "jav; DROP TABLE jav"}, "MYSQL_TABLE"),
         ({"INGEST_SERVER_KEYS": "short"}, "INGEST_SERVER_KEYS"),
         ({"ANALYTICS_DOMAINS": "a:b"}, "ANALYTICS_DOMAINS"),
@@ -41,6 +44,10 @@ def test_comma_separated_lists_are_split_and_trimmed():
 def test_a_bad_setting_is_refused_and_named(env, named):
     with pytest.raises(ConfigurationError, match=named):
         load_settings(env)
+
+
+def test_a_log_level_is_read_in_any_case():
+    assert load_settings({"POWERTOOLS_LOG_LEVEL": "debug"}).log_level == "debug"
 
 
 def test_a_connection_string_and_its_secret_arn_are_exclusive():

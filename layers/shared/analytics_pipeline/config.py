@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -59,6 +61,8 @@ _ENV: dict[str, str] = {
     "WATCHDOG_SPOOL_BATCHES": "watchdog_spool_batches",
     "WATCHDOG_STUCK_AFTER_SECONDS": "watchdog_stuck_after_s",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
+    # read by Powertools' Logger itself; checked here so that a bad value is named, not a traceback
+    "POWERTOOLS_LOG_LEVEL": "log_level",
 }
 
 _SECRET_PAIRS = (
@@ -126,6 +130,7 @@ class Settings(BaseModel):
     watchdog_stuck_after_s: int = Field(default=300, ge=10, le=24 * 3600)
 
     lambda_function_name: str | None = None
+    log_level: str | None = None
 
     @field_validator("domains", "server_keys", mode="before")
     @classmethod
@@ -169,8 +174,21 @@ class Settings(BaseModel):
     @field_validator("mysql_url")
     @classmethod
     def _check_mysql_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("mysql://"):
+        if value is None:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme != "mysql" or not parsed.hostname:
             raise ValueError("MYSQL_URL must be a mysql://user:password@host:port/database URL")
+        if not parsed.path.strip("/"):
+            raise ValueError("names no database: mysql://user:password@host:port/database")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str | None) -> str | None:
+        names = [name for name in logging.getLevelNamesMapping() if name != "NOTSET"]
+        if value is not None and value.upper() not in names:
+            raise ValueError(f"{value!r} is not a log level; one of {', '.join(names)}")
         return value
 
     @model_validator(mode="after")

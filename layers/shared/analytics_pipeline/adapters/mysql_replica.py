@@ -45,8 +45,34 @@ SYNCED_COLUMNS = {
 }
 
 
+# MySQL error numbers -> why the replica failed, for an operator: the server, the login, the database
+# named in the URL, or a table.
+_REASONS = {
+    1044: "database_refused",
+    1045: "login_refused",
+    1049: "unknown_database",
+    NO_SUCH_TABLE: "missing_table",
+    2002: "unreachable",
+    2003: "unreachable",
+    2005: "unreachable",
+    2006: "unreachable",
+    2013: "unreachable",
+}
+
+
 class ReplicaUnavailable(StoreError):
-    """MySQL could not be reached or refused a statement."""
+    """MySQL could not be reached or refused a statement; `reason` says which of the causes above."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def translate(exc: pymysql.MySQLError) -> ReplicaUnavailable:
+    """A driver error as the domain's: the server's own words, and the cause by error number."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    detail = exc.args[1] if len(exc.args) > 1 else str(exc)
+    return ReplicaUnavailable(f"mysql: {detail} ({code})", _REASONS.get(code or 0, "failed"))
 
 
 def connection_params(url: str) -> dict[str, Any]:
@@ -125,7 +151,7 @@ class MySqlReplicaStore:
                 return work(cursor)
         except pymysql.MySQLError as exc:
             self._drop()
-            raise ReplicaUnavailable(f"mysql: {exc}") from exc
+            raise translate(exc) from exc
 
     def _transaction(self, work: Callable[[Any], T]) -> T:
         """`work` in one InnoDB transaction: all of it or none of it."""

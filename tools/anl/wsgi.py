@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from analytics_pipeline.local import http_event, load_handler
+from anl.local import http_event, load_handler
 
 INGEST_PREFIX = "/api/v1/analytics/events"
 API_PREFIX = "/api/v1/analytics/"

@@ -7,20 +7,25 @@ the admin dashboard and the browser client.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import mimetypes
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from analytics_pipeline.local import load_handler, project_root
 from analytics_pipeline.observability import logger
-from analytics_pipeline.wsgi import make_app
+
+from anl.local import load_function, load_handler, project_root
+from anl.wsgi import make_app
 
 DOCS_PATH = "/api/v1/analytics/docs"
 _swagger_enabled = False
@@ -88,14 +93,14 @@ def _file_page(relative: str) -> Callable[[], tuple[int, str, bytes]]:
 
 def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     """The WSGI app of `anl serve`."""
-    from analytics_pipeline.openapi import openapi_document
+    from anl.openapi import openapi_document
 
     load_handler("ingest")
-    load_handler("query")
+    query_app = load_function("query").app
     global _swagger_enabled
     with _swagger_lock:
         if not _swagger_enabled:  # once per process: the query app lives as long as the process
-            sys.modules["anl_function_query"].app.enable_swagger(path=DOCS_PATH, title="Analytics query API")
+            query_app.enable_swagger(path=DOCS_PATH, title="Analytics query API")
             _swagger_enabled = True
 
     document = openapi_document().encode()
@@ -133,22 +138,52 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     return make_app(pages)
 
 
+class SpoolInUse(Exception):
+    """Another `anl serve` holds this spool: sharing it, each would replay the other's events."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def lock_spool(path: str) -> int:
+    """Hold `<path>.lock` for as long as this process runs (the lock goes with the process)."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolInUse(path) from None
+    return fd
+
+
+def _refuse(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Length", "0")])
+    return []
+
+
 def serve(host: str, port: int, every_s: float, quiet: bool = False) -> None:
-    """Serve until interrupted."""
-    scheduler = Scheduler(every_s)
-    app = build_app(scheduler)
+    """Serve until interrupted. Each server spools to a file of its own (`.anl/spool-<port>` unless
+    SPOOL_PATH is set), locked, so that no other server replays its events into another store."""
     handler = SilentHandler if quiet else QuietHandler
-    with make_server(host, port, app, server_class=ThreadingServer, handler_class=handler) as server:
-        scheduler.start()
+    # bind first: a port in use is reported before anything is loaded
+    with make_server(host, port, _refuse, server_class=ThreadingServer, handler_class=handler) as server:
         bound = server.server_address[1]
-        print(
-            f"serving on http://{host}:{bound}/  (dashboard /dashboard, API page {DOCS_PATH})",
-            file=sys.stderr,
-        )
-        print(f"flush and watchdog run every {every_s:g} s; Ctrl-C stops", file=sys.stderr, flush=True)
+        os.environ.setdefault("SPOOL_PATH", f".anl/spool-{bound}")
+        lock = lock_spool(os.environ["SPOOL_PATH"])
+        scheduler = Scheduler(every_s)
         try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+            server.set_app(build_app(scheduler))
+            scheduler.start()
+            print(
+                f"serving on http://{host}:{bound}/  (dashboard /dashboard, API page {DOCS_PATH})",
+                file=sys.stderr,
+            )
+            print(f"flush and watchdog run every {every_s:g} s; Ctrl-C stops", file=sys.stderr, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                server.serve_forever()
         finally:
             scheduler.stop()
+            os.close(lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import uuid
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from analytics_pipeline.local import http_event, load_handler, response_json
+from anl.local import http_event, load_handler, response_json
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0"
 BOTS = (
@@ -117,31 +118,48 @@ def ingest_stream(
 DEMO_TABLE = "anl_demo_jav"
 DEMO_BASELINE = "anl_demo_legacy_baseline"
 DEMO_STATE = "anl_demo_sync_state"
+# the Redis key prefix and the MongoDB database of a demo run on real servers start with this
+DEMO_PREFIX = "anl_demo_"
+
+
+@contextlib.contextmanager
+def _mysql(url: str) -> Iterator[Any]:
+    """A cursor on MYSQL_URL's database; driver errors come out as the adapter's ReplicaUnavailable."""
+    import pymysql
+    from analytics_pipeline.adapters.mysql_replica import connection_params, translate
+
+    try:
+        connection = pymysql.connect(**connection_params(url), autocommit=True, connect_timeout=5)
+        try:
+            with connection.cursor() as cur:
+                yield cur
+        finally:
+            connection.close()
+    except pymysql.MySQLError as exc:
+        raise translate(exc) from exc
+
+
+def drop_legacy_tables(url: str) -> None:
+    """What seed_legacy_table and the pipeline created for the demo, removed from MYSQL_URL's database."""
+    with _mysql(url) as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`, `{DEMO_STATE}`")
 
 
 def seed_legacy_table(url: str, seed: int) -> dict[str, tuple[int, int]]:
     """A legacy table of the demo's own (never the site's `jav`), with the counts the old code left."""
-    import pymysql
-
-    from analytics_pipeline.adapters.mysql_replica import connection_params
-
     rng = random.Random(seed + 2)
     legacy = {m: (rng.randrange(50, 5000), rng.randrange(0, 300)) for m in movie_ids(seed)[:6]}
-    connection = pymysql.connect(**connection_params(url), autocommit=True)
-    try:
-        with connection.cursor() as cur:
-            cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`, `{DEMO_STATE}`")
-            cur.execute(
-                f"CREATE TABLE `{DEMO_TABLE}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
-                " uuid CHAR(36) NULL UNIQUE, views INT UNSIGNED NOT NULL DEFAULT 0,"
-                " downloads INT UNSIGNED NOT NULL DEFAULT 0) DEFAULT CHARSET=utf8mb4"
-            )
-            cur.executemany(
-                f"INSERT INTO `{DEMO_TABLE}` (uuid, views, downloads) VALUES (%s, %s, %s)",
-                [(m, v, d) for m, (v, d) in legacy.items()] + [(None, 12, 0)],
-            )
-    finally:
-        connection.close()
+    with _mysql(url) as cur:
+        cur.execute(f"DROP TABLE IF EXISTS `{DEMO_TABLE}`, `{DEMO_BASELINE}`, `{DEMO_STATE}`")
+        cur.execute(
+            f"CREATE TABLE `{DEMO_TABLE}` (id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+            " uuid CHAR(36) NULL UNIQUE, views INT UNSIGNED NOT NULL DEFAULT 0,"
+            " downloads INT UNSIGNED NOT NULL DEFAULT 0) DEFAULT CHARSET=utf8mb4"
+        )
+        cur.executemany(
+            f"INSERT INTO `{DEMO_TABLE}` (uuid, views, downloads) VALUES (%s, %s, %s)",
+            [(m, v, d) for m, (v, d) in legacy.items()] + [(None, 12, 0)],
+        )
     return legacy
 
 
@@ -159,33 +177,58 @@ def run(
     steps: dict[str, Any] = {}
     c = container(demo_table=True)  # MySQL only for the demo's own legacy table
     legacy = None
-    if c.replica is not None:
-        legacy = seed_legacy_table(c.settings.mysql_url or "", seed)
+    try:
+        if c.replica is not None:
+            legacy = seed_legacy_table(c.settings.mysql_url or "", seed)
+            if progress:
+                progress("legacy table seeded", len(legacy))
+        steps["ingest"] = ingest_stream(
+            seed, server_key, (lambda n: progress("requests sent", n)) if progress else None
+        )
+        steps["flush"] = load_handler("flush")({}, None)
         if progress:
-            progress("legacy table seeded", len(legacy))
-    steps["ingest"] = ingest_stream(
-        seed, server_key, (lambda n: progress("requests sent", n)) if progress else None
-    )
-    steps["flush"] = load_handler("flush")({}, None)
-    if progress:
-        progress("flushed entities", steps["flush"]["entities"])
-    if legacy is not None:
-        steps["backfill"] = c.backfill().run(chunk=4).as_dict()
-        steps["flush_after_backfill"] = load_handler("flush")({}, None)
-        steps["parity"] = c.parity().run().as_dict()
-        steps["legacy"] = legacy
-    steps["watchdog"] = load_handler("watchdog")({}, None)
-    base = "/api/v1/analytics/jav/movie"
-    top = query(f"{base}/top", counter="views", limit="5")
-    steps["top"] = top["items"]
-    if top["items"]:
-        leader = top["items"][0]["entity_id"]
-        steps["leader"] = leader
-        steps["totals"] = query(f"{base}/{leader}/totals")
-        today = datetime.now(UTC).date()
-        steps["series"] = query(
-            f"{base}/{leader}/series",
-            bucket="day",
-            **{"from": (today - timedelta(days=6)).isoformat(), "to": today.isoformat()},
-        )["points"]
+            progress("flushed entities", steps["flush"]["entities"])
+        if legacy is not None:
+            steps["backfill"] = c.backfill().run(chunk=4).as_dict()
+            steps["flush_after_backfill"] = load_handler("flush")({}, None)
+            steps["parity"] = c.parity().run().as_dict()
+            steps["legacy"] = legacy
+        steps["watchdog"] = load_handler("watchdog")({}, None)
+        base = "/api/v1/analytics/jav/movie"
+        top = query(f"{base}/top", counter="views", limit="5")
+        steps["top"] = top["items"]
+        if top["items"]:
+            leader = top["items"][0]["entity_id"]
+            steps["leader"] = leader
+            steps["totals"] = query(f"{base}/{leader}/totals")
+            today = datetime.now(UTC).date()
+            steps["series"] = query(
+                f"{base}/{leader}/series",
+                bucket="day",
+                **{"from": (today - timedelta(days=6)).isoformat(), "to": today.isoformat()},
+            )["points"]
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first failure is the one to report
+            clean_up(c)
+        raise
+    clean_up(c)
     return steps
+
+
+def clean_up(c: Any) -> None:
+    """Remove what the demo created outside this process: its MySQL tables, its Redis keys and its
+    MongoDB database (`anl demo` gives it names of its own, never the site's)."""
+    s = c.settings
+    if s.mysql_url and s.mysql_table == DEMO_TABLE:
+        drop_legacy_tables(s.mysql_url)
+    if s.redis_url and s.redis_key_prefix.startswith(DEMO_PREFIX):
+        for key in c.redis.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000):
+            c.redis.delete(key)
+    if s.mongodb_uri and s.mongodb_database.startswith(DEMO_PREFIX):
+        import pymongo
+
+        client: Any = pymongo.MongoClient(s.mongodb_uri, serverSelectionTimeoutMS=5000)
+        try:
+            client.drop_database(s.mongodb_database)
+        finally:
+            client.close()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import socket
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
-from analytics_pipeline.local import FUNCTIONS
+from anl.local import FUNCTIONS
 
 
 def _print_table(title: str, rows: list[tuple[str, Any]]) -> None:
@@ -20,25 +23,64 @@ def _print_table(title: str, rows: list[tuple[str, Any]]) -> None:
         print(f"{key!s:<{width}}  {value!s:>8}")
 
 
-def cmd_invoke(args: argparse.Namespace) -> int:
-    from analytics_pipeline.local import load_handler
+class UsageError(Exception):
+    """An operator mistake the command explains in one line (exit 2)."""
 
-    event = json.loads(Path(args.event_file).read_text("utf-8"))
+
+def read_event(path: str) -> dict[str, Any]:
+    """The JSON object in `path`, or a UsageError naming the file and what is wrong with it."""
+    try:
+        event = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such event file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not an event file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text, so not a JSON event") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror}") from None
+    if not isinstance(event, dict):
+        raise UsageError(f"{path}: an event is a JSON object, this file holds a {type(event).__name__}")
+    return event
+
+
+# The sample that repeats ingest-event.json's event_id: a duplicate only for a store that saw that one.
+REPLAY_SAMPLE = "ingest-event-replay.json"
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from anl.local import load_handler
+
+    event = read_event(args.event_file)
     response = load_handler(args.function)(event, None)
     print(json.dumps(response, indent=2))
+    if Path(args.event_file).name == REPLAY_SAMPLE and not os.environ.get("REDIS_URL"):
+        print(
+            "note: not a duplicate here: with REDIS_URL unset each `anl invoke` starts an empty embedded"
+            " Redis, which never saw ingest-event.json; with REDIS_URL set, invoke that one first",
+            file=sys.stderr,
+        )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from analytics_pipeline import demo
+    from anl import demo
 
     # the demo's backend uses a key of its own unless one is configured
     key = os.environ.get("INGEST_SERVER_KEYS", "").split(",")[0] or "demo-backend-key-0123456789"
     os.environ.setdefault("INGEST_SERVER_KEYS", key)
-    if os.environ.get("MYSQL_URL"):  # a legacy table of the demo's own, never the site's
+    # on real servers, names of the demo's own (never the site's), removed when it ends
+    if os.environ.get("MYSQL_URL"):
         os.environ["MYSQL_TABLE"] = demo.DEMO_TABLE
         os.environ["MYSQL_BASELINE_TABLE"] = demo.DEMO_BASELINE
         os.environ["MYSQL_STATE_TABLE"] = demo.DEMO_STATE
+    run_id = uuid.uuid4().hex[:8]
+    if os.environ.get("REDIS_URL"):
+        os.environ["REDIS_KEY_PREFIX"] = f"{demo.DEMO_PREFIX}{run_id}"
+    if os.environ.get("MONGODB_URI"):
+        os.environ["MONGODB_DATABASE"] = f"{demo.DEMO_PREFIX}{run_id}"
     from analytics_pipeline.bootstrap import container
 
     container(demo_table=True)  # a configuration that mixes real and embedded stores stops here
@@ -122,7 +164,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_handler(name: str) -> int:
-    from analytics_pipeline.local import load_handler
+    from anl.local import load_handler
 
     report = load_handler(name)({"source": "anl"}, None)
     print(json.dumps(report, indent=2, default=str))
@@ -255,7 +297,7 @@ def cmd_spool_redrive(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from analytics_pipeline.openapi import openapi_document
+    from anl.openapi import openapi_document
 
     text = openapi_document()
     if args.write:
@@ -269,21 +311,44 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
-    from analytics_pipeline.bootstrap import container
-    from analytics_pipeline.serve import serve
+    from analytics_pipeline.config import check_store_pairing, load_settings
 
-    container()  # a configuration that mixes real and embedded stores stops here, before the port opens
-    serve(args.host, args.port, args.flush_every, quiet=args.quiet)
+    # a configuration that mixes real and embedded stores stops here, before the port opens (the
+    # container is built later, once the server knows its spool)
+    check_store_pairing(load_settings())
+    from anl.serve import SpoolInUse, serve
+
+    try:
+        serve(args.host, args.port, args.flush_every, quiet=args.quiet)
+    except SpoolInUse as exc:
+        raise UsageError(
+            f"SPOOL_PATH {exc.path}: used by another `anl serve`; give this one a SPOOL_PATH of its own"
+        ) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(f"--port {args.port}: already in use on {args.host}; pick another") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise UsageError(f"--port {args.port}: not allowed for this user (below 1024?)") from None
+        if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+            raise UsageError(f"--host {args.host}: not an address of this machine") from None
+        raise
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="anl", description="Analytics counter pipeline")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"anl {_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="the pipeline's INFO logs on stderr (default: warnings, none on a terminal)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
     invoke = sub.add_parser("invoke", help="run a handler with an event file, as `sam local invoke` would")
-    invoke.add_argument("function", choices=FUNCTIONS)
-    invoke.add_argument("event_file")
+    invoke.add_argument("function", choices=FUNCTIONS, help="the function whose handler runs")
+    invoke.add_argument("event_file", help="a JSON event, e.g. events/ingest-event.json")
     invoke.set_defaults(run=cmd_invoke)
 
     sub.add_parser("flush", help="flush dirty counters to MongoDB and MySQL once").set_defaults(run=cmd_flush)
@@ -294,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="ingest and query routes on a local port, flush and watchdog on schedule"
     )
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080; 0: any free)")
     serve.add_argument(
         "--flush-every",
         type=float,
@@ -353,40 +418,98 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="report what would be added, change nothing"
     )
     rebaseline.set_defaults(run=cmd_rebaseline)
-    openapi = sub.add_parser("openapi", help="print (or --write) the query API's OpenAPI document")
-    openapi.add_argument("--write", metavar="FILE")
+    openapi = sub.add_parser("openapi", help="print (or --write) the HTTP API's OpenAPI document")
+    openapi.add_argument("--write", metavar="FILE", help="write the document to FILE instead of stdout")
     openapi.set_defaults(run=cmd_openapi)
 
     spool = sub.add_parser("spool", help="the spool of events that arrived while Redis could not count")
-    spool_sub = spool.add_subparsers(dest="spool_command", required=True)
+    spool_sub = spool.add_subparsers(
+        dest="spool_command", required=True, metavar="ACTION", help="redrive: the dead-letter queue back"
+    )
     spool_sub.add_parser(
         "redrive", help="move the spool's dead-letter queue back into the spool (SPOOL_DLQ_URL)"
     ).set_defaults(run=cmd_spool_redrive)
 
     demo = sub.add_parser("demo", help="the pipeline on the embedded defaults, with a summary")
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--seed", type=int, default=7, help="seed of the generated stream (default 7)")
     demo.set_defaults(run=cmd_demo)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("analytics-pipeline")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _log_level(verbose: bool) -> str:
+    """--verbose: INFO (or DEBUG if asked); otherwise POWERTOOLS_LOG_LEVEL, else quiet on a terminal."""
+    configured = os.environ.get("POWERTOOLS_LOG_LEVEL", "")
+    if verbose:
+        return "DEBUG" if configured.upper() == "DEBUG" else "INFO"
+    return configured or ("ERROR" if sys.stderr.isatty() else "WARNING")
+
+
+def _store_problem(exc: Exception) -> str:
+    """A store failure in one line: which setting points at the store, and what went wrong."""
+    from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
+    from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
+    from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable, SpoolUnavailable
+
+    if isinstance(exc, ReplicaUnavailable):
+        cause = {
+            "unreachable": "MYSQL_URL: the MySQL server cannot be reached",
+            "login_refused": "MYSQL_URL: MySQL refused the user or password",
+            "unknown_database": "MYSQL_URL: the database it names does not exist",
+            "database_refused": "MYSQL_URL: the user may not use the database it names",
+            "missing_table": "MYSQL_TABLE: the legacy table does not exist in MYSQL_URL's database",
+        }.get(exc.reason, "MYSQL_URL: MySQL failed")
+    elif isinstance(exc, RollupStoreUnavailable):
+        cause = "MONGODB_URI: MongoDB failed"
+    elif isinstance(exc, HotStoreUnavailable | HotStoreError):
+        cause = "REDIS_URL: Redis failed"
+    elif isinstance(exc, SpoolUnavailable):
+        cause = "SPOOL_QUEUE_URL / SPOOL_PATH: the spool failed"
+    else:
+        cause = "a store failed"
+    return f"{cause} ({exc})"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # EMF metric documents go to stdout in Lambda; on a terminal they would drown the output.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from analytics_pipeline.config import load_settings
     from analytics_pipeline.errors import ConfigurationError, RolloutRefused, StoreError
 
     try:
-        return int(args.run(args))
+        load_settings()  # every setting checked (and named) before Powertools reads its own
+        from anl.logs import human_logs
+
+        with human_logs(_log_level(args.verbose)):
+            return int(args.run(args))
     except RolloutRefused as exc:
         print(f"anl {args.command}: refused: {exc}", file=sys.stderr)
         return 2
     except ConfigurationError as exc:
         print(f"anl: configuration error: {exc}", file=sys.stderr)
         return 2
-    except StoreError as exc:
-        print(f"anl {args.command}: store unavailable: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"anl: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"anl: {_store_problem(exc)}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # the reader (`| head`) left: point stdout at /dev/null so the interpreter's last flush is quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("anl: output cut short: stdout was closed (a pipe such as `| head`)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

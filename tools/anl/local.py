@@ -21,14 +21,15 @@ _load_lock = threading.Lock()
 
 def project_root() -> Path:
     """The checkout that holds functions/: the working directory, or the one this package lives in."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (candidate / "functions").is_dir():
             return candidate
     raise FileNotFoundError("functions/ not found: run from the project checkout")
 
 
-def load_handler(name: str) -> Any:
-    """`functions/<name>/app.py`'s lambda_handler, loaded once per process."""
+def load_function(name: str) -> ModuleType:
+    """`functions/<name>/app.py` as a module, loaded once per process: the one way the tooling gets at a
+    handler (`.lambda_handler`) or its resolver (`.app`)."""
     if name not in FUNCTIONS:
         raise ValueError(f"unknown function {name!r}; one of: {', '.join(FUNCTIONS)}")
     with _load_lock:
@@ -39,10 +40,16 @@ def load_handler(name: str) -> Any:
             if spec is None or spec.loader is None:
                 raise FileNotFoundError(path)
             module = importlib.util.module_from_spec(spec)
+            # registered before it runs, as `import` does, for whatever looks the module up by name
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
             _loaded[name] = module
-    return module.lambda_handler
+    return module
+
+
+def load_handler(name: str) -> Any:
+    """`functions/<name>/app.py`'s lambda_handler."""
+    return load_function(name).lambda_handler
 
 
 def http_event(
