@@ -14,7 +14,13 @@ def test_index_links_the_dashboard_the_api_page_and_the_client(live_server, brow
     browser.get(live_server.url + "/")
     assert browser.title == "analytics"
     links = {a.get_attribute("href") for a in browser.find_elements("css selector", "a")}
-    for path in ("/dashboard", "/api/v1/analytics/docs", "/openapi.json", "/clients/js/analytics.js"):
+    for path in (
+        "/dashboard",
+        "/api/v1/analytics/docs",
+        "/openapi.json",
+        "/clients/js/analytics.js",
+        "/clients/js/dist/analytics.min.js",
+    ):
         assert live_server.url + path in links
 
 

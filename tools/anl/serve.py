@@ -119,7 +119,8 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
             ("/dashboard", "admin dashboard"),
             (DOCS_PATH, "interactive API page"),
             ("/openapi.json", "OpenAPI document"),
-            ("/clients/js/analytics.js", "browser client"),
+            ("/clients/js/analytics.js", "browser client (ES module)"),
+            ("/clients/js/dist/analytics.min.js", "browser client (classic script, one global)"),
         ]
         items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links)
         page = f"<!doctype html><title>analytics</title><h1>Analytics pipeline</h1><ul>{items}</ul>"
@@ -134,6 +135,7 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
         "/dashboard/dashboard.css": _file_page("dashboard/dashboard.css"),
         "/dashboard/status.json": status,
         "/clients/js/analytics.js": _file_page("clients/js/analytics.js"),
+        "/clients/js/dist/analytics.min.js": _file_page("clients/js/dist/analytics.min.js"),
     }
     return make_app(pages)
 
