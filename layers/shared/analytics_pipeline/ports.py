@@ -28,10 +28,6 @@ class RecordOutcome:
     counted: tuple[bool, ...] = ()
     retry_after_s: int | None = None  # set when the budget refused the whole list
 
-    @property
-    def rate_limited(self) -> bool:
-        return self.retry_after_s is not None
-
 
 class HotStore(Protocol):
     """The per-entity, per-day counters (Redis)."""

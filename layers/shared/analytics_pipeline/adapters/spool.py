@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,40 +151,48 @@ class SqsSpool:
         except (BotoCoreError, ClientError) as exc:
             raise SpoolUnavailable(f"spool queue: {exc}") from exc
 
+    def _received(
+        self, queue_url: str, most: int | None = None, seconds: float | None = None
+    ) -> Iterator[tuple[dict[str, Any], tuple[CountedEvent, ...] | None]]:
+        """Messages of a queue, each once (a receive may repeat one), with their events (None when
+        unreadable), until the queue has no more, `most` were read, or `seconds` passed."""
+        sqs, seen, read = self._sqs(), set(), 0
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while (most is None or read < most) and (deadline is None or time.monotonic() < deadline):
+            wanted = 10 if most is None else min(10, most - read)
+            reply = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0)
+            messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
+            if not messages:
+                return
+            for message in messages:
+                seen.add(message["MessageId"])
+                read += 1
+                try:
+                    events: tuple[CountedEvent, ...] | None = _decode(message["Body"])
+                except (ValueError, KeyError, TypeError):
+                    events = None
+                yield message, events
+
     def take(self, max_batches: int) -> list[SpooledBatch]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         sqs = self._sqs()
         batches: list[SpooledBatch] = []
-        seen: set[str] = set()
-        deadline = time.monotonic() + 20
         try:
-            while len(batches) < max_batches and time.monotonic() < deadline:
-                reply = sqs.receive_message(
-                    QueueUrl=self._queue_url,
-                    MaxNumberOfMessages=min(10, max_batches - len(batches)),
-                    WaitTimeSeconds=0,
-                )
-                messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
-                if not messages:
-                    break
-                for message in messages:
-                    seen.add(message["MessageId"])
+            for message, events in self._received(self._queue_url, most=max_batches, seconds=20):
+                if events is None:
+                    # left in the queue: after maxReceiveCount it lands in the dead-letter queue
+                    logger.error("unreadable spool message", message_id=message.get("MessageId"))
+                    continue
+                handle = message["ReceiptHandle"]
+
+                def ack(handle: str = handle) -> None:
                     try:
-                        events = _decode(message["Body"])
-                    except (ValueError, KeyError, TypeError):
-                        # left in the queue: after maxReceiveCount it lands in the dead-letter queue
-                        logger.error("unreadable spool message", message_id=message.get("MessageId"))
-                        continue
-                    handle = message["ReceiptHandle"]
+                        sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
+                    except (BotoCoreError, ClientError) as exc:  # delivered again later: harmless
+                        raise SpoolUnavailable(f"spool queue: {exc}") from exc
 
-                    def ack(handle: str = handle) -> None:
-                        try:
-                            sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=handle)
-                        except (BotoCoreError, ClientError) as exc:  # delivered again later: harmless
-                            raise SpoolUnavailable(f"spool queue: {exc}") from exc
-
-                    batches.append(SpooledBatch(events=events, ack=ack))
+                batches.append(SpooledBatch(events=events, ack=ack))
         except (BotoCoreError, ClientError) as exc:
             raise SpoolUnavailable(f"spool queue: {exc}") from exc
         return batches
@@ -208,27 +216,16 @@ class SqsSpool:
             raise ConfigurationError("SPOOL_DLQ_URL (the spool's dead-letter queue) is required to redrive")
         sqs = self._sqs()
         moved = events = unreadable = 0
-        seen: set[str] = set()
         try:
-            while True:
-                reply = sqs.receive_message(
-                    QueueUrl=self._dead_letter_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-                )
-                messages = [m for m in reply.get("Messages", []) if m["MessageId"] not in seen]
-                if not messages:
-                    break
-                for message in messages:
-                    seen.add(message["MessageId"])
-                    try:
-                        count = len(_decode(message["Body"]))
-                    except (ValueError, KeyError, TypeError):
-                        logger.error("unreadable dead-letter message", message_id=message["MessageId"])
-                        unreadable += 1
-                        continue
-                    sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"])
-                    sqs.delete_message(QueueUrl=self._dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
-                    moved += 1
-                    events += count
+            for message, batch in self._received(self._dead_letter_url):
+                if batch is None:
+                    logger.error("unreadable dead-letter message", message_id=message["MessageId"])
+                    unreadable += 1
+                    continue
+                sqs.send_message(QueueUrl=self._queue_url, MessageBody=message["Body"])
+                sqs.delete_message(QueueUrl=self._dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
+                moved += 1
+                events += len(batch)
         except (BotoCoreError, ClientError) as exc:
             raise SpoolUnavailable(f"redrive stopped after {moved} messages: {exc}") from exc
         return RedriveReport(moved=moved, events=events, unreadable=unreadable)
