@@ -5,7 +5,8 @@
 Sections (all unless --only names some): ingest (handler vs the bare ingest.lua loop and vs the legacy
 UPDATE), roundtrips (Redis round trips per event and per batch), imports (cold import of the ingest
 handler, dev venv and `sam build` output), mongo (MongoDB calls per flush batch, counted), mysql
-(write_totals and capture_baselines rows/s), memory (Redis bytes per counted event).
+(write_totals and capture_baselines rows/s), memory (Redis bytes per counted event), client (the browser
+client's gzipped size).
 
 Needs Redis (--redis-url: a scratch database, flushed before and after) and MariaDB (--mysql-url: a
 user allowed to create `anl_%` schemas); `make services` starts both. Round trips, flush calls and
@@ -88,7 +89,27 @@ SECTIONS = {
         lambda a, scratch, log: ingest.memory(scratch, 50_000),
         ingest.memory_rows,
     ),
+    "client": Section(
+        "the browser client's size, as a page downloads it (gzip -9)",
+        lambda a, scratch, log: client_sizes(),
+        lambda sizes: [
+            Row(f"{name}: bytes, gzipped bytes", f"{raw:,}, {gzipped:,}")
+            for name, (raw, gzipped) in sizes.items()
+        ],
+    ),
 }
+
+
+def client_sizes() -> dict[str, tuple[int, int]]:
+    """clients/js's two builds: bytes as shipped, and gzipped at level 9 (no file name in the header, so
+    a dozen bytes below `gzip -9 -c FILE | wc -c`, which stores it)."""
+    import gzip
+
+    sizes = {}
+    for name in ("analytics.js", "dist/analytics.min.js"):
+        data = (ROOT / "clients" / "js" / name).read_bytes()
+        sizes[f"clients/js/{name}"] = (len(data), len(gzip.compress(data, compresslevel=9, mtime=0)))
+    return sizes
 
 
 def section_names(text: str) -> tuple[str, ...]:
