@@ -498,7 +498,7 @@ function movieLink(entityId) {
 function rankingCaption() {
   const rows = /^\d+$/.test(state.limit) ? `${state.limit} ` : "";
   const floor = state.counter === "ratings_avg" ? `, at least ${state.min_ratings} ratings` : "";
-  return `${rows}${state.type} by ${LABELS[state.counter]}, ${state.from} to ${state.to}${floor}`;
+  return `${rows}${state.type}s by ${LABELS[state.counter]}, ${state.from} to ${state.to}${floor}`;
 }
 
 async function loadTop() {
@@ -514,7 +514,7 @@ async function loadTop() {
   table.removeAttribute("aria-busy");
   if (result.error) {
     table.dataset.state = "error";
-    showMessage("top", `Top ${state.type}: ${result.error.message}`);
+    showMessage("top", `Top ${state.type}s: ${result.error.message}`);
     lastTop = [];
     renderTop([]);
     return;
@@ -753,6 +753,7 @@ async function loadTrend() {
   const box = $("trend");
   box.dataset.state = "loading";
   box.setAttribute("aria-busy", "true");
+  $("trend-caption").textContent = `${LABELS[state.counter]} of every ${state.type}, per day`;
   const previous = previousRange(state.from, state.to);
   const url = (range) => api(`${kindPath()}/series?${new URLSearchParams({ bucket: "day", ...range })}`);
   running.get("trend-previous")?.abort();
@@ -785,8 +786,8 @@ function drawTrend() {
   const counter = state.counter;
   const { current, previous, range, previousRange: before } = lastTrend;
   $("trend-caption").textContent = `${LABELS[counter]} of every ${state.type}, per day`;
-  $("trend-legend-current").textContent = `${range.from} to ${range.to}`;
-  $("trend-legend-previous").textContent = `${before.from} to ${before.to}`;
+  $("trend-legend-current").textContent = `this period, ${range.from} to ${range.to}`;
+  $("trend-legend-previous").textContent = `previous period, ${before.from} to ${before.to}`;
   const format = formatOf(counter);
   const now = aggregate(current, counter);
   const then = aggregate(previous, counter);
@@ -878,12 +879,18 @@ function drawChart(host, { title, periods, lines, counter }) {
       svg("text", { x: margin.left - 6, y: at + 4, "text-anchor": "end", class: "y-label" }, tickText[index]),
     );
   });
-  const labelWidth = charWidth * 10 + 14;
-  const every = Math.max(1, Math.ceil(periods.length / Math.max(1, Math.floor(plotWidth / labelWidth))));
+  // period labels, thinned so that none overlaps the one before or leaves the chart
+  const labelWidth = charWidth * 10;
+  let clear = 0;
   periods.forEach((period, index) => {
-    if (index % every !== 0) return;
-    const anchor = index === 0 ? "start" : index === periods.length - 1 || x(index) + labelWidth / 2 > width ? "end" : "middle";
-    chart.append(svg("text", { x: x(index), y: height - 8, "text-anchor": anchor, class: "x-label" }, period));
+    const at = x(index);
+    let anchor = "middle";
+    let left = at - labelWidth / 2;
+    if (left < 0) [anchor, left] = ["start", at];
+    if (left + labelWidth > width) [anchor, left] = ["end", at - labelWidth];
+    if (left < clear) return;
+    clear = left + labelWidth + 12;
+    chart.append(svg("text", { x: at, y: height - 8, "text-anchor": anchor, class: "x-label" }, period));
   });
 
   for (const line of lines) {
@@ -964,11 +971,19 @@ async function pollStatus() {
   if (token !== undefined) statusTimer = setTimeout(pollStatus, STATUS_EVERY_MS);
 }
 
+/** "90 s", "12 min", "5 h", "3 d": how long ago, in the unit a reader takes in at a glance. */
+export function elapsed(seconds) {
+  if (seconds < 90) return `${formatNumber(seconds)} s`;
+  if (seconds < 90 * 60) return `${formatNumber(Math.round(seconds / 60))} min`;
+  if (seconds < 36 * 3600) return `${formatNumber(Math.round(seconds / 3600))} h`;
+  return `${formatNumber(Math.round(seconds / 86400))} d`;
+}
+
 function ago(rfc3339) {
   const moment = new Date(rfc3339);
   if (typeof rfc3339 !== "string" || Number.isNaN(moment.getTime())) return null;
   const seconds = Math.max(0, Math.round((Date.now() - moment.getTime()) / 1000));
-  return `${moment.toISOString().slice(0, 19).replace("T", " ")} UTC (${formatNumber(seconds)} s ago)`;
+  return `${moment.toISOString().slice(0, 19).replace("T", " ")} UTC (${elapsed(seconds)} ago)`;
 }
 
 function renderStatus(status, failure) {
@@ -1018,8 +1033,14 @@ function renderStatus(status, failure) {
     }),
   );
   list.hidden = errors.length === 0;
-  const trouble =
-    (deadLetter && deadLetter.pending > 0) || (watchdog && (watchdog.mismatches > 0 || watchdog.errors > 0));
+  // what needs an operator's look: letters left dead, counts that disagree, checks that failed
+  const flagged = [
+    ["status-dead-letter", deadLetter?.pending > 0],
+    ["status-mismatches", watchdog?.mismatches > 0],
+    ["status-watchdog-errors", watchdog?.errors > 0],
+  ];
+  for (const [id, bad] of flagged) $(id).parentElement.classList.toggle("bad", Boolean(bad));
+  const trouble = flagged.some(([, bad]) => bad);
   section.classList.toggle("failed", errors.length > 0);
   section.classList.toggle("warn", errors.length === 0 && Boolean(trouble));
   section.dataset.state = errors.length ? "error" : "ready";
@@ -1165,8 +1186,12 @@ async function start() {
   token = await signIn();
   document.documentElement.dataset.ready = "true";
   if (token === undefined) {
-    for (const id of ["status", "trend", "top-table"]) $(id).dataset.state = "signed-out";
-    return; // not signed in: nothing to ask the API
+    // not signed in: nothing to ask the API, and no empty figures that could pass for zeros
+    document.body.classList.add("signed-out");
+    if (!messages.has("auth") && $("session").dataset.state === "signed-out") {
+      showMessage("auth", "Signed out. Sign in to see the analytics.");
+    }
+    return;
   }
   writeUrl();
   reloadData();

@@ -425,6 +425,8 @@ def test_sign_out_forgets_the_token_and_does_not_sign_in_again_by_itself(signing
     assert session_token(browser) is None
     assert len(signing_in.provider.authorizations) == 1
     calls = len(signing_in.api.requests)
+    assert "Sign in to see the analytics" in text(browser, "#messages")
+    assert not browser.find_element(By.ID, "status").is_displayed()  # no figures that could pass for zeros
     assert browser.find_element(By.ID, "sign-in").is_displayed()
     browser.find_element(By.ID, "sign-in").click()
     wait_for(browser, "#session[data-state='signed-in']")
