@@ -1,12 +1,15 @@
-// Admin dashboard of the analytics pipeline: top-N, an entity's totals and series, the pipeline's lag.
-// Plain ES module, no dependencies: everything it draws (the chart included) is built here as DOM/SVG.
+// Admin dashboard of the analytics pipeline: a period's ranking and site-wide trend beside the previous
+// period, one entity's totals and series, the pipeline's status, and the admin's sign-in (OpenID Connect,
+// authorization code + PKCE). Plain ES module, no dependencies, no build step: the charts are inline SVG.
 
-const API = "/api/v1/analytics";
-const STATUS_URL = "/dashboard/status.json";
-const STATUS_EVERY_MS = 5000;
-const COUNTERS = ["views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum"];
+const CONFIG_URL = "/dashboard/config.json";
+const DEFAULT_CONFIG = { issuer: null, client_id: null, api: "/api/v1/analytics", movie_url: null };
+const STATUS_EVERY_MS = 10000;
+const COUNTERS = ["views", "downloads", "favorites", "watchlists", "ratings_count"];
+const RANKINGS = [...COUNTERS, "ratings_avg"];
 const TYPES = ["movie", "actor", "tag", "provider"];
-const BUCKETS = ["day", "week", "month", "year"];
+const PERIODS = ["7d", "30d", "90d", "month", "custom"];
+const MAX_DAYS = 400;
 const ENTITY_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const LABELS = {
@@ -14,15 +17,23 @@ const LABELS = {
   downloads: "downloads",
   favorites: "favorites",
   watchlists: "watchlists",
-  ratings_count: "ratings count",
-  ratings_sum: "ratings sum",
-  ratings_avg: "ratings average",
+  ratings_count: "ratings",
+  ratings_avg: "average rating",
 };
 const SVG_NS = "http://www.w3.org/2000/svg";
+
+// sessionStorage keys: the tab's sign-in, gone when the tab closes (never localStorage)
+const KEY = {
+  token: "anl.dashboard.token",
+  pending: "anl.dashboard.pending", // {state, verifier, back} of a sign-in under way
+  retried: "anl.dashboard.retried", // a 401 already sent the admin to sign in again once
+  signedOut: "anl.dashboard.signed-out",
+};
 
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
 const average = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+const percent = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1, signDisplay: "exceptZero" });
 
 /** A number with thousands separators, or "—" when there is none. */
 export function formatNumber(value, format = integer) {
@@ -30,43 +41,60 @@ export function formatNumber(value, format = integer) {
 }
 
 const $ = (id) => document.getElementById(id);
+const seg = encodeURIComponent;
+const formatOf = (counter) => (counter === "ratings_avg" ? average : integer);
 
 // --- state, read from and written back to the URL (deep links) --------------------------------------
 
 const state = {
   domain: "jav",
   type: "movie",
-  counter: "views",
-  limit: "10",
-  entity: "",
-  bucket: "day",
+  period: "30d",
   from: "",
   to: "",
+  counter: "views",
+  min_ratings: "5",
+  limit: "10",
+  entity: "",
 };
-let lastSeries = null; // {entity, bucket, from, to, points} of the chart on screen
+const URL_FIELDS = ["domain", "type", "period", "from", "to", "counter", "min_ratings", "limit", "entity"];
+let config = { ...DEFAULT_CONFIG };
+let token = null; // the access token, or null when the API takes calls without one
 let lastTop = [];
+let lastSeries = null;
+let lastTrend = null;
 
-function readUrl() {
-  const params = new URLSearchParams(window.location.search);
+function readUrl(search = window.location.search) {
+  const params = new URLSearchParams(search);
   const pick = (name, allowed) => {
     const value = params.get(name);
     return value !== null && (!allowed || allowed.includes(value)) ? value : null;
   };
   state.domain = pick("domain") ?? state.domain;
   state.type = pick("type", TYPES) ?? state.type;
-  state.counter = pick("counter", COUNTERS) ?? state.counter;
+  state.counter = pick("counter", RANKINGS) ?? state.counter;
+  state.min_ratings = pick("min_ratings") ?? state.min_ratings;
   state.limit = pick("limit") ?? state.limit;
   state.entity = pick("entity") ?? "";
-  state.bucket = pick("bucket", BUCKETS) ?? state.bucket;
-  const range = defaultRange(state.bucket);
-  state.from = pick("from") ?? range.from;
-  state.to = pick("to") ?? range.to;
+  const from = pick("from");
+  const to = pick("to");
+  // a range without a named period is a custom one
+  state.period = pick("period", PERIODS) ?? (from || to ? "custom" : state.period);
+  if (state.period === "custom") {
+    state.from = from ?? "";
+    state.to = to ?? "";
+  } else {
+    Object.assign(state, presetRange(state.period));
+  }
 }
 
 function writeUrl() {
   const params = new URLSearchParams();
-  for (const name of ["domain", "type", "counter", "limit", "entity", "bucket", "from", "to"]) {
-    if (state[name] !== "") params.set(name, state[name]);
+  for (const name of URL_FIELDS) {
+    if (state[name] === "") continue;
+    if ((name === "from" || name === "to") && state.period !== "custom") continue; // a preset moves with today
+    if (name === "min_ratings" && state.counter !== "ratings_avg") continue;
+    params.set(name, state[name]);
   }
   window.history.replaceState(null, "", `${window.location.pathname}?${params}`);
 }
@@ -74,15 +102,18 @@ function writeUrl() {
 function syncControls() {
   $("domain").value = state.domain;
   $("entity-type").value = state.type;
-  $("counter").value = state.counter;
-  $("limit").value = state.limit;
-  $("entity-id").value = state.entity;
-  $("bucket").value = state.bucket;
+  $("period").value = state.period;
   $("from").value = DAY.test(state.from) ? state.from : "";
   $("to").value = DAY.test(state.to) ? state.to : "";
+  $("counter").value = state.counter;
+  $("min-ratings").value = state.min_ratings;
+  $("min-ratings-field").hidden = state.counter !== "ratings_avg";
+  $("limit").value = state.limit;
+  $("entity-id").value = state.entity;
+  $("top-entity-header").textContent = state.type;
 }
 
-// --- dates (UTC, as the rollups' buckets) -------------------------------------------------------------
+// --- dates (UTC days, as the rollups' buckets) -----------------------------------------------------------
 
 function utcToday() {
   const now = new Date();
@@ -91,23 +122,31 @@ function utcToday() {
 
 const isoDay = (date) => date.toISOString().slice(0, 10);
 const addDays = (date, days) => new Date(date.getTime() + days * 86400000);
+const parseDay = (text) => new Date(`${text}T00:00:00Z`);
+const daysIn = (from, to) => Math.round((parseDay(to) - parseDay(from)) / 86400000) + 1;
 
-/** The default range of a bucket: 30 days, 26 ISO weeks, 12 months or 5 years, ending today. */
-export function defaultRange(bucket, today = utcToday()) {
-  const year = today.getUTCFullYear();
-  const month = today.getUTCMonth();
-  let from;
-  if (bucket === "week") {
-    const monday = addDays(today, -((today.getUTCDay() + 6) % 7));
-    from = addDays(monday, -25 * 7);
-  } else if (bucket === "month") {
-    from = new Date(Date.UTC(year, month - 11, 1));
-  } else if (bucket === "year") {
-    from = new Date(Date.UTC(year - 4, 0, 1));
-  } else {
-    from = addDays(today, -29);
+/** The range of a preset period, ending today (UTC). */
+export function presetRange(period, today = utcToday()) {
+  if (period === "month") {
+    return { from: isoDay(new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), 1))), to: isoDay(today) };
   }
-  return { from: isoDay(from), to: isoDay(today) };
+  const days = { "7d": 7, "30d": 30, "90d": 90 }[period] ?? 30;
+  return { from: isoDay(addDays(today, 1 - days)), to: isoDay(today) };
+}
+
+/** The period of the same length that ends the day before `from`. */
+export function previousRange(from, to) {
+  const days = daysIn(from, to);
+  return { from: isoDay(addDays(parseDay(from), -days)), to: isoDay(addDays(parseDay(from), -1)) };
+}
+
+/** What is wrong with the chosen range, or null. */
+export function rangeProblem(from, to) {
+  if (!DAY.test(from) || Number.isNaN(parseDay(from).getTime())) return "From: choose a day";
+  if (!DAY.test(to) || Number.isNaN(parseDay(to).getTime())) return "To: choose a day";
+  if (from > to) return "From: must not be after To";
+  if (daysIn(from, to) > MAX_DAYS) return `To: the period covers ${daysIn(from, to)} days; at most ${MAX_DAYS}`;
+  return null;
 }
 
 // --- messages ------------------------------------------------------------------------------------------
@@ -136,6 +175,224 @@ function renderMessages() {
   area.hidden = messages.size === 0;
 }
 
+// --- sign-in: OpenID Connect authorization code flow with PKCE -------------------------------------------
+
+const storage = {
+  get(key) {
+    try {
+      return JSON.parse(sessionStorage.getItem(key));
+    } catch {
+      return null;
+    }
+  },
+  set(key, value) {
+    sessionStorage.setItem(key, JSON.stringify(value));
+  },
+  drop(key) {
+    sessionStorage.removeItem(key);
+  },
+};
+
+function base64url(bytes) {
+  let text = "";
+  for (const byte of bytes) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const randomText = (size) => base64url(crypto.getRandomValues(new Uint8Array(size)));
+
+/** BASE64URL(SHA-256(verifier)): the S256 code challenge of RFC 7636. */
+export async function codeChallenge(verifier) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  return base64url(new Uint8Array(digest));
+}
+
+const redirectUri = () => `${window.location.origin}${window.location.pathname}`;
+
+class SignInError extends Error {}
+
+async function discovery() {
+  const url = `${config.issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
+  let document_;
+  try {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    document_ = await response.json();
+  } catch (error) {
+    throw new SignInError(`Sign-in: the issuer's discovery document (${url}) could not be read: ${error.message}`);
+  }
+  if (!document_ || typeof document_.authorization_endpoint !== "string" || typeof document_.token_endpoint !== "string") {
+    throw new SignInError(`Sign-in: the discovery document (${url}) names no authorization or token endpoint`);
+  }
+  return document_;
+}
+
+/** Send the browser to the provider; the tab comes back with ?code=…&state=…. */
+async function startSignIn(search = window.location.search) {
+  const endpoints = await discovery();
+  const verifier = randomText(32);
+  const pending = { state: randomText(16), verifier, back: search };
+  storage.set(KEY.pending, pending);
+  storage.drop(KEY.signedOut);
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: config.client_id ?? "",
+    redirect_uri: redirectUri(),
+    scope: "openid",
+    state: pending.state,
+    code_challenge: await codeChallenge(verifier),
+    code_challenge_method: "S256",
+  });
+  const separator = endpoints.authorization_endpoint.includes("?") ? "&" : "?";
+  window.location.assign(`${endpoints.authorization_endpoint}${separator}${query}`);
+}
+
+/** The provider sent the tab back: check `state`, trade the code for a token, clean the address bar. */
+async function finishSignIn(params) {
+  const pending = storage.get(KEY.pending);
+  storage.drop(KEY.pending);
+  // whatever happens next, the code leaves the address bar and the dashboard's own query comes back
+  window.history.replaceState(null, "", `${window.location.pathname}${pending?.back ?? ""}`);
+  if (params.has("error")) {
+    const detail = params.get("error_description");
+    throw new SignInError(`Sign-in refused by the provider: ${params.get("error")}${detail ? ` (${detail})` : ""}`);
+  }
+  if (!pending || pending.state !== params.get("state")) {
+    throw new SignInError("Sign-in failed: the answer does not match a sign-in started in this tab. Sign in again.");
+  }
+  const endpoints = await discovery();
+  let body = null;
+  let response;
+  try {
+    response = await fetch(endpoints.token_endpoint, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        code: params.get("code"),
+        redirect_uri: redirectUri(),
+        client_id: config.client_id ?? "",
+        code_verifier: pending.verifier,
+      }),
+    });
+    body = await response.json().catch(() => null);
+  } catch (error) {
+    throw new SignInError(`Sign-in: the token endpoint could not be reached: ${error.message}`);
+  }
+  if (!response.ok || !body || typeof body.access_token !== "string") {
+    const reason = body?.error ? `${body.error}${body.error_description ? ` (${body.error_description})` : ""}` : `HTTP ${response.status}`;
+    throw new SignInError(`Sign-in: the token endpoint refused the code: ${reason}`);
+  }
+  const lifetime = Number(body.expires_in);
+  const saved = {
+    access_token: body.access_token,
+    expires_at: Number.isFinite(lifetime) && lifetime > 0 ? Date.now() + lifetime * 1000 : null,
+  };
+  storage.set(KEY.token, saved);
+  return saved.access_token;
+}
+
+function savedToken() {
+  const saved = storage.get(KEY.token);
+  if (!saved || typeof saved.access_token !== "string") return null;
+  if (saved.expires_at && saved.expires_at <= Date.now()) {
+    storage.drop(KEY.token);
+    return null;
+  }
+  return saved.access_token;
+}
+
+function renderSession(mode, text) {
+  const box = $("session");
+  box.dataset.state = mode;
+  $("session-text").textContent = text;
+  $("sign-in").hidden = !(mode === "signed-out" || mode === "failed");
+  $("sign-out").hidden = mode !== "signed-in";
+}
+
+/** The token the API calls carry: null when no issuer is configured; undefined when the page must stop. */
+async function signIn() {
+  if (!config.issuer) {
+    renderSession("open", "No sign-in (no issuer configured)");
+    return null;
+  }
+  const params = new URLSearchParams(window.location.search);
+  try {
+    if (params.has("state") && (params.has("code") || params.has("error"))) {
+      const fresh = await finishSignIn(params);
+      renderSession("signed-in", "Signed in");
+      return fresh;
+    }
+    const saved = savedToken();
+    if (saved) {
+      renderSession("signed-in", "Signed in");
+      return saved;
+    }
+    if (storage.get(KEY.signedOut)) {
+      renderSession("signed-out", "Signed out");
+      return undefined;
+    }
+    renderSession("redirecting", "Signing in…");
+    await startSignIn();
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof SignInError)) throw error;
+    showMessage("auth", error.message);
+    renderSession("failed", "Not signed in");
+    return undefined;
+  }
+}
+
+async function signOut() {
+  storage.drop(KEY.token);
+  storage.drop(KEY.retried);
+  storage.set(KEY.signedOut, true);
+  token = undefined;
+  let endSession = null;
+  try {
+    endSession = (await discovery()).end_session_endpoint ?? null;
+  } catch {
+    endSession = null; // the tab's token is gone either way
+  }
+  if (typeof endSession === "string") {
+    const query = new URLSearchParams({ client_id: config.client_id ?? "", post_logout_redirect_uri: redirectUri() });
+    const separator = endSession.includes("?") ? "&" : "?";
+    window.location.assign(`${endSession}${separator}${query}`);
+    return;
+  }
+  renderSession("signed-out", "Signed out");
+  window.location.reload();
+}
+
+let restarting = false;
+
+/** A 401 from the API: sign in again once (silent while the provider's session lasts), then say why. */
+function unauthorized() {
+  if (!config.issuer) {
+    showMessage("auth", "The API asks for a sign-in (HTTP 401), but /dashboard/config.json names no issuer.");
+    return;
+  }
+  if (restarting) return;
+  storage.drop(KEY.token);
+  if (storage.get(KEY.retried)) {
+    showMessage(
+      "auth",
+      "The API refused the token (HTTP 401) right after signing in: the API expects another issuer or " +
+        "audience than the one this dashboard signs in with. Sign in again, or ask the stack's operator.",
+    );
+    renderSession("failed", "Token refused");
+    return;
+  }
+  restarting = true;
+  storage.set(KEY.retried, true);
+  showMessage("auth", "The sign-in has expired (HTTP 401): signing in again…");
+  startSignIn().catch((error) => {
+    restarting = false;
+    showMessage("auth", error.message);
+    renderSession("failed", "Not signed in");
+  });
+}
+
 // --- HTTP ------------------------------------------------------------------------------------------------
 
 class ApiError extends Error {
@@ -152,15 +409,19 @@ function describe(body, response) {
       .map((error) => (error && error.field ? `${error.field}: ${error.message}` : String(error?.message ?? error)))
       .join("; ");
   }
+  if (response.status === 401) return "not signed in (HTTP 401)";
+  if (response.status === 403) return "this account may not read the analytics (HTTP 403)";
   const status = body && typeof body.status === "string" ? ` (${body.status})` : "";
   return `HTTP ${response.status} ${response.statusText || ""}`.trim() + status;
 }
 
-async function fetchJson(url, signal) {
+async function fetchJson(url, signal, withToken = true) {
+  const headers = { Accept: "application/json" };
+  if (withToken && token) headers.Authorization = `Bearer ${token}`;
   let response;
   let text;
   try {
-    response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" }, signal });
+    response = await fetch(url, { cache: "no-store", headers, signal });
     text = await response.text();
   } catch (error) {
     if (error.name === "AbortError") throw error;
@@ -172,8 +433,13 @@ async function fetchJson(url, signal) {
   } catch {
     body = null;
   }
+  if (withToken && response.status === 401) unauthorized();
+  if (withToken && response.status === 403) {
+    showMessage("auth", "Signed in, but this account may not read the analytics (HTTP 403). Sign out and use an admin's account.");
+  }
   if (!response.ok) throw new ApiError(describe(body, response), response.status);
   if (body === null || typeof body !== "object") throw new ApiError("the answer is not a JSON object", response.status);
+  if (withToken && token) storage.drop(KEY.retried); // the token works: a later 401 may sign in again
   return body;
 }
 
@@ -193,63 +459,133 @@ async function load(part, url) {
   }
 }
 
-const seg = encodeURIComponent;
+const api = (path) => `${config.api.replace(/\/$/, "")}${path}`;
+const kindPath = () => `/${seg(state.domain)}/${seg(state.type)}`;
+
+// --- values -----------------------------------------------------------------------------------------------
+
+/** A counter of one item or point; ratings_avg is computed from sum and count where the API gives none. */
+export function valueOf(item, counter) {
+  if (counter !== "ratings_avg") return Number(item?.[counter]) || 0;
+  if (typeof item?.ratings_avg === "number") return item.ratings_avg;
+  const count = Number(item?.ratings_count) || 0;
+  return count > 0 ? (Number(item.ratings_sum) || 0) / count : null;
+}
+
+/** The period's figure: a sum of counts, or for the average rating, all ratings' sum over their count. */
+export function aggregate(points, counter) {
+  if (counter !== "ratings_avg") return points.reduce((total, point) => total + valueOf(point, counter), 0);
+  const count = points.reduce((total, point) => total + (Number(point.ratings_count) || 0), 0);
+  const sum = points.reduce((total, point) => total + (Number(point.ratings_sum) || 0), 0);
+  return count > 0 ? sum / count : null;
+}
+
+/** The change from `previous` to `current` in %, or null when there is nothing to compare with. */
+export function change(current, previous) {
+  if (typeof current !== "number" || typeof previous !== "number" || previous === 0) return null;
+  return ((current - previous) / previous) * 100;
+}
+
+function movieLink(entityId) {
+  const template = config.movie_url;
+  if (state.type !== "movie" || typeof template !== "string" || !template.includes("{entity_id}")) return null;
+  const url = template.replaceAll("{entity_id}", seg(entityId));
+  return /^https?:\/\//i.test(url) || url.startsWith("/") ? url : null;
+}
 
 // --- top-N -----------------------------------------------------------------------------------------------
+
+function rankingCaption() {
+  const rows = /^\d+$/.test(state.limit) ? `${state.limit} ` : "";
+  const floor = state.counter === "ratings_avg" ? `, at least ${state.min_ratings} ratings` : "";
+  return `${rows}${state.type}s by ${LABELS[state.counter]}, ${state.from} to ${state.to}${floor}`;
+}
 
 async function loadTop() {
   const table = $("top-table");
   table.dataset.state = "loading";
   table.setAttribute("aria-busy", "true");
-  const shown = /^\d+$/.test(state.limit) && Number(state.limit) >= 1 ? `${state.limit} ` : "";
-  $("top-caption").textContent = `${shown}${state.type} by ${LABELS[state.counter]}`;
-  const query = new URLSearchParams({ counter: state.counter, limit: state.limit });
-  const result = await load("top", `${API}/${seg(state.domain)}/${seg(state.type)}/top?${query}`);
+  $("top-caption").textContent = rankingCaption();
+  $("top-table-caption").textContent = `Top ${rankingCaption()}`;
+  const query = new URLSearchParams({ counter: state.counter, limit: state.limit, from: state.from, to: state.to });
+  if (state.counter === "ratings_avg") query.set("min_ratings", state.min_ratings);
+  const result = await load("top", api(`${kindPath()}/top?${query}`));
   if (!result) return;
   table.removeAttribute("aria-busy");
   if (result.error) {
     table.dataset.state = "error";
-    showMessage("top", `Top ${state.type}: ${result.error.message}`);
+    showMessage("top", `Top ${state.type}s: ${result.error.message}`);
+    lastTop = [];
     renderTop([]);
     return;
   }
   clearMessage("top");
   lastTop = Array.isArray(result.body.items) ? result.body.items : [];
-  renderTop(lastTop);
   table.dataset.state = "ready";
+  renderTop(lastTop);
   if (!state.entity && lastTop.length) selectEntity(lastTop[0].entity_id);
+  else renderEntityCaption();
+}
+
+function entityCell(item) {
+  const cell = document.createElement("td");
+  cell.className = "entity";
+  const label = typeof item.label === "string" && item.label !== "" ? item.label : null;
+  const href = movieLink(item.entity_id);
+  if (label) {
+    const name = document.createElement(href ? "a" : "span");
+    name.className = "label";
+    name.textContent = label;
+    if (href) {
+      name.href = href;
+      name.target = "_blank";
+      name.rel = "noopener noreferrer";
+      name.title = `Open ${label} on the site (new tab)`;
+    }
+    cell.append(name);
+  }
+  const select = document.createElement("button");
+  select.type = "button";
+  select.className = label ? "link id secondary-id" : "link id";
+  select.textContent = item.entity_id;
+  select.title = item.entity_id;
+  select.setAttribute("aria-label", `Show ${label ?? item.entity_id}`);
+  cell.append(select);
+  if (!label && href) {
+    const open = document.createElement("a");
+    open.className = "open";
+    open.href = href;
+    open.target = "_blank";
+    open.rel = "noopener noreferrer";
+    open.textContent = "open";
+    open.setAttribute("aria-label", `Open ${item.entity_id} on the site (new tab)`);
+    cell.append(" ", open);
+  }
+  return cell;
 }
 
 function renderTop(items) {
   const table = $("top-table");
   table.dataset.count = String(items.length);
+  $("top-entity-header").textContent = state.type;
   for (const th of table.querySelectorAll("thead th[data-counter]")) {
-    th.classList.toggle("active", th.dataset.counter === state.counter);
-    if (th.dataset.counter === state.counter) th.setAttribute("aria-sort", "descending");
+    const active = th.dataset.counter === state.counter;
+    th.classList.toggle("active", active);
+    if (active) th.setAttribute("aria-sort", "descending");
     else th.removeAttribute("aria-sort");
   }
   const rows = items.map((item, index) => {
     const row = document.createElement("tr");
     row.dataset.entityId = item.entity_id;
-    row.dataset.rank = String(index + 1);
     const rank = document.createElement("td");
     rank.className = "num rank";
     rank.textContent = String(index + 1);
-    const id = document.createElement("td");
-    id.className = "entity";
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "link";
-    button.textContent = item.entity_id;
-    button.title = `Show ${item.entity_id}`;
-    id.append(button);
-    row.append(rank, id);
-    for (const counter of COUNTERS) {
+    row.append(rank, entityCell(item));
+    for (const counter of RANKINGS) {
       const cell = document.createElement("td");
       cell.className = counter === state.counter ? "num active" : "num";
       cell.dataset.counter = counter;
-      cell.dataset.value = String(item[counter] ?? "");
-      cell.textContent = formatNumber(item[counter]);
+      cell.textContent = formatNumber(valueOf(item, counter), formatOf(counter));
       row.append(cell);
     }
     return row;
@@ -257,9 +593,10 @@ function renderTop(items) {
   if (!rows.length) {
     const row = document.createElement("tr");
     const cell = document.createElement("td");
-    cell.colSpan = 2 + COUNTERS.length;
+    cell.colSpan = 2 + RANKINGS.length;
     cell.className = "empty";
-    cell.textContent = table.dataset.state === "error" ? "Could not load." : `Nothing counted for ${state.type} yet.`;
+    cell.textContent =
+      table.dataset.state === "error" ? "Could not load the ranking (see the message above)." : "Nothing counted in this period.";
     row.append(cell);
     rows.push(row);
   }
@@ -279,7 +616,7 @@ function markSelected() {
   }
 }
 
-// --- one entity: totals and series -------------------------------------------------------------------
+// --- one entity: all-time totals, and its series in the period ---------------------------------------------
 
 function selectEntity(entityId) {
   state.entity = entityId;
@@ -290,20 +627,27 @@ function selectEntity(entityId) {
   loadSeries();
 }
 
+function renderEntityCaption() {
+  const item = lastTop.find((row) => row.entity_id === state.entity);
+  const label = item && typeof item.label === "string" && item.label ? item.label : null;
+  $("entity-caption").textContent = state.entity ? (label ?? state.entity) : "";
+}
+
 async function loadTotals() {
   const box = $("totals");
+  renderEntityCaption();
   if (!state.entity) {
     box.dataset.state = "empty";
     const hint = document.createElement("p");
     hint.className = "hint";
-    hint.textContent = "No entity selected.";
+    hint.textContent = "Nothing selected.";
     box.replaceChildren(hint);
     return;
   }
   box.dataset.state = "loading";
   box.setAttribute("aria-busy", "true");
   const entity = state.entity;
-  const result = await load("totals", `${API}/${seg(state.domain)}/${seg(state.type)}/${seg(entity)}/totals`);
+  const result = await load("totals", api(`${kindPath()}/${seg(entity)}/totals`));
   if (!result) return;
   box.removeAttribute("aria-busy");
   if (result.error) {
@@ -323,34 +667,34 @@ function renderTotals(entity, totals) {
   name.className = "entity-name";
   const code = document.createElement("code");
   code.textContent = entity;
-  name.append(code, ` · ${state.type} · ${state.domain}`);
+  name.append("All-time totals of ", code);
+  const href = movieLink(entity);
+  if (href) {
+    const open = document.createElement("a");
+    open.href = href;
+    open.target = "_blank";
+    open.rel = "noopener noreferrer";
+    open.textContent = "open on the site";
+    name.append(" · ", open);
+  }
   const list = document.createElement("dl");
   list.className = "figures";
-  for (const field of [...COUNTERS, "ratings_avg"]) {
+  for (const field of RANKINGS) {
     const item = document.createElement("div");
     item.className = field === state.counter ? "figure active" : "figure";
     const term = document.createElement("dt");
     term.textContent = LABELS[field];
     const value = document.createElement("dd");
-    value.dataset.testid = `totals-${field}`;
     value.dataset.field = field;
-    value.dataset.value = totals[field] === null || totals[field] === undefined ? "" : String(totals[field]);
-    value.textContent = formatNumber(totals[field], field === "ratings_avg" ? average : integer);
+    value.textContent = formatNumber(valueOf(totals, field), formatOf(field));
     item.append(term, value);
     list.append(item);
   }
   box.replaceChildren(name, list);
 }
 
-function seriesProblem() {
-  if (!DAY.test(state.from)) return "from: choose a date";
-  if (!DAY.test(state.to)) return "to: choose a date";
-  return null;
-}
-
 async function loadSeries() {
   const figure = $("series");
-  const errorLine = $("series-error");
   if (!state.entity) {
     figure.dataset.state = "empty";
     $("series-chart").replaceChildren();
@@ -358,43 +702,124 @@ async function loadSeries() {
     lastSeries = null;
     return;
   }
-  const problem = seriesProblem();
-  if (problem) {
-    running.get("series")?.abort();
-    showSeriesError(problem);
-    return;
-  }
   figure.dataset.state = "loading";
   figure.setAttribute("aria-busy", "true");
-  const request = { entity: state.entity, bucket: state.bucket, from: state.from, to: state.to };
-  const query = new URLSearchParams({ bucket: request.bucket, from: request.from, to: request.to });
-  const url = `${API}/${seg(state.domain)}/${seg(state.type)}/${seg(request.entity)}/series?${query}`;
-  const result = await load("series", url);
+  const request = { entity: state.entity, from: state.from, to: state.to };
+  const query = new URLSearchParams({ bucket: "day", from: request.from, to: request.to });
+  const result = await load("series", api(`${kindPath()}/${seg(request.entity)}/series?${query}`));
   if (!result) return;
   figure.removeAttribute("aria-busy");
   if (result.error) {
-    showSeriesError(result.error.message);
+    showChartError("series", result.error.message);
+    lastSeries = null;
     return;
   }
-  errorLine.hidden = true;
-  errorLine.textContent = "";
+  $("series-error").hidden = true;
   lastSeries = { ...request, points: Array.isArray(result.body.points) ? result.body.points : [] };
   drawSeries();
   figure.dataset.state = "ready";
 }
 
-function showSeriesError(text) {
-  const errorLine = $("series-error");
-  errorLine.textContent = text;
-  errorLine.hidden = false;
-  $("series").dataset.state = "error";
-  $("series").removeAttribute("aria-busy");
-  $("series-chart").replaceChildren();
-  $("series-caption").textContent = "";
-  lastSeries = null;
+function showChartError(part, text) {
+  const line = $(`${part}-error`);
+  line.textContent = text;
+  line.hidden = false;
+  const box = $(part);
+  box.dataset.state = "error";
+  box.removeAttribute("aria-busy");
+  $(`${part}-chart`).replaceChildren();
 }
 
-// --- the chart: an inline SVG bar chart ---------------------------------------------------------------
+function drawSeries() {
+  if (!lastSeries) return;
+  const { entity, from, to, points } = lastSeries;
+  const counter = state.counter;
+  drawChart($("series-chart"), {
+    title: `${LABELS[counter]} per day of ${entity}, ${from} to ${to}`,
+    periods: points.map((point) => point.period),
+    lines: [{ name: "current", values: points.map((point) => valueOf(point, counter)) }],
+    counter,
+  });
+  const figure = aggregate(points, counter);
+  $("series-caption").textContent =
+    counter === "ratings_avg"
+      ? `Average rating in the period: ${formatNumber(figure, average)}`
+      : `${formatNumber(figure)} ${LABELS[counter]} in the period`;
+}
+
+// --- the site-wide trend, beside the previous period ---------------------------------------------------------
+
+async function loadTrend() {
+  const box = $("trend");
+  box.dataset.state = "loading";
+  box.setAttribute("aria-busy", "true");
+  $("trend-caption").textContent = `${LABELS[state.counter]} of every ${state.type}, per day`;
+  const previous = previousRange(state.from, state.to);
+  const url = (range) => api(`${kindPath()}/series?${new URLSearchParams({ bucket: "day", ...range })}`);
+  running.get("trend-previous")?.abort();
+  const [now, before] = await Promise.all([
+    load("trend", url({ from: state.from, to: state.to })),
+    load("trend-previous", url(previous)),
+  ]);
+  if (!now || !before) return;
+  box.removeAttribute("aria-busy");
+  const error = now.error ?? before.error;
+  if (error) {
+    lastTrend = null;
+    showChartError("trend", `Site-wide trend: ${error.message}`);
+    for (const id of ["trend-current", "trend-previous", "trend-change"]) setUnknown($(id));
+    return;
+  }
+  $("trend-error").hidden = true;
+  lastTrend = {
+    current: Array.isArray(now.body.points) ? now.body.points : [],
+    previous: Array.isArray(before.body.points) ? before.body.points : [],
+    range: { from: state.from, to: state.to },
+    previousRange: previous,
+  };
+  drawTrend();
+  box.dataset.state = "ready";
+}
+
+function drawTrend() {
+  if (!lastTrend) return;
+  const counter = state.counter;
+  const { current, previous, range, previousRange: before } = lastTrend;
+  $("trend-caption").textContent = `${LABELS[counter]} of every ${state.type}, per day`;
+  $("trend-legend-current").textContent = `this period, ${range.from} to ${range.to}`;
+  $("trend-legend-previous").textContent = `previous period, ${before.from} to ${before.to}`;
+  const format = formatOf(counter);
+  const now = aggregate(current, counter);
+  const then = aggregate(previous, counter);
+  const delta = change(now, then);
+  const show = (id, value, text) => {
+    const cell = $(id);
+    cell.textContent = text;
+    cell.dataset.value = typeof value === "number" ? String(value) : "";
+    cell.classList.remove("unknown");
+  };
+  show("trend-current", now, formatNumber(now, format));
+  show("trend-previous", then, formatNumber(then, format));
+  show(
+    "trend-change",
+    delta,
+    delta === null ? (then === 0 && now > 0 ? "new" : "—") : `${percent.format(delta)} %`,
+  );
+  const changeCell = $("trend-change");
+  changeCell.classList.toggle("up", delta !== null && delta > 0);
+  changeCell.classList.toggle("down", delta !== null && delta < 0);
+  drawChart($("trend-chart"), {
+    title: `Site-wide ${LABELS[counter]} per day, ${range.from} to ${range.to}, beside ${before.from} to ${before.to}`,
+    periods: current.map((point) => point.period),
+    lines: [
+      { name: "previous", values: previous.map((point) => valueOf(point, counter)), periods: previous.map((p) => p.period) },
+      { name: "current", values: current.map((point) => valueOf(point, counter)) },
+    ],
+    counter,
+  });
+}
+
+// --- charts: inline SVG lines, one per period, aligned day by day -----------------------------------------
 
 function svg(tag, attributes = {}, text = null) {
   const element = document.createElementNS(SVG_NS, tag);
@@ -403,190 +828,238 @@ function svg(tag, attributes = {}, text = null) {
   return element;
 }
 
-/** Round tick values from 0 to at least `max` (integers: counters are counts). */
-export function niceTicks(max, count = 5) {
+/** Round tick values from 0 to at least `max` (whole steps for counts, halves for ratings). */
+export function niceTicks(max, count = 4, whole = true) {
   if (!(max > 0)) return [0, 1];
   const raw = max / count;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const normal = raw / magnitude;
-  const step = Math.max(1, (normal <= 1 ? 1 : normal <= 2 ? 2 : normal <= 5 ? 5 : 10) * magnitude);
+  let step = (normal <= 1 ? 1 : normal <= 2 ? 2 : normal <= 5 ? 5 : 10) * magnitude;
+  if (whole) step = Math.max(1, step);
   const ticks = [];
-  for (let value = 0; value < max + step; value += step) {
+  for (let index = 0; ; index += 1) {
+    const value = Number((index * step).toFixed(6));
     ticks.push(value);
     if (value >= max) break;
   }
   return ticks;
 }
 
-function drawSeries() {
-  const host = $("series-chart");
-  if (!lastSeries) return;
-  const { entity, bucket, from, to, points } = lastSeries;
-  const counter = state.counter;
-  const values = points.map((point) => Number(point[counter]) || 0);
-  const ticks = niceTicks(Math.max(0, ...values));
+function drawChart(host, { title, periods, lines, counter }) {
+  const format = formatOf(counter);
+  const all = lines.flatMap((line) => line.values).filter((value) => typeof value === "number");
+  const ticks = niceTicks(Math.max(0, ...all), 4, counter !== "ratings_avg");
   const top = ticks[ticks.length - 1];
-  const tickText = ticks.map((tick) => formatNumber(tick));
-
-  const width = Math.max(320, Math.floor(host.clientWidth || 640));
-  const height = 280;
+  const tickText = ticks.map((tick) => formatNumber(tick, counter === "ratings_avg" ? decimal : integer));
+  const width = Math.max(240, Math.floor(host.clientWidth || 600));
+  const height = width < 480 ? 200 : 240;
   const charWidth = 7;
-  const margin = {
-    top: 14,
-    right: 14,
-    bottom: 52,
-    left: 30 + charWidth * Math.max(...tickText.map((text) => text.length)),
-  };
+  const margin = { top: 10, right: 12, bottom: 28, left: 12 + charWidth * Math.max(...tickText.map((t) => t.length)) };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
-  const band = plotWidth / Math.max(1, points.length);
-  const barWidth = Math.max(1, Math.min(48, band * 0.72));
+  const step = periods.length > 1 ? plotWidth / (periods.length - 1) : 0;
+  const x = (index) => margin.left + (periods.length > 1 ? step * index : plotWidth / 2);
   const y = (value) => margin.top + plotHeight - (value / top) * plotHeight;
-  const title = `${LABELS[counter]} per ${bucket} of ${entity}, ${from} to ${to}`;
 
   const chart = svg("svg", {
     viewBox: `0 0 ${width} ${height}`,
     width,
     height,
     role: "img",
-    "aria-labelledby": "series-svg-title",
+    "aria-label": title,
     class: "chart",
-    "data-bucket": bucket,
     "data-counter": counter,
-    "data-points": points.length,
+    "data-points": periods.length,
   });
-  chart.append(svg("title", { id: "series-svg-title" }, title));
-
-  const grid = svg("g", { class: "y-axis" });
+  chart.append(svg("title", {}, title));
   ticks.forEach((tick, index) => {
     const at = y(tick);
-    grid.append(
+    chart.append(
       svg("line", { x1: margin.left, x2: width - margin.right, y1: at, y2: at, class: index ? "grid" : "axis" }),
       svg("text", { x: margin.left - 6, y: at + 4, "text-anchor": "end", class: "y-label" }, tickText[index]),
     );
   });
-  grid.append(
-    svg(
-      "text",
-      {
-        x: 0,
-        y: 0,
-        transform: `translate(12 ${margin.top + plotHeight / 2}) rotate(-90)`,
-        "text-anchor": "middle",
-        class: "axis-title",
-      },
-      LABELS[counter],
-    ),
-  );
-  chart.append(grid);
+  // period labels, thinned so that none overlaps the one before or leaves the chart
+  const labelWidth = charWidth * 10;
+  let clear = 0;
+  periods.forEach((period, index) => {
+    const at = x(index);
+    let anchor = "middle";
+    let left = at - labelWidth / 2;
+    if (left < 0) [anchor, left] = ["start", at];
+    if (left + labelWidth > width) [anchor, left] = ["end", at - labelWidth];
+    if (left < clear) return;
+    clear = left + labelWidth + 12;
+    chart.append(svg("text", { x: at, y: height - 8, "text-anchor": anchor, class: "x-label" }, period));
+  });
 
-  const bars = svg("g", { class: "bars" });
-  points.forEach((point, index) => {
-    const value = values[index];
-    const x = margin.left + band * index + (band - barWidth) / 2;
-    const rect = svg("rect", {
-      x: x.toFixed(2),
-      y: (value > 0 ? Math.min(y(value), margin.top + plotHeight - 1.5) : y(value)).toFixed(2),
-      width: barWidth.toFixed(2),
-      height: (value > 0 ? Math.max(1.5, margin.top + plotHeight - y(value)) : 0).toFixed(2),
-      class: "bar",
-      "data-period": point.period,
-      "data-value": value,
+  for (const line of lines) {
+    const group = svg("g", { class: `line ${line.name}`, "data-values": line.values.map((v) => v ?? "").join(",") });
+    let path = "";
+    let pen = false;
+    line.values.forEach((value, index) => {
+      if (typeof value !== "number") {
+        pen = false; // a day without ratings has no average: a gap, not a zero
+        return;
+      }
+      path += `${pen ? "L" : "M"}${x(index).toFixed(1)} ${y(value).toFixed(1)}`;
+      pen = true;
     });
-    rect.append(svg("title", {}, `${point.period}: ${formatNumber(value)} ${LABELS[counter]}`));
-    bars.append(rect);
-  });
-  chart.append(bars);
-
-  const labelWidth = charWidth * Math.max(4, ...points.map((point) => String(point.period).length)) + 12;
-  const every = Math.max(1, Math.ceil(points.length / Math.max(1, Math.floor(plotWidth / labelWidth))));
-  const xAxis = svg("g", { class: "x-axis" });
-  points.forEach((point, index) => {
-    if (index % every !== 0) return;
-    const center = margin.left + band * (index + 0.5);
-    xAxis.append(
-      svg("line", { x1: center, x2: center, y1: margin.top + plotHeight, y2: margin.top + plotHeight + 4, class: "axis" }),
-      svg(
-        "text",
-        { x: center, y: margin.top + plotHeight + 18, "text-anchor": "middle", class: "x-label" },
-        point.period,
-      ),
-    );
-  });
-  xAxis.append(
-    svg("text", { x: margin.left + plotWidth / 2, y: height - 8, "text-anchor": "middle", class: "axis-title" }, bucket),
-  );
-  chart.append(xAxis);
-
+    if (line.name === "current" && path) {
+      const first = line.values.findIndex((value) => typeof value === "number");
+      const last = line.values.length - 1 - [...line.values].reverse().findIndex((value) => typeof value === "number");
+      if (counter !== "ratings_avg") {
+        group.append(
+          svg("path", {
+            d: `${path}L${x(last).toFixed(1)} ${y(0).toFixed(1)}L${x(first).toFixed(1)} ${y(0).toFixed(1)}Z`,
+            class: "area",
+          }),
+        );
+      }
+    }
+    group.append(svg("path", { d: path, class: "stroke" }));
+    if (periods.length <= 62) {
+      line.values.forEach((value, index) => {
+        if (typeof value !== "number") return;
+        const dot = svg("circle", { cx: x(index).toFixed(1), cy: y(value).toFixed(1), r: 2.5, class: "dot" });
+        const period = line.periods?.[index] ?? periods[index];
+        dot.append(svg("title", {}, `${period}: ${formatNumber(value, format)} ${LABELS[counter]}`));
+        group.append(dot);
+      });
+    }
+    chart.append(group);
+  }
   host.replaceChildren(chart);
-  const total = values.reduce((sum, value) => sum + value, 0);
-  $("series-caption").textContent =
-    `${points.length} ${bucket}${points.length === 1 ? "" : "s"}, ` + `${formatNumber(total)} ${LABELS[counter]} in all`;
 }
 
-// --- lag ---------------------------------------------------------------------------------------------------
+// --- the pipeline's status: a part that did not run is unknown, never 0 -------------------------------------
 
 let statusTimer = null;
 
+function setUnknown(cell, why = "unknown") {
+  cell.textContent = why;
+  cell.dataset.value = "";
+  cell.classList.add("unknown");
+  cell.classList.remove("up", "down");
+}
+
+function setFigure(cell, value, format = integer) {
+  if (typeof value !== "number" || !Number.isFinite(value)) {
+    // present but empty (nothing waiting has no age): none, which is not an error
+    cell.textContent = "—";
+    cell.dataset.value = "";
+    cell.classList.remove("unknown");
+    return;
+  }
+  cell.textContent = formatNumber(value, format);
+  cell.dataset.value = String(value);
+  cell.classList.remove("unknown");
+}
+
 async function pollStatus() {
   clearTimeout(statusTimer);
-  const result = await load("status", STATUS_URL);
+  const result = await load("status", api("/status"));
   if (result) {
     if (result.error) {
-      $("lag").dataset.state = "error";
       showMessage("status", `Pipeline status: ${result.error.message}`);
+      renderStatus(null, result.error.message);
     } else {
       clearMessage("status");
-      renderLag(result.body);
+      renderStatus(result.body, null);
     }
   }
-  statusTimer = setTimeout(pollStatus, STATUS_EVERY_MS);
+  if (token !== undefined) statusTimer = setTimeout(pollStatus, STATUS_EVERY_MS);
 }
 
-function formatTime(epochSeconds) {
-  if (typeof epochSeconds !== "number") return "—";
-  const moment = new Date(epochSeconds * 1000);
-  const ago = Math.max(0, Math.round(Date.now() / 1000 - epochSeconds));
-  return `${moment.toISOString().slice(0, 19).replace("T", " ")} UTC (${formatNumber(ago)} s ago)`;
+/** "90 s", "12 min", "5 h", "3 d": how long ago, in the unit a reader takes in at a glance. */
+export function elapsed(seconds) {
+  if (seconds < 90) return `${formatNumber(seconds)} s`;
+  if (seconds < 90 * 60) return `${formatNumber(Math.round(seconds / 60))} min`;
+  if (seconds < 36 * 3600) return `${formatNumber(Math.round(seconds / 3600))} h`;
+  return `${formatNumber(Math.round(seconds / 86400))} d`;
 }
 
-function renderLag(status) {
-  const report = status.watchdog ?? status.flush ?? null;
-  const set = (id, value, format = integer) => {
-    const cell = $(id);
-    cell.textContent = formatNumber(value, format);
-    cell.dataset.value = typeof value === "number" ? String(value) : "";
-  };
-  set("lag-dirty", report?.dirty);
-  set("lag-in-flight", report?.in_flight);
-  set("lag-oldest-in-flight", report?.oldest_in_flight_s, decimal);
-  set("lag-last-flush-age", report?.last_flush_age_s, decimal);
-  const mismatches = status.watchdog?.mismatches;
-  set("lag-mismatches", Array.isArray(mismatches) ? mismatches.length : mismatches);
-  const at = $("lag-at");
-  at.textContent = formatTime(status.at);
-  at.dataset.value = typeof status.at === "number" ? String(status.at) : "";
-  const checked = status.watchdog?.checked;
-  $("lag-source").textContent =
-    report === null
-      ? "(no flush or watchdog run yet)"
-      : `(${status.watchdog ? "watchdog" : "flush"}${typeof checked === "number" ? `, ${formatNumber(checked)} checked` : ""}` +
-        `${typeof status.every_s === "number" ? `, every ${formatNumber(status.every_s, decimal)} s` : ""})`;
-  const errors = [...(status.flush?.errors ?? []), ...(status.watchdog?.errors ?? [])].map(String);
-  const unique = [...new Set(errors)];
-  const line = $("lag-errors");
-  line.hidden = unique.length === 0;
-  line.textContent = unique.length ? `Errors of the last run: ${unique.join("; ")}` : "";
-  const mismatchCount = Array.isArray(mismatches) ? mismatches.length : Number(mismatches) || 0;
-  $("lag").classList.toggle("warn", unique.length > 0 || mismatchCount > 0);
-  $("lag").dataset.state = report === null ? "waiting" : "ready";
+function ago(rfc3339) {
+  const moment = new Date(rfc3339);
+  if (typeof rfc3339 !== "string" || Number.isNaN(moment.getTime())) return null;
+  const seconds = Math.max(0, Math.round((Date.now() - moment.getTime()) / 1000));
+  return `${moment.toISOString().slice(0, 19).replace("T", " ")} UTC (${elapsed(seconds)} ago)`;
+}
+
+function renderStatus(status, failure) {
+  const section = $("status");
+  const part = (name) => (status && status[name] && typeof status[name] === "object" ? status[name] : null);
+  const lag = part("lag");
+  const spool = part("spool");
+  const deadLetter = part("dead_letter");
+  const watchdog = part("watchdog");
+  const fill = (id, owner, field, format) => (owner ? setFigure($(id), owner[field], format) : setUnknown($(id)));
+  fill("status-dirty", lag, "dirty");
+  fill("status-in-flight", lag, "in_flight");
+  fill("status-oldest-dirty", lag, "oldest_dirty_s", decimal);
+  fill("status-oldest-in-flight", lag, "oldest_in_flight_s", decimal);
+  fill("status-last-flush", lag, "last_flush_age_s", decimal);
+  fill("status-spool", spool, "pending");
+  fill("status-dead-letter", deadLetter, "pending");
+  fill("status-checked", watchdog, "checked");
+  fill("status-mismatches", watchdog, "mismatches");
+  fill("status-watchdog-errors", watchdog, "errors");
+  const at = $("status-watchdog-at");
+  if (!watchdog) setUnknown(at, "unknown: no check read");
+  else if (ago(watchdog.at)) {
+    at.textContent = ago(watchdog.at);
+    at.dataset.value = watchdog.at;
+    at.classList.remove("unknown");
+  } else setUnknown(at, "unknown");
+
+  const errors = [];
+  if (failure) errors.push({ check: "status", message: failure });
+  for (const error of Array.isArray(status?.errors) ? status.errors : []) {
+    errors.push({ check: String(error?.check ?? "status"), message: String(error?.message ?? error) });
+  }
+  const named = new Set(errors.map((error) => error.check));
+  for (const [name, owner] of [["redis", lag], ["spool", spool], ["dead_letter", deadLetter], ["watchdog", watchdog]]) {
+    if (status && !owner && !named.has(name)) errors.push({ check: name, message: "not reported (the check did not run)" });
+  }
+  const list = $("status-errors");
+  list.replaceChildren(
+    ...errors.map((error) => {
+      const item = document.createElement("li");
+      item.dataset.check = error.check;
+      const name = document.createElement("strong");
+      name.textContent = `${error.check}: `;
+      item.append(name, error.message);
+      return item;
+    }),
+  );
+  list.hidden = errors.length === 0;
+  // what needs an operator's look: letters left dead, counts that disagree, checks that failed
+  const flagged = [
+    ["status-dead-letter", deadLetter?.pending > 0],
+    ["status-mismatches", watchdog?.mismatches > 0],
+    ["status-watchdog-errors", watchdog?.errors > 0],
+  ];
+  for (const [id, bad] of flagged) $(id).parentElement.classList.toggle("bad", Boolean(bad));
+  const trouble = flagged.some(([, bad]) => bad);
+  section.classList.toggle("failed", errors.length > 0);
+  section.classList.toggle("warn", errors.length === 0 && Boolean(trouble));
+  section.dataset.state = errors.length ? "error" : "ready";
+  $("status-at").textContent = status ? `(read ${new Date().toISOString().slice(11, 19)} UTC)` : "";
 }
 
 // --- wiring -------------------------------------------------------------------------------------------
 
-function reloadAll() {
+function reloadData() {
+  const problem = rangeProblem(state.from, state.to);
   writeUrl();
+  if (problem) {
+    showMessage("range", problem);
+    for (const part of ["top", "totals", "series", "trend", "trend-previous"]) running.get(part)?.abort();
+    return;
+  }
+  clearMessage("range");
   loadTop();
+  loadTrend();
   loadTotals();
   loadSeries();
 }
@@ -596,34 +1069,59 @@ function wire() {
     event.preventDefault();
     state.domain = $("domain").value.trim();
     state.limit = $("limit").value.trim();
-    reloadAll();
+    state.min_ratings = $("min-ratings").value.trim();
+    reloadData();
     pollStatus();
   });
   $("domain").addEventListener("change", () => {
     state.domain = $("domain").value.trim();
-    reloadAll();
+    reloadData();
   });
   $("entity-type").addEventListener("change", () => {
     state.type = $("entity-type").value;
     state.entity = ""; // an id names an entity of one type
     $("entity-id").value = "";
-    reloadAll();
+    reloadData();
   });
+  $("period").addEventListener("change", () => {
+    state.period = $("period").value;
+    if (state.period !== "custom") Object.assign(state, presetRange(state.period));
+    syncControls();
+    reloadData();
+  });
+  const onRange = () => {
+    state.period = "custom";
+    state.from = $("from").value;
+    state.to = $("to").value;
+    $("period").value = "custom";
+    reloadData();
+  };
+  $("from").addEventListener("change", onRange);
+  $("to").addEventListener("change", onRange);
   $("counter").addEventListener("change", () => {
+    const before = state.counter;
     state.counter = $("counter").value;
+    $("min-ratings-field").hidden = state.counter !== "ratings_avg";
     writeUrl();
+    if (rangeProblem(state.from, state.to)) return;
     loadTop();
     if (lastSeries) drawSeries();
-    for (const item of $("totals").querySelectorAll(".figure")) {
-      item.classList.toggle("active", item.querySelector("dd")?.dataset.field === state.counter);
+    if (lastTrend) drawTrend();
+    if (before !== state.counter) {
+      for (const item of $("totals").querySelectorAll(".figure")) {
+        item.classList.toggle("active", item.querySelector("dd")?.dataset.field === state.counter);
+      }
     }
   });
-  $("limit").addEventListener("change", () => {
-    state.limit = $("limit").value.trim();
-    writeUrl();
-    loadTop();
-  });
+  for (const [id, field] of [["limit", "limit"], ["min-ratings", "min_ratings"]]) {
+    $(id).addEventListener("change", () => {
+      state[field] = $(id).value.trim();
+      writeUrl();
+      if (!rangeProblem(state.from, state.to)) loadTop();
+    });
+  }
   $("top-table").tBodies[0].addEventListener("click", (event) => {
+    if (event.target.closest("a")) return; // the link to the site opens the site
     const row = event.target.closest("tr[data-entity-id]");
     if (row) selectEntity(row.dataset.entityId);
   });
@@ -637,30 +1135,21 @@ function wire() {
     clearMessage("entity");
     selectEntity(value);
   });
-  $("bucket").addEventListener("change", () => {
-    state.bucket = $("bucket").value;
-    Object.assign(state, defaultRange(state.bucket));
-    $("from").value = state.from;
-    $("to").value = state.to;
-    writeUrl();
-    loadSeries();
+  $("sign-in").addEventListener("click", () => {
+    clearMessage("auth");
+    storage.drop(KEY.retried);
+    startSignIn().catch((error) => showMessage("auth", error.message));
   });
-  const onRange = () => {
-    state.from = $("from").value;
-    state.to = $("to").value;
-    writeUrl();
-    loadSeries();
-  };
-  $("from").addEventListener("change", onRange);
-  $("to").addEventListener("change", onRange);
-  $("series-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    onRange();
+  $("sign-out").addEventListener("click", () => {
+    signOut();
   });
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(drawSeries, 150);
+    resizeTimer = setTimeout(() => {
+      drawSeries();
+      drawTrend();
+    }, 150);
   });
 }
 
@@ -671,18 +1160,42 @@ window.addEventListener("unhandledrejection", (event) => {
   showMessage("page", `Page error: ${event.reason?.message ?? event.reason}`);
 });
 
-function start() {
-  readUrl();
+async function loadConfig() {
+  try {
+    const body = await fetchJson(CONFIG_URL, undefined, false);
+    return {
+      issuer: typeof body.issuer === "string" && body.issuer ? body.issuer : null,
+      client_id: typeof body.client_id === "string" ? body.client_id : null,
+      api: typeof body.api === "string" && body.api ? body.api : DEFAULT_CONFIG.api,
+      movie_url: typeof body.movie_url === "string" && body.movie_url ? body.movie_url : null,
+    };
+  } catch (error) {
+    showMessage("config", `Configuration (${CONFIG_URL}): ${error.message}; calling the API without signing in.`);
+    return { ...DEFAULT_CONFIG };
+  }
+}
+
+async function start() {
+  const callback = new URLSearchParams(window.location.search);
+  const pending = storage.get(KEY.pending);
+  // back from the provider: the dashboard's own query is the one saved before leaving
+  readUrl(callback.has("state") && pending ? pending.back : window.location.search);
   syncControls();
   wire();
-  writeUrl();
-  loadTop();
-  if (state.entity) {
-    loadTotals();
-    loadSeries();
-  }
-  pollStatus();
+  config = await loadConfig();
+  token = await signIn();
   document.documentElement.dataset.ready = "true";
+  if (token === undefined) {
+    // not signed in: nothing to ask the API, and no empty figures that could pass for zeros
+    document.body.classList.add("signed-out");
+    if (!messages.has("auth") && $("session").dataset.state === "signed-out") {
+      showMessage("auth", "Signed out. Sign in to see the analytics.");
+    }
+    return;
+  }
+  writeUrl();
+  reloadData();
+  pollStatus();
 }
 
 start();
