@@ -29,9 +29,9 @@ def js_constant(path: str, name: str) -> object:
         ("clients/js/analytics.js", "ENTITY_TYPES", list(v.ENTITY_TYPES)),
         ("clients/js/analytics.js", "ENTITY_ID", v.ENTITY_ID_PATTERN),
         ("clients/js/analytics.js", "EVENT_ID", v.EVENT_ID_PATTERN),
-        ("dashboard/dashboard.js", "COUNTERS", list(v.COUNTERS)),
+        # the dashboard shows every counter but the raw ratings sum (it shows the average instead)
+        ("dashboard/dashboard.js", "COUNTERS", [c for c in v.COUNTERS if c != "ratings_sum"]),
         ("dashboard/dashboard.js", "TYPES", list(v.ENTITY_TYPES)),
-        ("dashboard/dashboard.js", "BUCKETS", list(v.BUCKETS)),
         ("dashboard/dashboard.js", "ENTITY_ID", v.ENTITY_ID_PATTERN),
     ],
 )
