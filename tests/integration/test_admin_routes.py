@@ -170,3 +170,38 @@ def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
 def test_anything_else_under_the_dashboard_is_a_404(pipeline, get, path):
     response = get(path)
     assert response["statusCode"] == 404
+
+
+# --- the local server serves the same ---------------------------------------------------------------------
+
+
+def wsgi_get(app: Any, path: str, query: str = "") -> tuple[str, dict[str, str], bytes]:
+    import io
+
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        answer.update(status=status, headers=dict(headers))
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "wsgi.input": io.BytesIO()}
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "cache_control"),
+    [
+        ("/dashboard", "200 OK", "no-cache"),
+        ("/dashboard/dashboard.js", "200 OK", "no-cache"),
+        ("/dashboard/config.json", "200 OK", "no-cache"),
+        ("/dashboard/status.json", "404 Not Found", "no-store"),
+        (STATUS, "200 OK", "no-store"),
+    ],
+)
+def test_anl_serve_routes_the_dashboard_and_the_status_through_the_query_function(
+    pipeline, path, status, cache_control
+):
+    from anl.serve import Scheduler, build_app
+
+    answer, headers, _ = wsgi_get(build_app(Scheduler(every_s=60)), path, "v=1")
+    assert (answer, headers["Cache-Control"]) == (status, cache_control)
