@@ -64,7 +64,7 @@ def new_container(env: dict[str, str], **overrides: Any) -> Any:
     from analytics_pipeline.bootstrap import Container
     from analytics_pipeline.config import load_settings
 
-    return Container(load_settings(env), **overrides)
+    return Container(load_settings(env), overrides=overrides)
 
 
 def install_container(env: dict[str, str], **overrides: Any) -> Any:

@@ -4,7 +4,8 @@
 
 Sections (all unless --only names some): ingest (handler vs the bare ingest.lua loop and vs the legacy
 UPDATE), roundtrips (Redis round trips per event and per batch), imports (cold import of the ingest
-handler, dev venv and `sam build` output), mongo (MongoDB calls per flush batch, counted), mysql
+handler, dev venv and `sam build` output), mongo (MongoDB calls per flush batch, counted), query (MongoDB
+calls per read request, site-wide documents per flush batch, the query handler's own time), mysql
 (write_totals and capture_baselines rows/s), memory (Redis bytes per counted event), client (the browser
 client's gzipped size).
 
@@ -37,6 +38,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the containers' note
 
 import cold_import  # noqa: E402
 import ingest  # noqa: E402
+import query  # noqa: E402
 import stores  # noqa: E402
 from common import ROOT, Log, Row, markdown, mysql_params  # noqa: E402
 
@@ -78,6 +80,13 @@ SECTIONS = {
         "MongoDB calls per flush batch (counted, not timed)",
         lambda a, scratch, log: stores.mongo_calls(a.mysql_url, a.mongodb_uri, scratch, (50, 200)),
         stores.mongo_rows,
+    ),
+    "query": Section(
+        "the admin read routes: MongoDB calls per request, site-wide writes per batch, handler time",
+        lambda a, scratch, log: query.measure(
+            scratch, quick(a, 100, 200), quick(a, 10, 30), quick(a, 3, 7), a.mongodb_uri
+        ),
+        query.rows,
     ),
     "mysql": Section(
         "MySQL replica writes, rows/s",

@@ -33,6 +33,11 @@ TARGET_WRITE_ROWS_S = 50_000
 PREFIX = "analytics_entity_"  # of the rollup collections' names: left out of the table
 
 
+def short(collection: str) -> str:
+    """A collection's name in the tables: daily, totals, ..., site_series."""
+    return collection.removeprefix(PREFIX).removeprefix("analytics_")
+
+
 class CountingDatabase:
     """A database whose collections count each method called, as (collection, method)."""
 
@@ -56,7 +61,7 @@ class _CountingCollection:
             return value
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            self._calls[f"{attr} {self._name.removeprefix(PREFIX)}"] += 1
+            self._calls[f"{attr} {short(self._name)}"] += 1
             return value(*args, **kwargs)
 
         return counted
@@ -72,8 +77,8 @@ def mongo_counter(uri: str | None, database: str) -> tuple[Counter[str], dict[st
             def started(self, event: Any) -> None:
                 name = "collection" if event.command_name == "getMore" else event.command_name
                 target = event.command.get(name)
-                if isinstance(target, str) and target.startswith(PREFIX):  # not hello, auth, ...
-                    calls[f"{event.command_name} {target.removeprefix(PREFIX)}"] += 1
+                if isinstance(target, str) and target.startswith("analytics_"):  # not hello, auth, ...
+                    calls[f"{event.command_name} {short(target)}"] += 1
 
             def succeeded(self, event: Any) -> None: ...
 

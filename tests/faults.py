@@ -25,6 +25,7 @@ STEPS: dict[str, tuple[str, str]] = {
     "claim": ("claims", "claim"),
     "confirm": ("claims", "confirm"),
     "mongo": ("rollups", "apply"),
+    "site": ("rollups", "apply_site"),
     "capture": ("replica", "capture_baselines"),
     "totals": ("rollups", "totals"),
     "baseline": ("rollups", "apply_baselines"),

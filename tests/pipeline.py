@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS
+from analytics_pipeline.adapters.mongo_rollups import COLLECTIONS, SITE
 from analytics_pipeline.bootstrap import Container, Wrap
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
@@ -64,6 +64,29 @@ class Pipeline:
                 docs[key] = {k: v for k, v in doc.items() if k not in VOLATILE}
             state[collection] = docs
         return state
+
+    def site_state(self) -> dict[tuple[str, str, str, str], dict[str, int]]:
+        """The site-wide series: (domain, entity_type, bucket, period) -> counters, shards summed."""
+        state: dict[tuple[str, str, str, str], dict[str, int]] = {}
+        for doc in self.rollups._db[SITE].find({}):
+            key = (doc["domain"], doc["entity_type"], doc["bucket"], doc["period"])
+            target = state.setdefault(key, zero())
+            for name in COUNTER_FIELDS:
+                target[name] += int(doc.get(name, 0))
+        return {key: counts for key, counts in state.items() if any(counts.values())}
+
+    def site_from_entities(self) -> dict[tuple[str, str, str, str], dict[str, int]]:
+        """What the site-wide series must hold: the entities' dated documents, summed per kind."""
+        expected: dict[tuple[str, str, str, str], dict[str, int]] = {}
+        for collection, docs in self.mongo_state().items():
+            bucket = {"date": "day"}.get(COLLECTIONS[collection] or "", COLLECTIONS[collection])
+            if bucket is None:
+                continue
+            for (domain, entity_type, _entity_id, period), doc in docs.items():
+                target = expected.setdefault((domain, entity_type, bucket, period), zero())
+                for name in COUNTER_FIELDS:
+                    target[name] += int(doc.get(name, 0))
+        return {key: counts for key, counts in expected.items() if any(counts.values())}
 
 
 def counted(

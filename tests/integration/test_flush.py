@@ -10,6 +10,7 @@ import pytest
 from analytics_pipeline.adapters.mongo_rollups import (
     DAILY,
     MONTHLY,
+    SITE,
     TOTALS,
     WEEKLY,
     YEARLY,
@@ -118,9 +119,71 @@ def test_repeating_a_finished_batch_changes_nothing(pipeline):
     from analytics_pipeline.flush import FlushReport
 
     pipeline.container.flush.complete(batch, FlushReport())
-    before = pipeline.mongo_state()
+    before, site_before = pipeline.mongo_state(), pipeline.site_state()
     pipeline.container.flush.complete(batch, FlushReport())  # a retry that arrives after the finish
     assert pipeline.mongo_state() == before
+    assert pipeline.site_state() == site_before
+
+
+def test_a_batch_finished_elsewhere_adds_nothing_to_the_site_series_once_its_seq_is_forgotten(pipeline):
+    from analytics_pipeline.adapters.mongo_rollups import SITE_SHARDS
+    from analytics_pipeline.flush import FlushReport
+
+    flush, claims = pipeline.container.flush, pipeline.container.claims
+    pipeline.count([counted("first", movie(), "2026-03-01")])
+    slow = claims.claim(100, pipeline.clock())
+    flush.complete(slow, FlushReport())  # the watchdog finished it while its own flush was slow
+    for i in range(SITE_SHARDS):  # later batches, one on slow's shard: its seq is trimmed there
+        pipeline.count([counted(f"later-{i}", movie(), "2026-03-01")])
+        pipeline.flush()
+    before = pipeline.site_state()
+    flush.complete(slow, FlushReport())  # the slow flush wakes up and carries on
+    assert pipeline.site_state() == before
+    assert pipeline.site_state() == pipeline.site_from_entities()
+
+
+def test_each_batch_writes_one_site_document_per_kind_and_period(pipeline):
+    m = movie()
+    pipeline.count(
+        [counted("a", m, "2026-12-31"), counted("b", movie(), "2027-01-01"), counted("c", m, "2027-01-01")]
+    )
+    report = pipeline.flush()
+    # two days; one ISO week (2026-W53); two months; two years
+    assert (report.batches, report.site_upserts) == (1, 2 + 1 + 2 + 2)
+
+
+def _site(rollups: MongoRollupStore, day: str = "2027-01-01") -> int:
+    return rollups.site_series("jav", "movie", "day", day, day).get(day, {}).get("views", 0)
+
+
+def test_site_documents_take_batches_in_any_order_each_once(rollups):
+    from datetime import UTC, datetime
+
+    from analytics_pipeline.rollups import SiteUpdate
+
+    rollups.ensure_indexes()
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    views = [SiteUpdate("jav", "movie", "day", "2027-01-01", {"views": 1})]
+    rollups.apply_site(11, 3, views, now)  # a later batch first (shard 11 % 8 = 3)
+    rollups.apply_site(3, 3, views, now)  # then an earlier one on the same shard: counted too
+    rollups.apply_site(11, 3, views, now)  # a repeat: nothing
+    rollups.apply_site(3, 3, views, now)
+    assert _site(rollups) == 2
+
+
+def test_site_documents_forget_the_sequences_below_the_floor(rollups):
+    from datetime import UTC, datetime
+
+    from analytics_pipeline.adapters.mongo_rollups import SITE_SHARDS
+    from analytics_pipeline.rollups import SiteUpdate
+
+    rollups.ensure_indexes()
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    views = [SiteUpdate("jav", "movie", "day", "2027-01-01", {"views": 1})]
+    for seq in (1, 1 + SITE_SHARDS, 1 + 2 * SITE_SHARDS):
+        rollups.apply_site(seq, seq, views, now)  # each alone in flight: older ones are forgotten
+    docs = list(rollups._db[SITE].find({}))
+    assert [(d["shard"], d["applied"], d["views"]) for d in docs] == [(1, [1 + 2 * SITE_SHARDS], 3)]
 
 
 # --- crash at every step boundary -------------------------------------------------------------------
@@ -165,7 +228,7 @@ def test_a_crash_after_any_step_is_repaired_by_watchdog_and_flush(pipeline, lega
     _assert_final(pipeline, legacy, movies)
 
 
-@pytest.mark.parametrize("collection", [TOTALS, DAILY, WEEKLY, MONTHLY, YEARLY])
+@pytest.mark.parametrize("collection", [TOTALS, DAILY, WEEKLY, MONTHLY, YEARLY, SITE])
 def test_a_crash_inside_a_bulk_write_after_some_documents_is_repaired(
     pipeline, legacy, movies, monkeypatch, collection
 ):
@@ -202,6 +265,7 @@ def _assert_final(pipeline: Pipeline, legacy: Any, movies: list[str]) -> None:
         assert state[WEEKLY][("jav", "movie", m, "2027-W01")]["ratings_count"] == 1
     assert totals[("jav", "actor", "actor-1", None)]["favorites"] == 1
     assert legacy.counts() == {m: (v + 1, d + 1) for m, (v, d) in before.items()}
+    assert pipeline.site_state() == pipeline.site_from_entities()
     report = pipeline.watchdog()
     assert report.mismatches == []
 
@@ -314,6 +378,9 @@ def test_overlapping_flushes_from_threads_count_everything_once(pipeline, legacy
     totals = pipeline.mongo_state()[TOTALS]
     assert {m: totals[("jav", "movie", m, None)]["views"] for m in ids} == {m: 30 for m in ids}
     assert legacy.counts() == {m: (30, 1) for m in ids}
+    site = pipeline.site_state()
+    assert site == pipeline.site_from_entities()
+    assert [site[("jav", "movie", "day", f"2026-03-0{d}")]["views"] for d in range(1, 6)] == [80] * 5
 
 
 # --- MySQL replica ---------------------------------------------------------------------------------------

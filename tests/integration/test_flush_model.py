@@ -100,6 +100,19 @@ class Oracle:
             for name, amount in event.increments:
                 doc[name] += amount
 
+    def site(self) -> dict[tuple[str, str, str, str], dict[str, int]]:
+        """The site-wide series: every dated document of a kind, summed per bucket and period."""
+        site: dict[tuple[str, str, str, str], dict[str, int]] = {}
+        for (collection, (domain, entity_type, _entity_id, period)), doc in self.docs.items():
+            field = COLLECTIONS[collection]
+            if field is None:
+                continue
+            bucket = {"date": "day"}.get(field, field)
+            target = site.setdefault((domain, entity_type, bucket, period), dict.fromkeys(COUNTER_FIELDS, 0))
+            for name in COUNTER_FIELDS:
+                target[name] += doc[name]
+        return site
+
     def expected(self) -> dict[tuple[str, tuple[Any, ...]], dict[str, int]]:
         expected = {key: dict(doc) for key, doc in self.docs.items()}
         for uuid, (views, downloads) in self.legacy.items():
@@ -201,6 +214,13 @@ def run_model(pipeline: Pipeline, legacy_table: Any, operations: int, seed: int)
                 if any(v[n] > expected.get(k, {}).get(n, 0) for n in COUNTER_FIELDS)
             }
             assert not over, f"counted twice (seed {seed}): {list(over.items())[:3]}"
+            site, site_expected = pipeline.site_state(), oracle.site()
+            over = {
+                k: v
+                for k, v in site.items()
+                if any(v[n] > site_expected.get(k, {}).get(n, 0) for n in COUNTER_FIELDS)
+            }
+            assert not over, f"site-wide counted twice (seed {seed}): {list(over.items())[:3]}"
 
     mongo_switch.down = mysql_switch.down = False
     with lock:
@@ -217,6 +237,7 @@ def run_model(pipeline: Pipeline, legacy_table: Any, operations: int, seed: int)
     assert not mismatches, (
         f"seed {seed}: {[(k, found.get(k), expected.get(k)) for k in list(mismatches)[:5]]}"
     )
+    assert pipeline.site_state() == oracle.site(), f"seed {seed}: the site-wide series"
     totals = {key[1][2]: doc for key, doc in expected.items() if key[0] == TOTALS and key[1][1] == "movie"}
     rows = legacy_table.counts()
     for uuid, initial in with_rows.items():

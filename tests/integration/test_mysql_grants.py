@@ -92,3 +92,19 @@ def test_the_documented_grants_run_the_whole_rollout(
     pipeline.build(MYSQL_URL=restricted, MYSQL_SYNC="shadow")
     assert pipeline.flush().errors == []  # rollback
     run("rebaseline")
+
+
+def test_the_documented_grants_read_the_labels_of_a_ranking(
+    make_container, rollups, clock, legacy, restricted
+):
+    from anl.local import http_event, load_handler, response_json
+
+    movie = str(uuid.uuid4())
+    legacy.insert([(movie, 0, 0)])
+    legacy.execute(f"UPDATE `{legacy.name}` SET title = 'A title' WHERE uuid = %s", (movie,))
+    pipeline = Pipeline(make_container, rollups, clock, legacy)
+    pipeline.count([counted("a", movie, "2026-03-01")])
+    pipeline.flush()
+    pipeline.build(MYSQL_URL=restricted, MYSQL_LABEL_COLUMN="title")
+    response = load_handler("query")(http_event("GET", "/api/v1/analytics/jav/movie/top"), None)
+    assert [i["label"] for i in response_json(response)["items"]] == ["A title"]

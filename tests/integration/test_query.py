@@ -61,7 +61,7 @@ def test_totals_of_a_known_entity_with_its_average_rating(pipeline, get):
         "ratings_sum": 9,
         "ratings_avg": 4.5,
     }
-    assert headers["Cache-Control"] == "public, max-age=30"
+    assert headers["Cache-Control"] == "private, max-age=30"
 
 
 def test_totals_of_an_unknown_entity_are_zeros_with_a_null_average(pipeline, get):
@@ -205,8 +205,195 @@ def test_each_route_reads_mongo_once(pipeline, get, rollups, monkeypatch):
     assert reads == ["find_totals", "top", "series"]
 
 
+def test_each_new_route_reads_mongo_once(pipeline, get, rollups, monkeypatch):
+    seed(pipeline)
+    reads: list[str] = []
+    for name in ("top_in_range", "top_by_average", "site_series"):
+        original = getattr(rollups, name)
+
+        def counting(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            reads.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(rollups, name, counting)
+    get("/jav/movie/top", **{"from": "2027-01-01", "to": "2027-01-05"})
+    get("/jav/movie/top", counter="ratings_avg", **{"from": "2027-01-01", "to": "2027-01-05"})
+    get("/jav/movie/top", counter="ratings_avg")
+    get("/jav/movie/series", bucket="day", **{"from": "2027-01-01", "to": "2027-01-05"})
+    assert reads == ["top_in_range", "top_in_range", "top_by_average", "site_series"]
+
+
 def test_top_is_served_by_an_index(pipeline, rollups):
     seed(pipeline)
     indexes = rollups._db["analytics_entity_totals"].index_information()
     keys = {tuple(k for k, _ in spec["key"]) for spec in indexes.values()}
     assert ("domain", "entity_type", "views", "entity_id") in keys
+
+
+def test_the_period_ranking_is_served_by_an_index_on_the_daily_rollups(pipeline, rollups):
+    seed(pipeline)
+    indexes = rollups._db["analytics_entity_daily"].index_information()
+    keys = {tuple(k for k, _ in spec["key"]) for spec in indexes.values()}
+    assert ("domain", "entity_type", "date", "entity_id") in keys
+
+
+# --- rankings of a period, and by average rating ----------------------------------------------------------
+
+
+def test_top_of_a_period_ranks_by_what_the_days_of_the_range_hold(pipeline, get):
+    seed(pipeline)
+    status, body, headers = get("/jav/movie/top", **{"from": "2027-01-01", "to": "2027-01-02"})
+    assert (status, headers["Cache-Control"]) == (200, "private, max-age=30")
+    # m3: 3 views on 2027-01-01; m2: 2 in the range (its third is on 01-03); m1: 1 (its others are outside)
+    assert [(i["entity_id"], i["views"]) for i in body["items"]] == [("m3", 3), ("m2", 2), ("m1", 1)]
+
+
+def test_top_of_a_period_sums_every_counter_over_the_range(pipeline, get):
+    seed(pipeline)
+    body = get(
+        "/jav/movie/top", counter="ratings_sum", limit="1", **{"from": "2027-01-04", "to": "2027-01-05"}
+    )[1]
+    item = body["items"][0]
+    assert (item["entity_id"], item["views"], item["ratings_count"], item["ratings_sum"]) == ("m1", 1, 2, 9)
+    assert item["ratings_avg"] == 4.5
+    assert item["downloads"] == 0  # the download of 2026-06-15 is outside the range
+
+
+def test_top_of_a_period_breaks_ties_by_entity_id(pipeline, get):
+    pipeline.count([counted(f"t{i}", f"z{9 - i}", "2027-02-01") for i in range(4)])
+    pipeline.flush()
+    body = get("/jav/movie/top", **{"from": "2027-02-01", "to": "2027-02-01"})[1]
+    assert [i["entity_id"] for i in body["items"]] == ["z6", "z7", "z8", "z9"]
+
+
+def test_top_of_a_period_with_nothing_counted_is_empty(pipeline, get):
+    seed(pipeline)
+    assert get("/jav/movie/top", **{"from": "2020-01-01", "to": "2020-01-31"})[1] == {"items": []}
+
+
+def ratings(pipeline: Pipeline, entity_id: str, values: list[int], day: str = "2027-03-01") -> None:
+    pipeline.count(
+        [counted(f"{entity_id}-{day}-{i}", entity_id, day, "rating", v) for i, v in enumerate(values)]
+    )
+
+
+def test_top_by_average_rating_counts_only_entities_with_enough_ratings(pipeline, get):
+    ratings(pipeline, "r1", [5, 5, 5, 5, 4])  # 4.8
+    ratings(pipeline, "r2", [5, 5, 5, 5, 5, 5])  # 5.0
+    ratings(pipeline, "r3", [5, 5])  # 5.0, but 2 ratings
+    ratings(pipeline, "r4", [3, 3, 3, 3, 3])  # 3.0
+    pipeline.flush()
+    body = get("/jav/movie/top", counter="ratings_avg")[1]
+    assert [(i["entity_id"], i["ratings_avg"]) for i in body["items"]] == [
+        ("r2", 5.0),
+        ("r1", 4.8),
+        ("r4", 3.0),
+    ]
+    body = get("/jav/movie/top", counter="ratings_avg", min_ratings="2")[1]
+    assert [i["entity_id"] for i in body["items"]] == ["r2", "r3", "r1", "r4"]
+
+
+def test_top_by_average_rating_of_a_period_uses_the_ratings_of_the_range(pipeline, get):
+    ratings(pipeline, "p1", [1, 1, 1], "2027-03-01")
+    ratings(pipeline, "p1", [5, 5], "2027-03-05")
+    ratings(pipeline, "p2", [4, 4], "2027-03-05")
+    pipeline.flush()
+    body = get(
+        "/jav/movie/top", counter="ratings_avg", min_ratings="2", **{"from": "2027-03-02", "to": "2027-03-09"}
+    )[1]
+    assert [(i["entity_id"], i["ratings_avg"], i["ratings_count"]) for i in body["items"]] == [
+        ("p1", 5.0, 2),
+        ("p2", 4.0, 2),
+    ]
+
+
+def test_top_items_carry_a_null_average_without_ratings_and_a_null_label_without_mysql(pipeline, get):
+    seed(pipeline)
+    items = {i["entity_id"]: i for i in get("/jav/movie/top")[1]["items"]}
+    assert items["m2"]["ratings_avg"] is None
+    assert items["m1"]["ratings_avg"] == 4.5
+    assert {i["label"] for i in items.values()} == {None}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "2027-01-01"}, "to"),
+        ({"to": "2027-01-01"}, "from"),
+        ({"from": "2027-01-02", "to": "2027-01-01"}, "from"),
+        ({"from": "2026-01-01", "to": "2027-02-05"}, "to"),
+        ({"from": "2027-02-30", "to": "2027-03-01"}, "from"),
+        ({"from": "20270101", "to": "2027-03-01"}, "from"),
+        ({"counter": "likes"}, "counter"),
+        ({"counter": "ratings_avg", "min_ratings": "0"}, "min_ratings"),
+        ({"counter": "ratings_avg", "min_ratings": "1001"}, "min_ratings"),
+        ({"min_ratings": "five"}, "min_ratings"),
+    ],
+)
+def test_every_bad_ranking_parameter_is_a_400_that_reads_nothing(
+    pipeline, get, rollups, monkeypatch, query, field
+):
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a bad request read the rollups")
+
+    for name in ("top", "top_in_range", "top_by_average"):
+        monkeypatch.setattr(rollups, name, refuse)
+    status, body, _ = get("/jav/movie/top", **query)
+    assert status == 400
+    assert body["status"] == "rejected"
+    assert field in [e["field"] for e in body["errors"]]
+
+
+def test_a_ranking_of_400_days_is_served(pipeline, get):
+    assert get("/jav/movie/top", **{"from": "2026-01-01", "to": "2027-02-04"})[0] == 200
+
+
+# --- the site-wide series ---------------------------------------------------------------------------------
+
+
+def test_the_site_wide_series_sums_every_entity_of_the_kind(pipeline, get):
+    seed(pipeline)
+    status, body, headers = get(
+        "/jav/movie/series", bucket="day", **{"from": "2027-01-01", "to": "2027-01-04"}
+    )
+    assert (status, headers["Cache-Control"]) == (200, "private, max-age=30")
+    assert [(p["period"], p["views"], p["ratings_count"]) for p in body["points"]] == [
+        ("2027-01-01", 5, 0),  # m1, m2 and m3's three; the actor is another kind
+        ("2027-01-02", 1, 0),
+        ("2027-01-03", 1, 0),
+        ("2027-01-04", 1, 1),
+    ]
+    actors = get("/jav/actor/series", bucket="year", **{"from": "2027-01-01", "to": "2027-01-01"})[1]
+    assert [(p["period"], p["views"]) for p in actors["points"]] == [("2027", 1)]
+
+
+def test_the_site_wide_series_by_week_and_month(pipeline, get):
+    seed(pipeline)
+    weeks = get("/jav/movie/series", bucket="week", **{"from": "2026-12-28", "to": "2027-01-10"})[1]
+    assert [(p["period"], p["views"]) for p in weeks["points"]] == [("2026-W53", 8), ("2027-W01", 1)]
+    months = get("/jav/movie/series", bucket="month", **{"from": "2026-06-01", "to": "2026-06-30"})[1]
+    assert [(p["period"], p["downloads"]) for p in months["points"]] == [("2026-06", 1)]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"from": "2027-01-01", "to": "2027-01-02"}, "bucket"),
+        ({"bucket": "day", "to": "2027-01-02"}, "from"),
+        ({"bucket": "day", "from": "2027-01-03", "to": "2027-01-02"}, "from"),
+        ({"bucket": "day", "from": "2026-01-01", "to": "2027-02-05"}, "to"),
+    ],
+)
+def test_bad_site_wide_series_parameters_are_a_400(pipeline, get, query, field):
+    status, body, _ = get("/jav/movie/series", **query)
+    assert (status, body["status"]) == (400, "rejected")
+    assert field in [e["field"] for e in body["errors"]]
+
+
+# --- cache headers --------------------------------------------------------------------------------------
+
+
+def test_totals_may_sit_in_a_shared_cache_only_when_they_are_public(pipeline, get):
+    pipeline.build(PUBLIC_TOTALS="true")
+    assert get("/jav/movie/m1/totals")[2]["Cache-Control"] == "public, max-age=30"
+    assert get("/jav/movie/top")[2]["Cache-Control"] == "private, max-age=30"

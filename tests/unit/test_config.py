@@ -36,6 +36,9 @@ def test_comma_separated_lists_are_split_and_trimmed():
         ({"MYSQL_URL": "mysql://anl:pw@127.0.0.1:3306/"}, "MYSQL_URL: .*names no database"),
         ({"POWERTOOLS_LOG_LEVEL": "verbose"}, "POWERTOOLS_LOG_LEVEL: 'verbose' is not a log level"),
         ({"MYSQL_TABLE": "jav; DROP TABLE jav"}, "MYSQL_TABLE"),
+        ({"MYSQL_LABEL_COLUMN": "code`, password"}, "MYSQL_LABEL_COLUMN"),
+        ({"PUBLIC_TOTALS": "maybe"}, "PUBLIC_TOTALS"),
+        ({"ADMIN_JWT_ISSUER": "http://issuer.example"}, "ADMIN_JWT_ISSUER"),
         ({"INGEST_SERVER_KEYS": "short"}, "INGEST_SERVER_KEYS"),
         ({"ANALYTICS_DOMAINS": "a:b"}, "ANALYTICS_DOMAINS"),
         ({"REDIS_KEY_PREFIX": "has space"}, "REDIS_KEY_PREFIX"),
@@ -133,3 +136,13 @@ def test_a_spool_dead_letter_queue_url_is_refused_unless_it_names_the_spools_own
 def test_a_spool_dead_letter_queue_url_beside_its_spool_queue_is_kept():
     env = {"SPOOL_QUEUE_URL": "https://q/spool", "SPOOL_DLQ_URL": "https://q/spool-dlq"}
     assert load_settings(env).spool_dlq_url == "https://q/spool-dlq"
+
+
+def test_the_admin_api_settings_default_to_a_private_api_labelled_by_code():
+    s = load_settings({})
+    assert (s.mysql_label_column, s.public_totals, s.admin_jwt_issuer, s.admin_jwt_client_id) == (
+        "code",
+        False,
+        None,
+        None,
+    )

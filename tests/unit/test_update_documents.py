@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from analytics_pipeline.adapters.mongo_rollups import baseline_update, event_update
-from analytics_pipeline.rollups import Baseline, Entity, EntityDay, rollup_updates
+from analytics_pipeline.adapters.mongo_rollups import baseline_update, event_update, site_trim, site_update
+from analytics_pipeline.rollups import Baseline, Entity, EntityDay, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import COUNTERS as COUNTER_FIELDS
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -58,6 +58,33 @@ def test_event_updates_are_valid_for_a_real_server(pair):
     touched = {path for fields in update.values() for path in fields}
     assert not equality & touched  # an upsert may not change its own key fields
     assert set(update["$inc"]) | set(update.get("$setOnInsert", {})) >= set(COUNTER_FIELDS)
+
+
+def all_site_updates() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    counts = {
+        EntityDay(Entity("jav", "movie", "m1"), "2026-12-31"): {"views": 2},
+        EntityDay(Entity("jav", "movie", "m2"), "2027-01-01"): dict.fromkeys(COUNTER_FIELDS, 1),
+        EntityDay(Entity("jav", "actor", "a1"), "2027-01-01"): {"ratings_count": 1, "ratings_sum": 5},
+    }
+    return [site_update(u, 17, NOW) for u in site_updates(counts)]
+
+
+@pytest.mark.parametrize("pair", all_site_updates())
+def test_site_updates_are_valid_for_a_real_server(pair):
+    query, update = pair
+    assert conflicts(update) == []
+    equality = {k for k, v in query.items() if not isinstance(v, dict)}
+    touched = {path for fields in update.values() for path in fields}
+    assert not equality & touched
+    assert query["applied"] == {"$ne": 17} and update["$push"] == {"applied": 17}
+    assert set(update["$inc"]) | set(update.get("$setOnInsert", {})) >= set(COUNTER_FIELDS)
+
+
+def test_the_site_trim_pulls_only_sequences_below_the_floor():
+    update = site_updates({EntityDay(Entity("jav", "movie", "m"), "2027-01-01"): {"views": 1}})[0]
+    query, document = site_trim(update, 17, 12)
+    assert conflicts(document) == []
+    assert query["applied"] == {"$lt": 12} and document == {"$pull": {"applied": {"$lt": 12}}}
 
 
 @pytest.mark.parametrize(

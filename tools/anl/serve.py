@@ -1,15 +1,15 @@
 """`anl serve`: the ingest and query routes on a local port, with flush and watchdog on their schedule.
 
 Requests go through the same handlers as in Lambda (real requests become payload-2.0 events, source
-IP and headers included). The same process also serves the OpenAPI document, an interactive API page,
-the admin dashboard and the browser client.
+IP and headers included): the dashboard's files and the pipeline's status come from the query function,
+as in the deployment. The same process also serves the OpenAPI document, an interactive API page and
+the browser client.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import mimetypes
 import os
 import sys
@@ -105,15 +105,6 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
 
     document = openapi_document().encode()
 
-    def status() -> tuple[int, str, bytes]:
-        body = {
-            "flush": scheduler.last.get("flush"),
-            "watchdog": scheduler.last.get("watchdog"),
-            "at": scheduler.last.get("at"),
-            "every_s": scheduler.every_s,
-        }
-        return 200, "application/json", json.dumps(body, default=str).encode()
-
     def index() -> tuple[int, str, bytes]:
         links = [
             ("/dashboard", "admin dashboard"),
@@ -129,11 +120,6 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     pages = {
         "/": index,
         "/openapi.json": lambda: (200, "application/json", document),
-        "/dashboard": _file_page("dashboard/index.html"),
-        "/dashboard/": _file_page("dashboard/index.html"),
-        "/dashboard/dashboard.js": _file_page("dashboard/dashboard.js"),
-        "/dashboard/dashboard.css": _file_page("dashboard/dashboard.css"),
-        "/dashboard/status.json": status,
         "/clients/js/analytics.js": _file_page("clients/js/analytics.js"),
         "/clients/js/dist/analytics.min.js": _file_page("clients/js/dist/analytics.min.js"),
     }

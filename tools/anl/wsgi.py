@@ -13,6 +13,7 @@ from anl.local import http_event, load_handler
 
 INGEST_PREFIX = "/api/v1/analytics/events"
 API_PREFIX = "/api/v1/analytics/"
+DASHBOARD = "/dashboard"  # its files are served by the query function, as in the deployment
 OPENAPI_PATH = "/openapi.json"
 
 
@@ -51,7 +52,8 @@ def _body(environ: dict[str, Any]) -> str | bytes | None:
 def make_app(
     extra: dict[str, Callable[[], tuple[int, str, bytes]]] | None = None,
 ) -> Callable[..., Iterable[bytes]]:
-    """The ingest and query routes; `extra` maps further paths to (status, content type, body) makers."""
+    """The ingest and query routes (the dashboard's files included); `extra` maps further paths to
+    (status, content type, body) makers."""
     pages = dict(extra or {})
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -64,7 +66,7 @@ def make_app(
                 [("Content-Type", content_type), ("Content-Length", str(len(payload)))],
             )
             return [payload]
-        if not path.startswith(API_PREFIX):
+        if not (path.startswith(API_PREFIX) or path == DASHBOARD or path.startswith(DASHBOARD + "/")):
             payload = b'{"status":"not_found"}'
             start_response(
                 "404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]

@@ -25,14 +25,17 @@ if TYPE_CHECKING:
     from analytics_pipeline.ports import (
         BotDetector,
         ChangeFeed,
+        CheckLog,
         ClaimStore,
         HotStore,
+        LabelReader,
         ReplicaStore,
         Rollups,
         Spool,
     )
     from analytics_pipeline.query import QueryService
     from analytics_pipeline.rollout import RolloutService
+    from analytics_pipeline.status import StatusService
     from analytics_pipeline.watchdog import WatchdogService
 
 # what a test may give a Container instead of letting it build them
@@ -226,6 +229,7 @@ class Container:
                 state_table=s.mysql_state_table,
                 id_column=s.mysql_id_column,
                 touch_column=s.mysql_touch_column,
+                label_column=s.mysql_label_column,
                 sync=s.sync_target,
             )
 
@@ -299,6 +303,7 @@ class Container:
                 self.hot_store,
                 self.clock,
                 sync=s.sync_target,
+                checks=cast("CheckLog", self.claims),
             )
 
         return self._once("watchdog", build)
@@ -308,9 +313,19 @@ class Container:
         def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
-            return QueryService(self.rollups, self.settings.domains)
+            labels = cast("LabelReader | None", self.replica)
+            return QueryService(self.rollups, self.settings.domains, labels, self.settings.sync_target)
 
         return self._once("query", build)
+
+    @property
+    def status(self) -> StatusService:
+        def build() -> StatusService:
+            from analytics_pipeline.status import StatusService
+
+            return StatusService(self.claims, self.spool, cast("CheckLog", self.claims), self.clock)
+
+        return self._once("status", build)
 
     def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""

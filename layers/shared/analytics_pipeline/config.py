@@ -41,6 +41,10 @@ _ENV: dict[str, str] = {
     "MYSQL_STATE_TABLE": "mysql_state_table",
     "MYSQL_SYNC": "mysql_sync",
     "MYSQL_TOUCH_COLUMN": "mysql_touch_column",
+    "MYSQL_LABEL_COLUMN": "mysql_label_column",
+    "PUBLIC_TOTALS": "public_totals",
+    "ADMIN_JWT_ISSUER": "admin_jwt_issuer",
+    "ADMIN_JWT_CLIENT_ID": "admin_jwt_client_id",
     "CHANGE_BUS_NAME": "change_bus_name",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
@@ -102,6 +106,8 @@ class Settings(BaseModel):
     # on: the flush writes the site's columns; shadow: it never does (the legacy UPDATE still counts)
     mysql_sync: Literal["on", "shadow"] = "on"
     mysql_touch_column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # the column whose value labels a movie in the query API's rankings (its code or title)
+    mysql_label_column: str = Field(default="code", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     # EventBridge bus of the CountersSynced events (a name or an ARN); unset: none published
     change_bus_name: str | None = Field(
         default=None, pattern=r"^(arn:aws[a-z-]*:events:\S+|[A-Za-z0-9._/-]{1,256})$"
@@ -121,6 +127,11 @@ class Settings(BaseModel):
     spool_dlq_url: str | None = None
     spool_path: str = ".anl/spool"
     cors_allow_origin: str = "*"
+    # true: the totals route is public (the template's PublicTotals), and a shared cache may keep it
+    public_totals: bool = False
+    # the dashboard's sign-in (served to it as /dashboard/config.json; neither is a secret)
+    admin_jwt_issuer: str | None = Field(default=None, pattern=r"^https://\S+$")
+    admin_jwt_client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:/-]{1,256}$")
 
     flush_batch_size: int = Field(default=200, ge=1, le=5000)
     flush_max_batches: int = Field(default=50, ge=1, le=10_000)

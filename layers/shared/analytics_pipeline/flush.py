@@ -9,6 +9,11 @@ Why it is exactly once:
 - An entity belongs to at most one batch in flight: the claim leaves the counters of an entity whose
   earlier batch is unfinished in the pool. Batches of one entity are therefore applied in sequence
   order, which is what makes "the last sequence applied" enough to remember.
+- The site-wide series (every entity of a kind together) cannot rely on that order: every batch
+  writes them. Their documents remember the sequences applied to them that are still in flight
+  (adapters/mongo_rollups.py says how). A batch that is no longer in flight when it gets there was
+  finished by another process (the watchdog, while this one was slow), after its site-wide writes:
+  it leaves them alone.
 - MySQL receives absolute totals read back from Mongo, raised with GREATEST, so a late or repeated
   write never lowers a newer value.
 - Legacy counts are captured into a baseline table before the pipeline first writes a row, once
@@ -29,7 +34,7 @@ from typing import Any
 from analytics_pipeline.errors import ChangeFeedUnavailable, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
-from analytics_pipeline.rollups import Batch, Entity, rollup_updates
+from analytics_pipeline.rollups import Batch, Entity, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 
@@ -38,6 +43,7 @@ class FlushReport:
     batches: int = 0
     entities: int = 0
     upserts: int = 0
+    site_upserts: int = 0  # site-wide series documents written (a few per batch: see BENCHMARKS.md)
     baselines_seeded: int = 0
     mysql_written: int = 0
     mysql_skipped: int = 0
@@ -144,6 +150,12 @@ class FlushService:
         self._claims.confirm(batch)
         now = self._clock()
         report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
+        in_flight = self._claims.in_flight_seqs()
+        if batch.seq in in_flight:
+            floor = min(in_flight)
+            report.site_upserts += self._rollups.apply_site(batch.seq, floor, site_updates(batch.counts), now)
+        else:
+            logger.warning("batch finished by another run: its site-wide counts are in", seq=batch.seq)
         movies = [
             e
             for e in batch.entities

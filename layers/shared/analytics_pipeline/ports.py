@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from analytics_pipeline.models import CountedEvent
-from analytics_pipeline.rollups import Baseline, Batch, Entity, RollupUpdate, Totals
+from analytics_pipeline.rollups import Baseline, Batch, Entity, RollupUpdate, SiteUpdate, Totals
 
 Clock = Callable[[], datetime]
 
@@ -58,6 +58,14 @@ class Spool(Protocol):
 
     def take(self, max_batches: int) -> list[SpooledBatch]:
         """Up to `max_batches` stored batches; unacknowledged ones come back later."""
+        ...
+
+    def pending(self) -> int:
+        """Batches waiting to be replayed (raise SpoolUnavailable when that cannot be read)."""
+        ...
+
+    def dead_letter_pending(self) -> int | None:
+        """Batches in the dead-letter queue; None for a spool without one (the local file)."""
         ...
 
 
@@ -116,6 +124,10 @@ class ClaimStore(Protocol):
 
     def in_flight_entities(self) -> set[Entity]: ...
 
+    def in_flight_seqs(self) -> set[int]:
+        """Sequence numbers of the batches claimed and not finished."""
+        ...
+
     def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
         """Keep movies whose change could not be published, for the watchdog to publish again."""
         ...
@@ -140,6 +152,11 @@ class RollupStore(Protocol):
 
     def apply(self, seq: int, updates: dict[str, list[RollupUpdate]], now: datetime) -> int:
         """Apply a batch's updates, each document at most once per `seq`; returns documents written."""
+        ...
+
+    def apply_site(self, seq: int, floor: int, updates: Sequence[SiteUpdate], now: datetime) -> int:
+        """Add a batch's site-wide increments, each document at most once per `seq`, in any order of
+        batches; `floor` is the lowest sequence still in flight (older ones are forgotten)."""
         ...
 
     def apply_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
@@ -261,6 +278,53 @@ class RollupReader(Protocol):
 
     def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
         """Counters per period label of `bucket`, for the periods in [first, last] that have any."""
+        ...
+
+    def top_by_average(
+        self, domain: str, entity_type: str, min_ratings: int, limit: int
+    ) -> list[tuple[str, Totals]]:
+        """All-time: by ratings_sum / ratings_count descending among entities with >= min_ratings ratings."""
+        ...
+
+    def top_in_range(
+        self, domain: str, entity_type: str, by: str, limit: int, first: str, last: str, min_ratings: int
+    ) -> list[tuple[str, Totals]]:
+        """By what the daily rollups of [first, last] hold: a counter's sum, or the average rating
+        (among entities with >= min_ratings ratings in the range); ties by entity_id ascending."""
+        ...
+
+    def site_series(
+        self, domain: str, entity_type: str, bucket: str, first: str, last: str
+    ) -> dict[str, dict[str, int]]:
+        """Counters of every entity of a kind together, per period label, for the periods that have any."""
+        ...
+
+
+class LabelReader(Protocol):
+    """The site's own name for its movies (a code or a title), read from its MySQL table."""
+
+    def labels(self, uuids: Sequence[str]) -> dict[str, str]:
+        """The label of each uuid that has a row and a non-empty label, in one query."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    """What the watchdog's last run checked, as it recorded it."""
+
+    checked: int
+    mismatches: int
+    errors: int
+    at: datetime
+
+
+class CheckLog(Protocol):
+    """Where the watchdog records the summary of its last run, for the status route."""
+
+    def record_check(self, summary: CheckSummary) -> None: ...
+
+    def last_check(self) -> CheckSummary | None:
+        """None when no run was ever recorded."""
         ...
 
 

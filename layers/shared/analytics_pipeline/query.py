@@ -6,10 +6,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from analytics_pipeline.errors import FieldError, InvalidRequest
-from analytics_pipeline.ports import RollupReader
+from analytics_pipeline.errors import FieldError, InvalidRequest, StoreError
+from analytics_pipeline.observability import logger
+from analytics_pipeline.ports import LabelReader, RollupReader
 from analytics_pipeline.rollups import Entity, Totals, zero_counts
-from analytics_pipeline.vocabulary import MAX_PERIODS
+from analytics_pipeline.vocabulary import (
+    MAX_PERIODS,
+    MIN_RATINGS_DEFAULT,
+    RATINGS_AVG,
+    SYNC_TARGET,
+    SyncTarget,
+)
 
 
 def parse_day(field: str, value: str) -> date:
@@ -73,6 +80,8 @@ class QueryService:
 
     reader: RollupReader
     domains: tuple[str, ...]
+    labels: LabelReader | None = None  # the site's MySQL; None when it is not configured
+    sync: SyncTarget = SYNC_TARGET  # the entities the site's table names (its movies)
 
     def _entity(self, domain: str, entity_type: str, entity_id: str = "") -> Entity:
         if domain not in self.domains:
@@ -84,22 +93,80 @@ class QueryService:
         totals = self.reader.find_totals(self._entity(domain, entity_type, entity_id)) or Totals()
         return {**_counts(totals), "ratings_avg": totals.ratings_avg}
 
-    def top(self, domain: str, entity_type: str, counter: str = "views", limit: int = 10) -> dict[str, Any]:
-        """The entities with the highest `counter`, ties broken by entity_id so pages are stable."""
+    def top(
+        self,
+        domain: str,
+        entity_type: str,
+        counter: str = "views",
+        limit: int = 10,
+        first: str | None = None,
+        last: str | None = None,
+        min_ratings: int = MIN_RATINGS_DEFAULT,
+    ) -> dict[str, Any]:
+        """The entities with the highest `counter` (all-time, or over the days [first, last]), ties
+        broken by entity_id so pages are stable; by `ratings_avg`, among those with >= min_ratings."""
         kind = self._entity(domain, entity_type)
-        ranked = self.reader.top(kind.domain, kind.entity_type, counter, limit)
-        return {"items": [{"entity_id": entity_id, **_counts(totals)} for entity_id, totals in ranked]}
+        days = self._days(first, last)
+        if days is not None:
+            ranked = self.reader.top_in_range(
+                kind.domain, kind.entity_type, counter, limit, days[0], days[1], min_ratings
+            )
+        elif counter == RATINGS_AVG:
+            ranked = self.reader.top_by_average(kind.domain, kind.entity_type, min_ratings, limit)
+        else:
+            ranked = self.reader.top(kind.domain, kind.entity_type, counter, limit)
+        labels = self._labels(kind, [entity_id for entity_id, _ in ranked])
+        return {
+            "items": [
+                {
+                    "entity_id": entity_id,
+                    **_counts(totals),
+                    "ratings_avg": totals.ratings_avg,
+                    "label": labels.get(entity_id),
+                }
+                for entity_id, totals in ranked
+            ]
+        }
+
+    def _days(self, first: str | None, last: str | None) -> tuple[str, str] | None:
+        """The ranking's range: both days or neither, from <= to, at most MAX_PERIODS days."""
+        if first is None and last is None:
+            return None
+        if first is None or last is None:
+            missing = "from" if first is None else "to"
+            raise InvalidRequest([FieldError(missing, "from and to go together: give both or neither")])
+        start, end = parse_day("from", first), parse_day("to", last)
+        if start > end:
+            raise InvalidRequest([FieldError("from", "must not be after to")])
+        periods("day", start, end)  # at most MAX_PERIODS days
+        return start.isoformat(), end.isoformat()
+
+    def _labels(self, kind: Entity, entity_ids: list[str]) -> dict[str, str]:
+        """The site's labels of ranked movies; none for other kinds, without MySQL, or when it fails."""
+        if self.labels is None or not entity_ids:
+            return {}
+        if (kind.domain, kind.entity_type) != (self.sync.domain, self.sync.entity_type):
+            return {}
+        try:
+            return self.labels.labels(entity_ids)
+        except StoreError as exc:  # the ranking stands without its labels
+            logger.warning("labels unavailable", error=str(exc))
+            return {}
 
     def series(
-        self, domain: str, entity_type: str, entity_id: str, bucket: str, first: str, last: str
+        self, domain: str, entity_type: str, entity_id: str | None, bucket: str, first: str, last: str
     ) -> dict[str, Any]:
-        """Every period of the range, oldest first, zeros where nothing was counted."""
-        entity = self._entity(domain, entity_type, entity_id)
+        """Every period of the range, oldest first, zeros where nothing was counted; without an
+        entity_id, every entity of the kind together (the site-wide series)."""
+        entity = self._entity(domain, entity_type, entity_id or "")
         start, end = parse_day("from", first), parse_day("to", last)
         if start > end:
             raise InvalidRequest([FieldError("from", "must not be after to")])
         labels = periods(bucket, start, end)
-        found = self.reader.series(entity, bucket, labels[0], labels[-1])
+        if entity_id is None:
+            found = self.reader.site_series(domain, entity_type, bucket, labels[0], labels[-1])
+        else:
+            found = self.reader.series(entity, bucket, labels[0], labels[-1])
         return {
             "bucket": bucket,
             "points": [{"period": label, **found.get(label, zero_counts())} for label in labels],

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics_pipeline.vocabulary import Bucket
 
-# Counters move every minute: a short shared cache spares the rollups without hiding much.
-CACHE_CONTROL = "public, max-age=30"
+# Counters move every minute: a short cache spares the rollups without hiding much. The read routes
+# answer admins (a token): only the browser may keep an answer, never a shared cache that could give
+# one admin's answer to anyone. The totals may be public (PUBLIC_TOTALS): then a shared cache may too.
+CACHE_PRIVATE = "private, max-age=30"
+CACHE_PUBLIC = "public, max-age=30"
+CACHE_NONE = "no-store"  # the status: it is read to see the pipeline now
 
 
 class Counters(BaseModel):
@@ -25,6 +31,10 @@ class TotalsOut(Counters):
 
 class TopItem(Counters):
     entity_id: str
+    ratings_avg: float | None = Field(description="ratings_sum / ratings_count; null without ratings")
+    label: str | None = Field(
+        description="The movie's code or title from the site's table; null when unknown"
+    )
 
 
 class TopOut(BaseModel):
@@ -38,6 +48,40 @@ class Point(Counters):
 class SeriesOut(BaseModel):
     bucket: Bucket
     points: list[Point]
+
+
+class LagOut(BaseModel):
+    dirty: int
+    in_flight: int
+    oldest_dirty_s: float
+    oldest_in_flight_s: float
+    last_flush_age_s: float | None
+
+
+class Depth(BaseModel):
+    pending: int
+
+
+class WatchdogOut(BaseModel):
+    checked: int
+    mismatches: int
+    errors: int
+    at: str = Field(description="When the watchdog's last run ended (RFC 3339)")
+
+
+class StatusError(BaseModel):
+    check: Literal["redis", "spool", "dead_letter", "watchdog"]
+    message: str
+
+
+class StatusOut(BaseModel):
+    """Each part is null when it could not be read (its reason in errors) or was never recorded."""
+
+    lag: LagOut | None
+    spool: Depth | None
+    dead_letter: Depth | None
+    watchdog: WatchdogOut | None
+    errors: list[StatusError]
 
 
 class BackfillIn(BaseModel):

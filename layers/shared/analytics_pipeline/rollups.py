@@ -88,6 +88,17 @@ class RollupUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteUpdate:
+    """One site-wide period's increments: every entity of a kind together, in one bucket's period."""
+
+    domain: str
+    entity_type: str
+    bucket: str
+    period: str
+    inc: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Baseline:
     """The legacy count a movie had before the pipeline first touched its row."""
 
@@ -113,3 +124,16 @@ def rollup_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> dict[str, l
         ]
         for scope, docs in grouped.items()
     }
+
+
+def site_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> list[SiteUpdate]:
+    """A batch's increments per kind of entity and period of every bucket (the site-wide series)."""
+    grouped: dict[tuple[str, str, str, str], dict[str, int]] = {}
+    for entity_day, counters in counts.items():
+        entity = entity_day.entity
+        for bucket, period in buckets_of(entity_day.day).items():
+            target = grouped.setdefault((entity.domain, entity.entity_type, bucket, period), defaultdict(int))
+            for name, amount in counters.items():
+                if amount:
+                    target[name] += amount
+    return [SiteUpdate(*key, dict(inc)) for key, inc in sorted(grouped.items()) if inc]

@@ -15,11 +15,17 @@ EntityType = Literal["movie", "actor", "tag", "provider"]
 Action = Literal["view", "download", "favorite", "rating", "watchlist"]
 Counter = Literal["views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum"]
 Bucket = Literal["day", "week", "month", "year"]
+# what a ranking may be by: a counter, or the average rating (ratings_sum / ratings_count)
+RankBy = Literal[
+    "views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum", "ratings_avg"
+]
 
 ENTITY_TYPES: tuple[str, ...] = get_args(EntityType)
 ACTIONS: tuple[str, ...] = get_args(Action)
 COUNTERS: tuple[str, ...] = get_args(Counter)
 BUCKETS: tuple[str, ...] = get_args(Bucket)
+RANK_BY: tuple[str, ...] = get_args(RankBy)
+RATINGS_AVG = "ratings_avg"
 
 # The counter each action adds 1 to; a rating also adds its value to ratings_sum.
 ACTION_COUNTER: dict[str, str] = {
@@ -41,6 +47,8 @@ DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 MAX_BATCH_EVENTS = 100
 MAX_PERIODS = 400  # periods of one series, and days of one ranking by period
 MAX_TOP = 100
+# a ranking by average rating counts only entities with at least this many ratings
+MIN_RATINGS_DEFAULT, MIN_RATINGS_MAX = 5, 1000
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,17 @@ from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ingest import replay_spool
 from analytics_pipeline.observability import logger
 from analytics_pipeline.parity import column_differences, rollup_differences
-from analytics_pipeline.ports import ClaimStore, Clock, HotStore, Lag, ReplicaStore, RollupStore, Spool
+from analytics_pipeline.ports import (
+    CheckLog,
+    CheckSummary,
+    ClaimStore,
+    Clock,
+    HotStore,
+    Lag,
+    ReplicaStore,
+    RollupStore,
+    Spool,
+)
 from analytics_pipeline.rollups import Entity, Totals
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
@@ -67,6 +77,7 @@ class WatchdogService:
         hot_store: HotStore,
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
+        checks: CheckLog | None = None,
     ) -> None:
         self._policy = policy
         self._flush = flush
@@ -77,6 +88,7 @@ class WatchdogService:
         self._hot_store = hot_store
         self._clock = clock
         self._sync = sync
+        self._checks = checks
 
     def run(self) -> WatchdogReport:
         report = WatchdogReport()
@@ -88,7 +100,23 @@ class WatchdogService:
             report.lag = self._claims.lag(self._clock())
         except StoreError as exc:
             report.errors.append(f"lag: {exc}")
+        self._record(report)
         return report
+
+    def _record(self, report: WatchdogReport) -> None:
+        """Leave this run's summary for the status route (it fails when Redis does: then it says so)."""
+        if self._checks is None:
+            return
+        summary = CheckSummary(
+            checked=report.checked,
+            mismatches=len(report.mismatches),
+            errors=len(report.errors) + len(report.flush.errors),
+            at=self._clock(),
+        )
+        try:
+            self._checks.record_check(summary)
+        except StoreError as exc:
+            report.errors.append(f"record: {exc}")
 
     def _recover(self, report: WatchdogReport) -> None:
         """Finish batches claimed too long ago, under their own sequence numbers."""

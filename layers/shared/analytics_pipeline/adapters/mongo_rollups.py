@@ -6,6 +6,18 @@ document becomes an upsert that collides with the unique index (E11000): the bul
 on (unordered), and the refused ones are tried once more, because a collision can also mean that a
 racing writer created the document a moment earlier. A second collision proves that the document
 refused the update: it holds this batch already.
+
+The site-wide documents cannot use that guard. One entity's batches apply in sequence order (an
+entity has at most one batch in flight), so "the last sequence applied" is enough to remember; a
+site-wide period is written by every batch, in any order (overlapping flushes, the watchdog finishing
+a stuck batch while later ones were applied), and `flush_seq < seq` would drop the counts of every
+batch that arrives after a higher one. A site document remembers instead the set of sequences applied
+to it (`applied`) that may still be applied again: the update's filter is `applied != seq` and it
+`$push`es seq. A sequence below every batch in flight (`floor`) can never be applied again (sequences
+only grow, and a batch leaves the in-flight set only once it is finished), so each write also pulls
+those from the documents it touches, in the same bulk: the set stays as small as the batches in flight.
+Each period is split into SITE_SHARDS documents by `seq % SITE_SHARDS`, so that concurrent batches
+update different documents rather than one hot document each (see BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -21,8 +33,8 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from analytics_pipeline.errors import StoreError
-from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, Totals
-from analytics_pipeline.vocabulary import COUNTERS
+from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, SiteUpdate, Totals
+from analytics_pipeline.vocabulary import COUNTERS, RATINGS_AVG
 
 DUPLICATE_KEY = 11000
 
@@ -41,6 +53,11 @@ COLLECTIONS: dict[str, str | None] = {
 }
 # a rollup scope of the domain (rollups.SCOPES) -> its collection
 SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MONTHLY, "year": YEARLY}
+
+# The site-wide series: every entity of a kind together, per bucket and period, in SITE_SHARDS
+# documents per period (a batch writes the shard `seq % SITE_SHARDS`; a read sums them).
+SITE = "analytics_site_series"
+SITE_SHARDS = 8
 
 
 class RollupStoreUnavailable(StoreError):
@@ -87,6 +104,34 @@ def event_update(update: RollupUpdate, seq: int, now: datetime) -> tuple[dict[st
     return {**document_key(update), "flush_seq": {"$not": {"$gte": seq}}}, document
 
 
+def site_key(update: SiteUpdate, seq: int) -> dict[str, Any]:
+    return {
+        "domain": update.domain,
+        "entity_type": update.entity_type,
+        "bucket": update.bucket,
+        "period": update.period,
+        "shard": seq % SITE_SHARDS,
+    }
+
+
+def site_update(update: SiteUpdate, seq: int, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Filter and update document adding one batch's increments to a site-wide shard, once per seq."""
+    untouched = {name: 0 for name in COUNTERS if name not in update.inc}
+    document: dict[str, Any] = {
+        "$inc": dict(update.inc),
+        "$push": {"applied": seq},
+        "$set": {"updated_at": now},
+    }
+    if untouched:
+        document["$setOnInsert"] = untouched
+    return {**site_key(update, seq), "applied": {"$ne": seq}}, document
+
+
+def site_trim(update: SiteUpdate, seq: int, floor: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Filter and update document forgetting the sequences below `floor` (never applied again)."""
+    return {**site_key(update, seq), "applied": {"$lt": floor}}, {"$pull": {"applied": {"$lt": floor}}}
+
+
 def baseline_update(baseline: Baseline, now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """Filter and update document that adds a legacy baseline to a totals document, once ever."""
     added = {"views": baseline.views, "downloads": baseline.downloads}
@@ -128,6 +173,27 @@ class MongoRollupStore:
                     if bucket:
                         keys.append((bucket, ASCENDING))
                     self._db[collection].create_index(keys, unique=True, name="entity_bucket_unique")
+                # the ranking of a period: the daily documents of a date range, every entity of a kind
+                self._db[DAILY].create_index(
+                    [
+                        ("domain", ASCENDING),
+                        ("entity_type", ASCENDING),
+                        ("date", ASCENDING),
+                        ("entity_id", ASCENDING),
+                    ],
+                    name="period_rank",
+                )
+                self._db[SITE].create_index(
+                    [
+                        ("domain", ASCENDING),
+                        ("entity_type", ASCENDING),
+                        ("bucket", ASCENDING),
+                        ("period", ASCENDING),
+                        ("shard", ASCENDING),
+                    ],
+                    unique=True,
+                    name="site_period_shard_unique",
+                )
                 for counter in COUNTERS:  # top-N by a counter, ties by entity_id
                     self._db[TOTALS].create_index(
                         [
@@ -148,6 +214,13 @@ class MongoRollupStore:
                 ops = [UpdateOne(*event_update(u, seq, now), upsert=True) for u in docs]
                 written += self._bulk(SCOPE_COLLECTION[scope], ops)
         return written
+
+    def apply_site(self, seq: int, floor: int, updates: Sequence[SiteUpdate], now: datetime) -> int:
+        if not updates:
+            return 0
+        ops = [UpdateOne(*site_update(u, seq, now), upsert=True) for u in updates]
+        ops += [UpdateOne(*site_trim(u, seq, floor)) for u in updates]
+        return self._bulk(SITE, ops)
 
     def apply_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
         if not baselines:
@@ -272,6 +345,55 @@ class MongoRollupStore:
         )
         return {doc[field]: counts_of(doc) for doc in docs}
 
+    def top_by_average(
+        self, domain: str, entity_type: str, min_ratings: int, limit: int
+    ) -> list[tuple[str, Totals]]:
+        # the index top_ratings_count serves the $match; the average is computed for those it finds
+        pipeline: list[dict[str, Any]] = [
+            {
+                "$match": {
+                    "domain": domain,
+                    "entity_type": entity_type,
+                    "ratings_count": {"$gte": min_ratings},
+                }
+            },
+            {"$project": {"_id": 0, "entity_id": 1, **dict.fromkeys(COUNTERS, 1)}},
+            *_ranked(RATINGS_AVG, "entity_id", limit),
+        ]
+        rows = self._read("ranking by average", lambda: list(self._db[TOTALS].aggregate(pipeline)))
+        return [(row["entity_id"], totals_of(row)) for row in rows]
+
+    def top_in_range(
+        self, domain: str, entity_type: str, by: str, limit: int, first: str, last: str, min_ratings: int
+    ) -> list[tuple[str, Totals]]:
+        # the index period_rank serves the $match: keys examined = daily documents in the range
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"domain": domain, "entity_type": entity_type, "date": {"$gte": first, "$lte": last}}},
+            {"$group": {"_id": "$entity_id", **{n: {"$sum": f"${n}"} for n in COUNTERS}}},
+        ]
+        if by == RATINGS_AVG:
+            pipeline.append({"$match": {"ratings_count": {"$gte": min_ratings}}})
+        pipeline += _ranked(by, "_id", limit)
+        rows = self._read("ranking a period", lambda: list(self._db[DAILY].aggregate(pipeline)))
+        return [(str(row["_id"]), totals_of(row)) for row in rows]
+
+    def site_series(
+        self, domain: str, entity_type: str, bucket: str, first: str, last: str
+    ) -> dict[str, dict[str, int]]:
+        pipeline = [
+            {
+                "$match": {
+                    "domain": domain,
+                    "entity_type": entity_type,
+                    "bucket": bucket,
+                    "period": {"$gte": first, "$lte": last},
+                }
+            },
+            {"$group": {"_id": "$period", **{n: {"$sum": f"${n}"} for n in COUNTERS}}},
+        ]
+        rows = self._read("reading the site series", lambda: list(self._db[SITE].aggregate(pipeline)))
+        return {str(row["_id"]): counts_of(row) for row in rows}
+
     def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[tuple[Entity, Totals]]]:
         last = ""
         while True:
@@ -286,6 +408,14 @@ class MongoRollupStore:
                 return
             yield [(Entity(domain, entity_type, doc["entity_id"]), totals_of(doc)) for doc in docs]
             last = docs[-1]["entity_id"]
+
+
+def _ranked(by: str, id_field: str, limit: int) -> list[dict[str, Any]]:
+    """The stages ordering rows by a counter (or the average rating) descending, then by id."""
+    stages: list[dict[str, Any]] = []
+    if by == RATINGS_AVG:
+        stages.append({"$addFields": {RATINGS_AVG: {"$divide": ["$ratings_sum", "$ratings_count"]}}})
+    return [*stages, {"$sort": {by: -1, id_field: 1}}, {"$limit": limit}]
 
 
 def _by_kind(entities: Sequence[Entity]) -> dict[tuple[str, str], list[str]]:

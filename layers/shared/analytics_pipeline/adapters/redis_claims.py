@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.adapters.redis_store import load_lua, translate
 from analytics_pipeline.errors import HotStoreUnavailable
-from analytics_pipeline.ports import Lag
+from analytics_pipeline.ports import CheckSummary, Lag
 from analytics_pipeline.rollups import Batch, Entity, EntityDay
 
 RECENT_KEEP = 1000
@@ -170,6 +170,13 @@ class RedisClaimStore:
             raise translate(exc) from exc
         return {Entity.parse(_text(e)) for e in owned}
 
+    def in_flight_seqs(self) -> set[int]:
+        try:
+            members = self._client.zrange(self._keys.inflight, 0, -1)
+        except RedisError as exc:
+            raise translate(exc) from exc
+        return {int(_text(seq)) for seq in members}
+
     def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
         if not entities:
             return
@@ -192,3 +199,31 @@ class RedisClaimStore:
             self._client.zrem(self._keys.unpublished, *(str(e) for e in entities))
         except RedisError as exc:
             raise translate(exc) from exc
+
+    # --- the watchdog's last run (the status route) -----------------------------------------------
+
+    def record_check(self, summary: CheckSummary) -> None:
+        fields = {
+            "checked": summary.checked,
+            "mismatches": summary.mismatches,
+            "errors": summary.errors,
+            "at": _ms(summary.at),
+        }
+        try:
+            self._client.hset(self._keys.check, mapping=fields)
+        except RedisError as exc:
+            raise translate(exc) from exc
+
+    def last_check(self) -> CheckSummary | None:
+        try:
+            fields = {_text(k): int(_text(v)) for k, v in self._client.hgetall(self._keys.check).items()}
+        except RedisError as exc:
+            raise translate(exc) from exc
+        if not fields:
+            return None
+        return CheckSummary(
+            checked=fields.get("checked", 0),
+            mismatches=fields.get("mismatches", 0),
+            errors=fields.get("errors", 0),
+            at=datetime.fromtimestamp(fields.get("at", 0) / 1000, UTC),
+        )

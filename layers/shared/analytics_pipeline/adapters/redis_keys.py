@@ -13,6 +13,7 @@
     {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
     {p}:v1:probe                             string  the watchdog's write probe (expires in 60 s)
     {p}:v1:unpublished                       zset    movies whose CountersSynced event failed; score = ms
+    {p}:v1:check                             hash    the watchdog's last run: checked, mismatches, errors, at
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
 (their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
@@ -80,3 +81,7 @@ class KeyLayout:
     @property
     def unpublished(self) -> str:
         return f"{self.root}:unpublished"
+
+    @property
+    def check(self) -> str:
+        return f"{self.root}:check"

@@ -113,6 +113,10 @@ class FileSpool:
         """None: a file spool has no dead-letter queue; a batch stays in its file until it is counted."""
         return None
 
+    def dead_letter_pending(self) -> int | None:
+        """None: a file spool has no dead-letter queue."""
+        return None
+
     def _ack(self, file: Path, index: int, total: int) -> None:
         with self._lock:
             acked = self._acked.setdefault(file, set())
@@ -198,9 +202,21 @@ class SqsSpool:
         return batches
 
     def pending(self) -> int:
-        reply = self._sqs().get_queue_attributes(
-            QueueUrl=self._queue_url, AttributeNames=["ApproximateNumberOfMessages"]
-        )
+        return self._depth(self._queue_url)
+
+    def dead_letter_pending(self) -> int | None:
+        return None if not self._dead_letter_url else self._depth(self._dead_letter_url)
+
+    def _depth(self, url: str) -> int:
+        """Messages waiting in a queue (SQS's approximate figure)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            reply = self._sqs().get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise SpoolUnavailable(f"queue depth: {exc}") from exc
         return int(reply["Attributes"]["ApproximateNumberOfMessages"])
 
     def redrive(self) -> RedriveReport:
