@@ -38,6 +38,10 @@ from analytics_pipeline.rollups import Batch, Entity, rollup_updates, site_updat
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 
+# how long a site-wide document remembers the sequences applied to it (see complete())
+SITE_MEMORY_S = 3600
+
+
 @dataclass
 class FlushReport:
     batches: int = 0
@@ -152,7 +156,12 @@ class FlushService:
         report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
         in_flight = self._claims.in_flight_seqs()
         if batch.seq in in_flight:
-            floor = min(in_flight)
+            # Forget only sequences below every batch in flight AND claimed over SITE_MEMORY_S ago
+            # (a sequence is at least its claim's clock in µs): a run that stalls between reading the
+            # in-flight set and its write, while the watchdog finishes its batch and a later write
+            # forgets that sequence, would apply it twice; it would have to stall for an hour.
+            now_us = int(now.timestamp() * 1_000_000)
+            floor = min(min(in_flight), now_us - SITE_MEMORY_S * 1_000_000)
             report.site_upserts += self._rollups.apply_site(batch.seq, floor, site_updates(batch.counts), now)
         else:
             logger.warning("batch finished by another run: its site-wide counts are in", seq=batch.seq)

@@ -15,7 +15,9 @@ batch that arrives after a higher one. A site document remembers instead the set
 to it (`applied`) that may still be applied again: the update's filter is `applied != seq` and it
 `$push`es seq. A sequence below every batch in flight (`floor`) can never be applied again (sequences
 only grow, and a batch leaves the in-flight set only once it is finished), so each write also pulls
-those from the documents it touches, in the same bulk: the set stays as small as the batches in flight.
+those from the documents it touches, in the same bulk. The flush passes a floor that is also an hour
+in the past (flush.SITE_MEMORY_S): a run stalled between reading the in-flight set and writing would
+otherwise meet a document that already forgot its batch; the set holds an hour of sequences at most.
 Each period is split into SITE_SHARDS documents by `seq % SITE_SHARDS`, so that concurrent batches
 update different documents rather than one hot document each (see BENCHMARKS.md).
 """
