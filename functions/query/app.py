@@ -143,7 +143,14 @@ def _dashboard_file(name: str) -> bytes | None:
 def _dashboard(name: str) -> Response[Any]:
     if name == "config.json":
         s = container().settings
-        body = json.dumps({"issuer": s.admin_jwt_issuer, "client_id": s.admin_jwt_client_id, "api": API})
+        body = json.dumps(
+            {
+                "issuer": s.admin_jwt_issuer,
+                "client_id": s.admin_jwt_client_id,
+                "api": API,
+                "movie_url": s.dashboard_movie_url,
+            }
+        )
         return Response(200, JSON, body, headers=DASHBOARD_HEADERS)
     known = DASHBOARD_FILES.get(name)
     content = _dashboard_file(known[0]) if known else None

@@ -152,7 +152,8 @@ def test_the_dashboard_files_are_served_with_their_headers(pipeline, get, path, 
 
 def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
     issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc"
-    pipeline.build(ADMIN_JWT_ISSUER=issuer, ADMIN_JWT_CLIENT_ID="client123")
+    movie_url = "https://example.com/movies/{entity_id}"
+    pipeline.build(ADMIN_JWT_ISSUER=issuer, ADMIN_JWT_CLIENT_ID="client123", DASHBOARD_MOVIE_URL=movie_url)
     response = get("/dashboard/config.json")
     assert response["statusCode"] == 200
     assert response["headers"]["Cache-Control"] == "no-cache"
@@ -160,6 +161,7 @@ def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
         "issuer": issuer,
         "client_id": "client123",
         "api": "/api/v1/analytics",
+        "movie_url": movie_url,
     }
 
 

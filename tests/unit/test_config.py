@@ -146,3 +146,11 @@ def test_the_admin_api_settings_default_to_a_private_api_labelled_by_code():
         None,
         None,
     )
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.com/movies", "javascript:alert(1)//{entity_id}", "x{entity_id}"]
+)
+def test_a_movie_url_template_needs_a_scheme_and_the_entity_id(url):
+    with pytest.raises(ConfigurationError, match="DASHBOARD_MOVIE_URL"):
+        load_settings({"DASHBOARD_MOVIE_URL": url})

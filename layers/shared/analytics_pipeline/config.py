@@ -45,6 +45,7 @@ _ENV: dict[str, str] = {
     "PUBLIC_TOTALS": "public_totals",
     "ADMIN_JWT_ISSUER": "admin_jwt_issuer",
     "ADMIN_JWT_CLIENT_ID": "admin_jwt_client_id",
+    "DASHBOARD_MOVIE_URL": "dashboard_movie_url",
     "CHANGE_BUS_NAME": "change_bus_name",
     "INGEST_SERVER_KEYS": "server_keys",
     "INGEST_SERVER_KEYS_SECRET_ARN": "server_keys_secret_arn",
@@ -132,6 +133,8 @@ class Settings(BaseModel):
     # the dashboard's sign-in (served to it as /dashboard/config.json; neither is a secret)
     admin_jwt_issuer: str | None = Field(default=None, pattern=r"^https://\S+$")
     admin_jwt_client_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._:/-]{1,256}$")
+    # the site's page of a movie, for the dashboard's links: `{entity_id}` is replaced by the movie's id
+    dashboard_movie_url: str | None = Field(default=None, pattern=r"^(https?://|/)\S*\{entity_id\}\S*$")
 
     flush_batch_size: int = Field(default=200, ge=1, le=5000)
     flush_max_batches: int = Field(default=50, ge=1, le=10_000)

@@ -37,7 +37,6 @@ from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, Replica
 from analytics_pipeline.rollups import Batch, Entity, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
-
 # how long a site-wide document remembers the sequences applied to it (see complete())
 SITE_MEMORY_S = 3600
 
