@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from analytics_pipeline.bootstrap import container
 from analytics_pipeline.models import CountedEvent
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -48,7 +48,8 @@ def open_dashboard(browser: Any, url: str, **params: str) -> None:
 
 
 def wait_for(browser: Any, css: str) -> Any:
-    return WebDriverWait(browser, WAIT_S).until(lambda d: d.find_element(By.CSS_SELECTOR, css))
+    waiting = WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,))
+    return waiting.until(lambda d: d.find_element(By.CSS_SELECTOR, css))
 
 
 def wait_ready(browser: Any, *ids: str) -> None:
@@ -57,8 +58,9 @@ def wait_ready(browser: Any, *ids: str) -> None:
 
 
 def wait_message(browser: Any, fragment: str) -> None:
-    """Wait until the message area says `fragment` (across the page loads of a sign-in)."""
-    WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)).until(
+    """Wait until the message area says `fragment` (across the page loads of a sign-in, during which
+    the driver may find no page to ask at all: any WebDriverException is waited out)."""
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=(WebDriverException,)).until(
         lambda d: fragment in d.find_element(By.ID, "messages").text
     )
 
