@@ -162,7 +162,7 @@ class FlushService:
         ]
         if movies and self._replica is not None:
             self.sync_movies(movies, report)
-        self._claims.finish(batch.seq, self._clock())
+        self._claims.finish(batch.seq, self._clock(), batch.shard)
         self._fault("finish")
         report.batches += 1
         report.entities += len(batch.entities)

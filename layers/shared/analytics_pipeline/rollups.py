@@ -56,11 +56,15 @@ class EntityDay:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Counters claimed together under one sequence number: entity-day -> counter -> amount."""
+    """Counters claimed together under one sequence number: entity-day -> counter -> amount.
+
+    `shard` says where the hot store keeps the batch; an entity's batches all come from one shard.
+    """
 
     seq: int
     counts: Mapping[EntityDay, Mapping[str, int]]
     claimed_at_ms: int = 0
+    shard: int = 0
 
     @property
     def entities(self) -> list[Entity]:
