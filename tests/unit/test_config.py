@@ -36,6 +36,9 @@ def test_comma_separated_lists_are_split_and_trimmed():
         ({"INGEST_SERVER_KEYS": "short"}, "INGEST_SERVER_KEYS"),
         ({"ANALYTICS_DOMAINS": "a:b"}, "ANALYTICS_DOMAINS"),
         ({"REDIS_KEY_PREFIX": "has space"}, "REDIS_KEY_PREFIX"),
+        ({"REDIS_CLUSTER": "perhaps", "REDIS_URL": "redis://x"}, "REDIS_CLUSTER"),
+        ({"REDIS_SHARDS": "0"}, "REDIS_SHARDS"),
+        ({"REDIS_SHARDS": "1025"}, "REDIS_SHARDS"),
     ],
 )
 def test_a_bad_setting_is_refused_and_named(env, named):
@@ -126,3 +129,22 @@ def test_a_spool_dead_letter_queue_url_is_refused_unless_it_names_the_spools_own
 def test_a_spool_dead_letter_queue_url_beside_its_spool_queue_is_kept():
     env = {"SPOOL_QUEUE_URL": "https://q/spool", "SPOOL_DLQ_URL": "https://q/spool-dlq"}
     assert load_settings(env).spool_dlq_url == "https://q/spool-dlq"
+
+
+def test_the_shards_default_to_one_on_one_primary_and_sixteen_in_a_cluster():
+    assert load_settings({"REDIS_URL": "redis://x"}).shard_count == 1
+    assert load_settings({"REDIS_URL": "redis://x", "REDIS_CLUSTER": "true"}).shard_count == 16
+    cluster = {"REDIS_URL": "redis://x", "REDIS_CLUSTER": "true"}
+    assert load_settings({**cluster, "REDIS_SHARDS": "6"}).shard_count == 6
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER=true needs REDIS_URL"),
+        ({"REDIS_CLUSTER": "true", "REDIS_URL": "unix:///tmp/r.sock"}, "not unix://"),
+    ],
+)
+def test_a_cluster_needs_a_cluster_node_url(env, says):
+    with pytest.raises(ConfigurationError, match=says):
+        load_settings(env)

@@ -70,7 +70,8 @@ class RedisClaimStore:
     def _shards(self, now: datetime) -> list[ShardKeys]:
         """The shards to read: the v1 layout too while it may hold anything (one primary)."""
         shards = self._keys.all_shards()
-        if not self._legacy_drained and self._layout.legacy(now.timestamp()):
+        legacy = self._layout.legacy(now.timestamp())  # checks REDIS_SHARDS against the keys, once
+        if legacy and not self._legacy_drained:
             return [self._keys.legacy, *shards]
         return shards
 
