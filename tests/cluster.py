@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
+
+from tests.pipeline import Pipeline
 
 NODE_TIMEOUT_MS = 1500
 
@@ -225,3 +228,24 @@ class LocalCluster:
                 pass
             time.sleep(0.05)
         raise RuntimeError(message)
+
+
+class ClusterPipeline(Pipeline):
+    """A whole pipeline whose hot store is the session's Redis Cluster."""
+
+    def __init__(self, *args: Any, cluster: LocalCluster, **kwargs: Any) -> None:
+        self.cluster = cluster
+        super().__init__(*args, **kwargs)
+
+    def build(self, fault: Any = None, **env: str) -> Any:
+        return super().build(fault, **{"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", **env})
+
+
+HOT_STORES = ["one primary", "cluster"]
+
+
+def pipeline_on(request: pytest.FixtureRequest, *args: Any) -> Pipeline:
+    """A Pipeline on the hot store a parametrized fixture names (HOT_STORES)."""
+    if request.param == "cluster":
+        return ClusterPipeline(*args, cluster=request.getfixturevalue("redis_cluster"))
+    return Pipeline(*args)

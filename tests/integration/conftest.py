@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.cluster import LocalCluster
-from tests.pipeline import Pipeline
+from tests.cluster import ClusterPipeline, LocalCluster
 
 
 @pytest.fixture(scope="session")
@@ -19,17 +17,6 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         yield cluster
     finally:
         cluster.stop()
-
-
-class ClusterPipeline(Pipeline):
-    """A whole pipeline whose hot store is the session's Redis Cluster."""
-
-    def __init__(self, *args: Any, cluster: LocalCluster, **kwargs: Any) -> None:
-        self.cluster = cluster
-        super().__init__(*args, **kwargs)
-
-    def build(self, fault: Any = None, **env: str) -> Any:
-        return super().build(fault, **{"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", **env})
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ from analytics_pipeline import cli
 from analytics_pipeline.local import load_handler
 from analytics_pipeline.rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 
+from tests.cluster import HOT_STORES, pipeline_on
 from tests.pipeline import Crash, Pipeline, counted
 
 
-@pytest.fixture
-def pipeline(make_container, rollups, clock, legacy) -> Pipeline:
-    return Pipeline(make_container, rollups, clock, legacy)
+@pytest.fixture(params=HOT_STORES)
+def pipeline(request, make_container, rollups, clock, legacy) -> Pipeline:
+    return pipeline_on(request, make_container, rollups, clock, legacy)
 
 
 @pytest.fixture

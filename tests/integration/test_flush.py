@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, RollupStoreUnavailable
-from analytics_pipeline.adapters.redis_keys import KeyLayout
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.flush import STEPS
 from analytics_pipeline.ports import RolloutState
 from analytics_pipeline.rollups import DAILY, MONTHLY, TOTALS, WEEKLY, YEARLY
 
+from tests.cluster import HOT_STORES, pipeline_on
 from tests.pipeline import Crash, Pipeline, counted
 
 
-@pytest.fixture
-def pipeline(make_container, rollups, clock, legacy) -> Pipeline:
-    return Pipeline(make_container, rollups, clock, legacy)
+@pytest.fixture(params=HOT_STORES)
+def pipeline(request, make_container, rollups, clock, legacy) -> Pipeline:
+    return pipeline_on(request, make_container, rollups, clock, legacy)
 
 
 def movie() -> str:
@@ -84,7 +84,7 @@ def test_counts_arriving_during_a_flush_are_kept_for_the_next_one(pipeline):
     assert pipeline.mongo_state()[TOTALS][("jav", "movie", m, None)]["views"] == 3
 
 
-def test_an_entity_in_flight_is_not_claimed_again_until_its_batch_is_finished(pipeline, redis_client, prefix):
+def test_an_entity_in_flight_is_not_claimed_again_until_its_batch_is_finished(pipeline):
     m, other = movie(), movie()
     pipeline.count([counted("a", m, "2026-03-01")])
     claims = pipeline.container.claims
@@ -92,7 +92,7 @@ def test_an_entity_in_flight_is_not_claimed_again_until_its_batch_is_finished(pi
     pipeline.count([counted("b", m, "2026-03-02"), counted("c", other, "2026-03-01")])
     second = claims.claim(100, pipeline.clock())
     assert [e.entity_id for e in second.entities] == [other]
-    assert redis_client.zcard(KeyLayout(prefix).dirty) == 1  # m's new day waits
+    assert claims.lag(pipeline.clock()).dirty == 1  # m's new day waits
     from analytics_pipeline.flush import FlushReport
 
     pipeline.container.flush.complete(second, FlushReport())
