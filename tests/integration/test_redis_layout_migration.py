@@ -59,3 +59,23 @@ def test_a_changed_shard_count_is_refused_with_the_cause(make_container, clock):
         changed.hot_store.record([counted("y", "m-shards", DAY)], None, clock())
     with pytest.raises(HotStoreError, match="REDIS_SHARDS=4"):
         changed.claims.claim(10, clock())
+
+
+def test_a_v1_count_written_late_waits_for_the_v2_batch_of_its_entity(pipeline, v1, redis_client, prefix):
+    c = str(uuid.uuid4())
+    claims = pipeline.container.claims
+    pipeline.count([counted("n1", c, DAY)])
+    first = claims.claim(100, pipeline.clock())  # v1 first: a
+    held = claims.claim(100, pipeline.clock())  # then v2: c, in flight
+    assert [e.entity_id for e in first.entities] == [v1["a"]]
+    assert [e.entity_id for e in held.entities] == [c]
+    # a container still running v1's code counts c once more, into v1
+    redis_client.hset(f"{prefix}:v1:c:jav:movie:{c}:{DAY}", "views", 4)
+    redis_client.zadd(f"{prefix}:v1:dirty", {f"jav:movie:{c}:{DAY}": 1})
+    assert claims.claim(100, pipeline.clock()) is None  # c is in flight in v2
+    from analytics_pipeline.flush import FlushReport
+
+    for batch in (first, held):
+        pipeline.container.flush.complete(batch, FlushReport())
+    pipeline.drain()
+    assert pipeline.mongo_state()[TOTALS][("jav", "movie", c, None)]["views"] == 5

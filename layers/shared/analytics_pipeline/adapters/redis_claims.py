@@ -41,8 +41,9 @@ class RedisClaimStore:
 
     A claim picks the shards with dirty members (one pipelined ZCARD over all of them), starting
     at a random one so that parallel flushes spread, and claims from the first that yields a batch.
-    While a v1 layout drains (one primary), it is claimed from first and alone: a v2 claim of an
-    entity whose v1 batch is still in flight would break "one batch in flight per entity".
+    While a v1 layout drains (one primary, one shard), it is claimed from first, and each claim on
+    either layout also respects the other's owners and sequence number, in the same script: an
+    entity is never in flight in both, and its batches' numbers keep rising.
     """
 
     def __init__(
@@ -61,62 +62,59 @@ class RedisClaimStore:
         self._wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
-        self._legacy_drained = cluster
+        self._linked_layouts = False
         # the scripts run at the memory limit (allow-oom): they are what frees memory
         self._claim = client.register_script(load_lua("claim.lua", script_flags))
         self._finish = client.register_script(load_lua("finish.lua", script_flags))
         self._mark_flushed = client.register_script(load_lua("mark_flushed.lua", script_flags))
 
     def _shards(self, now: datetime) -> list[ShardKeys]:
-        """The shards to read: the v1 layout too while it may hold anything (one primary)."""
+        """The shards to read: the v1 layout too when it was there as v2 began (one primary)."""
         shards = self._keys.all_shards()
-        legacy = self._layout.legacy(now.timestamp())  # checks REDIS_SHARDS against the keys, once
-        if legacy and not self._legacy_drained:
+        if self._layout.legacy(now.timestamp()):  # also checks REDIS_SHARDS against the keys, once
             return [self._keys.legacy, *shards]
         return shards
+
+    def _linked(self, shard: ShardKeys) -> ShardKeys | None:
+        """The layout whose owners and numbers a claim on `shard` must respect too (v1 <-> v2)."""
+        if not self._linked_layouts:
+            return None
+        return self._keys.shard(0) if shard.shard == LEGACY_SHARD else self._keys.legacy
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         try:
             shards = self._shards(now)
+            self._linked_layouts = shards[0].shard == LEGACY_SHARD
             pipe = self._client.pipeline(transaction=False)
             for shard in shards:
                 pipe.zcard(shard.dirty)
-            if shards[0].shard == LEGACY_SHARD:
-                legacy = shards[0]
-                pipe.zcard(legacy.inflight)
-                pipe.get(legacy.seq)
             counts = pipe.execute()
-            floor = _ms(now) * 1000
-            if shards[0].shard == LEGACY_SHARD:
-                *counts, legacy_in_flight, legacy_seq = counts
-                # a v2 number must pass every v1 number, whatever the clocks of the flushes that
-                # took them: an entity's v2 batch after its v1 one
-                floor = max(floor, int(legacy_seq or 0) + 1)
-                if counts[0] or legacy_in_flight:
-                    return self._claim_shard(shards[0], max_entities, now, floor) if counts[0] else None
-                self._legacy_drained = True  # for this container; it never fills again
-                shards, counts = shards[1:], counts[1:]
-            start = random.randrange(len(shards))
-            for i in range(len(shards)):
-                k = (start + i) % len(shards)
+            # v1 first: it only drains
+            order = list(range(len(shards)))
+            first = 1 if self._linked_layouts else 0
+            start = random.randrange(first, len(shards))
+            order = order[:first] + order[start:] + order[first:start]
+            for k in order:
                 if counts[k]:
-                    batch = self._claim_shard(shards[k], max_entities, now, floor)
+                    batch = self._claim_shard(shards[k], max_entities, now)
                     if batch is not None:
                         return batch
         except RedisError as exc:
             raise translate(exc) from exc
         return None
 
-    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, floor: int) -> Batch | None:
+    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime) -> Batch | None:
         members = [_text(m) for m in self._client.zrange(shard.dirty, 0, max_entities * 8 - 1)]
         if not members:
             return None
-        seq = floor
+        linked = self._linked(shard)
+        extra = [linked.owner, linked.seq] if linked else []
+        seq = _ms(now) * 1000
         for _ in range(CLAIM_ATTEMPTS):
             reply = self._claim(
-                keys=[shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq)]
+                keys=[shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq), *extra]
                 + [shard.counter(m) for m in members],
-                args=[_ms(now), max_entities, seq, *members],
+                args=[_ms(now), max_entities, seq, 1 if linked else 0, *members],
             )
             if reply and int(reply[0]) == -1:  # another flush took this number: propose the next
                 seq = int(reply[1]) + 1

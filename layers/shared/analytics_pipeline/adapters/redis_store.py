@@ -74,6 +74,11 @@ class LayoutRecord:
             if not self._cluster:
                 old = keys.legacy
                 legacy = bool(self._client.exists(old.dirty, old.seq, old.inflight, old.last_flush))
+                if legacy and keys.shards != 1:
+                    raise HotStoreError(
+                        f"keys of the v1 layout are under {old.root}: keep REDIS_SHARDS=1 until they are"
+                        " drained and their dedupe window has passed, or use another REDIS_KEY_PREFIX"
+                    )
             record = f"{keys.describe()} since={int(now_s * 1000)} legacy={int(legacy)}"
             self._client.set(keys.layout, record, nx=True)
             found = self._client.get(keys.layout)

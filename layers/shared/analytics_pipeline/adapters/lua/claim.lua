@@ -10,22 +10,27 @@
 -- KEYS[3]   in-flight zset (member: sequence number, score: ms claimed)
 -- KEYS[4]   owner hash (field: domain:type:id, value: sequence number of its batch in flight)
 -- KEYS[5]   the batch hash <root>:b:<ARGV[3]>
--- KEYS[6..] the counter hashes of the candidate members, in ARGV[4..]'s order
+-- KEYS[6]   when ARGV[4] = 1 (one primary while a v1 layout drains): the OTHER layout's owner hash
+-- KEYS[7]   when ARGV[4] = 1: the other layout's last sequence number
+-- KEYS[6 + 2 * ARGV[4]..] the counter hashes of the candidate members, in ARGV[5..]'s order
 -- ARGV[1]   now, in ms
 -- ARGV[2]   how many entities to claim at most
 -- ARGV[3]   the sequence number proposed: the caller's clock in us, or one more than the last
 --           number when a claim answered {-1, last}. A failover that loses the last sequence number
 --           must not hand out an old one again, or documents that remember it would refuse the
 --           new batch; the clock floor keeps numbers rising.
--- ARGV[4..] candidate dirty members, oldest first (another flush may have claimed some since the
+-- ARGV[4]   1 when the v1 and v2 layouts are linked (KEYS[6], KEYS[7]), else 0
+-- ARGV[5..] candidate dirty members, oldest first (another flush may have claimed some since the
 --           caller read them: they are skipped)
 --
--- Returns {-1, last} when ARGV[3] is not above the last sequence number (nothing written), {} when
--- nothing could be claimed, else {seq, claimed_at_ms, member, field, value, ...}.
+-- Returns {-1, last} when ARGV[3] is not above the last sequence number (of either linked layout;
+-- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, member, field,
+-- value, ...}.
 --
 -- Invariants: every increment is in exactly one place: a counter hash or a batch hash. An entity
 -- owned by a batch in flight is not claimed again until that batch is finished, so batches of one
--- entity are applied in sequence order.
+-- entity are applied in sequence order. While a v1 layout drains, both layouts' owner hashes and
+-- sequence numbers count: an entity is never in flight in both, and a batch's number passes both.
 --
 -- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
 -- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
@@ -39,7 +44,13 @@
 -- smaller than they started: the batch holds the numbers of the counter hashes it replaces.
 -- docs/redis.md gives the measurement.
 
+local linked = tonumber(ARGV[4]) == 1
+local first_counter = linked and 8 or 6
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if linked then
+  local other = tonumber(redis.call('GET', KEYS[7]) or '0')
+  if other > last then last = other end
+end
 local seq = tonumber(ARGV[3])
 if seq <= last then
   return {-1, string.format('%.0f', last)}
@@ -50,14 +61,16 @@ local max_entities = tonumber(ARGV[2])
 local taken = {}
 local entities = 0
 local out = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local member = ARGV[i]
-  local counter = KEYS[i + 2]
+  local counter = KEYS[first_counter + i - 5]
   local entity = string.match(member, '^(.*):[^:]*$')
   local mine = taken[entity]
   -- a full batch takes only more days of the entities it holds: skip the rest before any call
   if mine or entities < max_entities then
-    if mine or not redis.call('HGET', KEYS[4], entity) then
+    local busy = not mine and (redis.call('HGET', KEYS[4], entity)
+      or (linked and redis.call('HGET', KEYS[6], entity)))
+    if not busy then
       local values = redis.call('HGETALL', counter)
       if #values == 0 then
         redis.call('ZREM', KEYS[1], member)  -- claimed by another flush since the caller read it
