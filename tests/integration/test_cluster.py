@@ -96,15 +96,11 @@ def test_a_budget_refused_across_shards_writes_nothing_and_the_retry_counts(
 
 
 class CrashAfterShards(RedisHotStore):
-    """A hot store whose process dies after `survive` shard calls of a request."""
+    """A hot store whose process dies when two of a request's shard calls have run."""
 
-    survive = 2
-
-    def _record_shard(self, *args: Any, **kwargs: Any) -> Any:
-        if self.survive == 0:
-            raise Crash("died between two shards")
-        self.survive -= 1
-        return super()._record_shard(*args, **kwargs)
+    def _run(self, calls: list[Any]) -> list[Any]:
+        super()._run(calls[:2])
+        raise Crash("died between two shards")
 
 
 def test_a_crash_between_shards_loses_nothing_and_the_retry_doubles_nothing(cluster_pipeline):
@@ -126,22 +122,30 @@ def test_a_shard_that_fails_sends_the_whole_request_to_the_spool_and_the_replay_
 ):
     cluster_pipeline.build()
     store = cluster_pipeline.container.hot_store
-    real = store._record_shard
-    calls = {"n": 0}
+    real = store._run
 
-    def second_shard_down(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise redis.ConnectionError("primary unreachable")
-        return real(*args, **kwargs)
+    def second_shard_down(calls: list[Any]) -> list[Any]:
+        real(calls[:1])
+        raise redis.ConnectionError("primary unreachable")
 
-    monkeypatch.setattr(store, "_record_shard", second_shard_down)
+    monkeypatch.setattr(store, "_run", second_shard_down)
     body = {"events": [event(clock) for _ in range(30)]}
     assert Client(ingest_handler).post(BATCH, body)[1]["accepted"] == 30
     monkeypatch.undo()
     assert cluster_pipeline.container.spool.pending() == 1
     cluster_pipeline.drain()  # the watchdog replays the spool
     assert totals(cluster_pipeline) == {e["entity_id"]: 1 for e in body["events"]}
+
+
+def test_primaries_that_lost_their_scripts_load_them_again_and_count(cluster_pipeline, redis_cluster):
+    ids = movies(30)
+    events, expected = spread(cluster_pipeline, ids)
+    cluster_pipeline.count(events[:10])
+    for port in redis_cluster.ports:  # as after a restart, or a promotion of a replica
+        redis_cluster.node(port).script_flush()
+    assert cluster_pipeline.count(events[10:]) == [True] * (len(events) - 10)
+    cluster_pipeline.drain()
+    assert totals(cluster_pipeline) == expected
 
 
 # --- flush and watchdog ---------------------------------------------------------------------------

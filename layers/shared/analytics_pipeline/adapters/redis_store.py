@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from analytics_pipeline.adapters.redis_keys import GENERATIONS, KeyLayout, ShardKeys
@@ -108,7 +108,7 @@ def _text(value: Any) -> str:
 
 
 class RedisHotStore:
-    """Counts events with one EVALSHA per shard the events touch (redis-py reloads a script on NOSCRIPT).
+    """Counts events with one EVALSHA per shard the events touch, pipelined (reloaded on NOSCRIPT).
 
     The budget: on one primary with one shard it is checked inside ingest.lua, atomically with the
     counts. When a request spans shards (a cluster), budget.lua reserves it first, in its own slot,
@@ -157,18 +157,20 @@ class RedisHotStore:
                 )
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
-            counted = [False] * len(events)
-            for shard, indexes in by_shard.items():
-                shard_budget = budget if inline else None
-                reply = self._record_shard(
+            calls = [
+                self._shard_call(
                     keys.shard(shard),
                     [events[i] for i in indexes],
-                    shard_budget,
+                    budget if inline else None,
                     now_s,
                     window,
                     left_s,
                     legacy_marks,
                 )
+                for shard, indexes in by_shard.items()
+            ]
+            counted = [False] * len(events)
+            for indexes, reply in zip(by_shard.values(), self._run(calls), strict=True):
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
                 for i, flag in zip(indexes, reply[1:], strict=True):
@@ -181,7 +183,24 @@ class RedisHotStore:
             raise translate(exc) from exc
         return RecordOutcome(counted=tuple(counted))
 
-    def _record_shard(
+    def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+        """The shards' script calls; several go in one pipeline (a cluster sends each node its own)."""
+        if len(calls) == 1:
+            script_keys, args = calls[0]
+            return [self._ingest(keys=script_keys, args=args)]
+        pipe = self._client.pipeline(transaction=False)
+        for script_keys, args in calls:
+            pipe.execute_command("EVALSHA", self._ingest.sha, len(script_keys), *script_keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # a node that never ran it (new, or promoted): load it
+                script_keys, args = calls[i]
+                replies[i] = self._ingest(keys=script_keys, args=args)
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _shard_call(
         self,
         shard: ShardKeys,
         events: Sequence[CountedEvent],
@@ -190,7 +209,8 @@ class RedisHotStore:
         window: int,
         left_s: int,
         legacy_marks: bool,
-    ) -> Any:
+    ) -> tuple[list[Any], list[Any]]:
+        """KEYS and ARGV of one shard's ingest.lua call."""
         keys = self._keys
         ttl = self._dedupe_ttl_s
         generation = keys.generation(now_s, ttl)
@@ -231,7 +251,7 @@ class RedisHotStore:
                     event.increments, ",".join(f"{f}={a}" for f, a in event.increments)
                 )
             args.extend((mark, marks, counter, member, increments, legacy))
-        return self._ingest(keys=script_keys, args=args)
+        return script_keys, args
 
     def check_writable(self) -> None:
         """A real one-key write, refused exactly when Redis would refuse the ingest script's first write.
