@@ -47,6 +47,7 @@ class LocalCluster:
         for _ in range(nodes):
             self.ports.append(free_cluster_port(self.ports))
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._promoting: dict[int, int] = {}
 
     @property
     def url(self) -> str:
@@ -168,13 +169,19 @@ class LocalCluster:
         self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "failover")
         self.wait_healthy()
 
-    def kill(self, primary: int) -> int:
-        """Kill a primary (SIGKILL); returns the replica that the cluster promotes."""
+    def kill(self, primary: int, wait: bool = True) -> int:
+        """Kill a primary (SIGKILL); returns the replica that the cluster promotes (after it did)."""
         replica = self.replica_of(primary)
+        self._promoting[primary] = replica
         self.processes[primary].kill()
         self.processes[primary].wait(timeout=10)
-        self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "promotion", 30)
+        if wait:
+            self.wait_promoted(primary)
         return replica
+
+    def wait_promoted(self, killed: int) -> None:
+        replica = self._promoting[killed]
+        self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "promotion", 30)
 
     def restart(self, port: int) -> None:
         """Start a killed node again: it rejoins as a replica of the node that replaced it."""

@@ -223,6 +223,30 @@ def test_a_manual_failover_mid_run_loses_and_doubles_nothing(cluster_pipeline, r
     assert totals(cluster_pipeline) == expected
 
 
+def test_requests_during_a_primary_kill_are_spooled_or_counted_and_end_counted_once(
+    cluster_pipeline, redis_cluster, ingest_handler, clock
+):
+    keys = cluster_pipeline.container.keys
+    ids = movies_in_shard(keys, 0, 4) + movies(8)
+    victim = redis_cluster.primary_of_slot(key_slot(keys.shard(0).dirty.encode()))
+    cluster_pipeline.build()
+    client = Client(ingest_handler)
+    bodies = [event(clock, entity_id=m) for m in ids for _ in range(2)]
+    for body in bodies[:8]:
+        assert client.post(EVENTS, body)[0] == 202
+    redis_cluster.wait_replicated()
+    redis_cluster.kill(victim, wait=False)
+    try:
+        for body in bodies[8:]:  # while the cluster has not promoted the replica yet
+            assert client.post(EVENTS, body)[0] == 202
+        assert cluster_pipeline.container.spool.pending() > 0
+        redis_cluster.wait_promoted(victim)
+        cluster_pipeline.drain()  # the watchdog replays the spool
+    finally:
+        redis_cluster.restart(victim)
+    assert totals(cluster_pipeline) == Counter(b["entity_id"] for b in bodies)
+
+
 def test_a_killed_primary_loses_no_claimed_batch_with_wait_replicas(cluster_pipeline, redis_cluster):
     ids = movies(40)
     events, expected = spread(cluster_pipeline, ids)
