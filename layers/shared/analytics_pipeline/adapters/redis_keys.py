@@ -22,9 +22,10 @@ come from one sequence and the MongoDB guard (`flush_seq` per document) stays as
 
 Dedupe marks: an event id's 128-bit BLAKE2b digest picks a bucket (32 bits, mod the buckets per
 shard) and keeps 64 bits as the mark. A mark goes into generation `gen = floor(received_s / G)`
-with G = DEDUPE_TTL_SECONDS / 2; a lookup reads generations gen, gen-1 and gen-2, and a generation's
-keys expire when gen+2 ends, so a mark is found for at least DEDUPE_TTL_SECONDS and at most 1.5x
-that. Nothing depends on occurred_at: a retry meets its own mark whatever day the event counts on.
+with G = DEDUPE_TTL_SECONDS / 2; a lookup reads generations gen, gen+1 (a container whose clock is
+behind, at a boundary), gen-1 and gen-2, and a generation's keys expire when gen+2 ends, so a mark
+is found for at least DEDUPE_TTL_SECONDS and at most 1.5x that. Nothing depends on occurred_at: a
+retry meets its own mark whatever day the event counts on.
 
 The v1 layout (`{p}:v1:…`, one primary, no shards) is read while it drains: `legacy()` names it the
 same way as a shard (`{p}:v1:dirty`, `{p}:v1:c:{member}`, …, marks `{p}:v1:e:{event_id}`).
@@ -46,7 +47,8 @@ LEGACY_VERSION = "v1"
 LEGACY_SHARD = -1
 MAX_SHARDS = 1024
 BUCKETS_TOTAL = 4096  # dedupe buckets per generation, over all shards
-GENERATIONS = 3  # generations a lookup reads: the current one and two before it
+GENERATIONS = 3  # generations a mark is kept for: its own and the two after it
+LOOKUP = (0, 1, -1, -2)  # generations a lookup reads, relative to the current one (written: the first)
 
 
 def _digest(text: str, size: int) -> bytes:

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from analytics_pipeline.adapters.redis_keys import GENERATIONS, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
@@ -240,7 +240,7 @@ class RedisHotStore:
             bucket, mark = keys.mark_digest(event.event_id)
             marks = key_index(
                 shard.marks(generation, bucket),
-                *(shard.marks(generation - g, bucket) for g in range(1, GENERATIONS)),
+                *(shard.marks(generation + g, bucket) for g in LOOKUP[1:]),
             )
             member = keys.member(event.domain, event.entity_type, event.entity_id, event.day)
             counter = key_index(shard.counter(member))

@@ -5,8 +5,10 @@
 --
 -- KEYS[1]   the shard's dirty zset (member: domain:type:id:day, score: ms when first marked dirty)
 -- KEYS[2]   rate-limit counter of the caller for the current window; KEYS[1] again when ARGV[2] = 0
--- KEYS[3..] the dedupe mark strings (per bucket: generation gen, gen-1, gen-2, in that order), the
---           counter hashes, and on one primary while v1 drains the v1 marks (<p>:v1:e:<event_id>)
+-- KEYS[3..] the dedupe mark strings (per bucket: generation gen, gen+1, gen-1, gen-2, in that
+--           order; gen+1 catches a retry that a container whose clock is just behind receives at a
+--           generation boundary), the counter hashes, and on one primary while v1 drains the v1
+--           marks (<p>:v1:e:<event_id>)
 -- ARGV[1]   now, in ms
 -- ARGV[2]   budget: events allowed in the window (0 = no budget check: a cluster reserves the
 --           budget in budget.lua first; spool replay)
@@ -51,8 +53,10 @@ for i = 1, n do
   local b, c, l = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
   if not checked[b] then
     checked[b] = true
-    err = expect(KEYS[b], 'string') or expect(KEYS[b + 1], 'string') or expect(KEYS[b + 2], 'string')
-    if err then return err end
+    for g = b, b + 3 do
+      err = expect(KEYS[g], 'string')
+      if err then return err end
+    end
   end
   if not checked[c] then
     checked[c] = true
@@ -101,7 +105,7 @@ local result = {1}
 for i = 1, n do
   local a = 7 + 6 * (i - 1)
   local mark, b, c, l = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
-  local seen = holds(b, mark) or holds(b + 1, mark) or holds(b + 2, mark)
+  local seen = holds(b, mark) or holds(b + 1, mark) or holds(b + 2, mark) or holds(b + 3, mark)
   if not seen and l > 0 then
     seen = redis.call('EXISTS', KEYS[l]) == 1
   end
