@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+from analytics_pipeline.errors import HotStoreError
+
 from tests.pipeline import counted
-from tests.support import EVENTS, Client, event, iso
+from tests.support import EVENTS, Client, event, iso, scan_state
 
 TTL = 48 * 3600
 SPAN = TTL // 2  # a generation
@@ -41,3 +44,16 @@ def test_events_in_one_request_that_share_a_bucket_are_told_apart(container, clo
     events = [counted(i, str(uuid.uuid4()), "2026-03-01") for i in same_bucket]
     assert container.hot_store.record(events, None, clock()).counted == (True, True, True)
     assert container.hot_store.record(events[::-1], None, clock()).counted == (False, False, False)
+
+
+def test_a_mark_string_of_the_wrong_type_fails_the_call_before_any_write(
+    container, clock, redis_client, prefix
+):
+    events = [counted(f"e-{uuid.uuid4()}", str(uuid.uuid4()), "2026-03-01") for _ in range(3)]
+    entity = f"jav:movie:{events[2].entity_id}"
+    key, _ = container.keys.mark_location(events[2].event_id, entity, clock().timestamp(), TTL)
+    redis_client.hset(key, "not", "marks")
+    before = scan_state(redis_client, prefix)
+    with pytest.raises(HotStoreError, match="is not a string of marks"):
+        container.hot_store.record(events, None, clock())
+    assert scan_state(redis_client, prefix) == before

@@ -62,7 +62,6 @@ class RedisClaimStore:
         self._wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
-        self._linked_layouts = False
         # the scripts run at the memory limit (allow-oom): they are what frees memory
         self._claim = client.register_script(load_lua("claim.lua", script_flags))
         self._finish = client.register_script(load_lua("finish.lua", script_flags))
@@ -75,40 +74,38 @@ class RedisClaimStore:
             return [self._keys.legacy, *shards]
         return shards
 
-    def _linked(self, shard: ShardKeys) -> ShardKeys | None:
+    def _linked(self, shard: ShardKeys) -> ShardKeys:
         """The layout whose owners and numbers a claim on `shard` must respect too (v1 <-> v2)."""
-        if not self._linked_layouts:
-            return None
         return self._keys.shard(0) if shard.shard == LEGACY_SHARD else self._keys.legacy
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         try:
             shards = self._shards(now)
-            self._linked_layouts = shards[0].shard == LEGACY_SHARD
+            linked = shards[0].shard == LEGACY_SHARD
             pipe = self._client.pipeline(transaction=False)
             for shard in shards:
                 pipe.zcard(shard.dirty)
             counts = pipe.execute()
             # v1 first: it only drains
             order = list(range(len(shards)))
-            first = 1 if self._linked_layouts else 0
+            first = 1 if linked else 0
             start = random.randrange(first, len(shards))
             order = order[:first] + order[start:] + order[first:start]
             for k in order:
                 if counts[k]:
-                    batch = self._claim_shard(shards[k], max_entities, now)
+                    batch = self._claim_shard(shards[k], max_entities, now, linked)
                     if batch is not None:
                         return batch
         except RedisError as exc:
             raise translate(exc) from exc
         return None
 
-    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime) -> Batch | None:
+    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
         members = [_text(m) for m in self._client.zrange(shard.dirty, 0, max_entities * 8 - 1)]
         if not members:
             return None
-        linked = self._linked(shard)
-        extra = [linked.owner, linked.seq] if linked else []
+        other = self._linked(shard) if linked else None
+        extra = [other.owner, other.seq] if other else []
         seq = _ms(now) * 1000
         for _ in range(CLAIM_ATTEMPTS):
             reply = self._claim(

@@ -47,6 +47,8 @@ if budget > 0 then
   err = expect(KEYS[2], 'string')
   if err then return err end
 end
+-- the mark strings are read here, whole: a GET is their type check too
+local strings = {}
 local checked = {}
 for i = 1, n do
   local a = 7 + 6 * (i - 1)
@@ -54,8 +56,11 @@ for i = 1, n do
   if not checked[b] then
     checked[b] = true
     for g = b, b + 3 do
-      err = expect(KEYS[g], 'string')
-      if err then return err end
+      local text = redis.pcall('GET', KEYS[g])
+      if type(text) == 'table' and text.err then
+        return redis.error_reply('WRONGTYPE ' .. KEYS[g] .. ' is not a string of marks: ' .. text.err)
+      end
+      strings[g] = text or ''
     end
   end
   if not checked[c] then
@@ -83,13 +88,8 @@ if budget > 0 then
   end
 end
 
-local strings = {}
 local function holds(index, mark)
   local text = strings[index]
-  if text == nil then
-    text = redis.call('GET', KEYS[index]) or ''
-    strings[index] = text
-  end
   local from = 1
   while true do
     local at = string.find(text, mark, from, true)
