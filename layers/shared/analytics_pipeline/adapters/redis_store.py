@@ -61,11 +61,12 @@ class LayoutRecord:
         self._keys = keys
         self._cluster = cluster
         self._dedupe_ttl_s = dedupe_ttl_s
-        self._since_s: float | None = None
+        self._stored = False  # the record was read back from Redis: nothing more to do
+        self._since_s = 0.0
         self._legacy = False
 
     def _load(self, now_s: float) -> None:
-        if self._since_s is not None:
+        if self._stored:
             return
         keys = self._keys
         found = self._client.get(keys.layout)
@@ -80,9 +81,18 @@ class LayoutRecord:
                         " drained and their dedupe window has passed, or use another REDIS_KEY_PREFIX"
                     )
             record = f"{keys.describe()} since={int(now_s * 1000)} legacy={int(legacy)}"
-            self._client.set(keys.layout, record, nx=True)
+            try:
+                self._client.set(keys.layout, record, nx=True)
+            except OutOfMemoryError:
+                # a full node must still drain: go on with what was found, and record it next time
+                self._apply(record, stored=False)
+                return
             found = self._client.get(keys.layout)
-        fields = dict(part.split("=", 1) for part in _text(found).split())
+        self._apply(_text(found), stored=True)
+
+    def _apply(self, record: str, stored: bool) -> None:
+        keys = self._keys
+        fields = dict(part.split("=", 1) for part in record.split())
         if fields.get("shards") != str(keys.shards):
             raise HotStoreError(
                 f"REDIS_SHARDS={keys.shards} but the keys under {keys.root} were written with"
@@ -90,6 +100,7 @@ class LayoutRecord:
             )
         self._legacy = fields.get("legacy") == "1"
         self._since_s = int(fields.get("since", "0")) / 1000
+        self._stored = stored
 
     def legacy(self, now_s: float) -> bool:
         """True when a v1 layout was there when this one began (it may be drained by now)."""
@@ -99,7 +110,6 @@ class LayoutRecord:
     def legacy_marks_until_s(self, now_s: float) -> float:
         """Until when ingest must also read v1 dedupe marks (0: never)."""
         self._load(now_s)
-        assert self._since_s is not None
         return self._since_s + self._dedupe_ttl_s if self._legacy else 0.0
 
 
