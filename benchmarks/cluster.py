@@ -217,9 +217,11 @@ def run(mode: str, events: int, movies: int, workdir: Path) -> dict[str, Any]:
             batches += 1
         flush_s = time.perf_counter() - flush_started
         shards = getattr(container.keys, "shards", 1)
-        marks_pattern = f"{prefix}:v2:*:d:*" if hasattr(container.keys, "shards") else f"{prefix}:v1:e:*"
+        v2 = hasattr(container.keys, "shards")
+        patterns = [f"{prefix}:v2:*:d:*", f"{prefix}:v2:*:i:*"] if v2 else [f"{prefix}:v1:e:*"]
         mark_memory = used_memory(primaries)
-        delete(primaries, marks_pattern)
+        for pattern in patterns:  # the dedupe marks, and the id records of a layout with several shards
+            delete(primaries, pattern)
         marks_bytes = mark_memory - used_memory(primaries)
         return {
             "mode": mode,

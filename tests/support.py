@@ -63,11 +63,13 @@ def dumps(body: Any) -> str:
 
 
 def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl_s: int = 48 * 3600) -> bool:
-    """True when the event's dedupe mark is in Redis (one-shard layout, current generation)."""
-    from analytics_pipeline.adapters.redis_keys import KeyLayout
+    """True when the event's dedupe mark is in Redis (the installed container's layout, this generation)."""
+    from analytics_pipeline import bootstrap
 
+    keys = bootstrap.container().keys
+    assert keys.prefix == prefix
     entity = f"{body['domain']}:{body['entity_type']}:{body['entity_id']}"
-    key, mark = KeyLayout(prefix).mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
+    key, mark = keys.mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
     text = client.get(key) or b""
     return any(text[i : i + 8] == mark for i in range(0, len(text), 8))
 

@@ -148,6 +148,36 @@ def test_primaries_that_lost_their_scripts_load_them_again_and_count(cluster_pip
     assert totals(cluster_pipeline) == expected
 
 
+def test_an_id_reused_for_an_entity_of_another_shard_is_a_duplicate(cluster_pipeline):
+    keys = cluster_pipeline.container.keys
+    first = movies_in_shard(keys, 1, 1)[0]
+    other = movies_in_shard(keys, 2, 1)[0]
+    event_id = f"e-{uuid.uuid4()}"
+    assert cluster_pipeline.count([counted(event_id, first, DAYS[0])]) == [True]
+    assert cluster_pipeline.count([counted(event_id, other, DAYS[0])]) == [False]
+    cluster_pipeline.drain()
+    assert totals(cluster_pipeline) == {first: 1}
+
+
+class CrashAfterIds(RedisHotStore):
+    """A hot store whose process dies once the ids are recorded, before any shard counted."""
+
+    def _run(self, calls: list[Any]) -> list[Any]:
+        raise Crash("died between the id records and the counts")
+
+
+def test_a_crash_between_the_id_records_and_the_counts_is_repaired_by_the_retry(cluster_pipeline):
+    events, expected = spread(cluster_pipeline, movies(20))
+    c = cluster_pipeline.container
+    with pytest.raises(Crash):
+        CrashAfterIds(c.redis, c.keys, c.settings.dedupe_ttl_s, cluster=True).record(
+            events, None, cluster_pipeline.clock()
+        )
+    assert cluster_pipeline.count(events) == [True] * len(events)
+    cluster_pipeline.drain()
+    assert totals(cluster_pipeline) == expected
+
+
 # --- flush and watchdog ---------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from analytics_pipeline import bootstrap
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, is_marked, iso, scan_state
@@ -15,14 +16,19 @@ HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Geck
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 
 
+def layout() -> KeyLayout:
+    """The key layout of the installed container (one shard, or a cluster's)."""
+    return bootstrap.container().keys
+
+
 def counters(redis_client: Any, prefix: str, body: dict[str, Any], day: str) -> dict[str, int]:
-    keys = KeyLayout(prefix)
+    keys = layout()
     member = keys.member(body["domain"], body["entity_type"], body["entity_id"], day)
     return {k.decode(): int(v) for k, v in redis_client.hgetall(keys.counter(member)).items()}
 
 
 def dirty_members(redis_client: Any, prefix: str) -> set[str]:
-    return {m.decode() for m in redis_client.zrange(KeyLayout(prefix).dirty, 0, -1)}
+    return {m.decode() for shard in layout().all_shards() for m in redis_client.zrange(shard.dirty, 0, -1)}
 
 
 # --- accepted, duplicate -----------------------------------------------------------------------
@@ -52,7 +58,7 @@ def test_dedupe_mark_is_kept_for_the_configured_window_and_at_most_half_as_long_
     body = event(clock)
     c = Client(ingest_handler)
     c.post(EVENTS, body)
-    key, _ = KeyLayout(prefix).mark_location(
+    key, _ = layout().mark_location(
         body["event_id"], f"jav:movie:{body['entity_id']}", clock().timestamp(), 3600
     )
     assert 3600 <= redis_client.ttl(key) <= 5400

@@ -10,6 +10,8 @@ come from one sequence and the MongoDB guard (`flush_seq` per document) stays as
     {p}:v2:probe                                    string  the watchdog's write probe (expires in 60 s)
     {p}:v2:rl:{subject}:{window}                    string  events drawn from a budget in one window
     {p}:v2:{tag}:d:{gen}:{bucket}                   string  dedupe marks: 8-byte digests, appended
+    {p}:v2:{tag}:i:{gen}:{bucket}                   string  several shards only: event id -> entity,
+                                                            12-byte records (mark, entity digest)
     {p}:v2:{tag}:c:{domain}:{type}:{id}:{day}       hash    counters of one entity on one UTC day
     {p}:v2:{tag}:dirty                              zset    entity-days with counts not yet flushed;
                                                             score = ms when first marked dirty
@@ -21,11 +23,13 @@ come from one sequence and the MongoDB guard (`flush_seq` per document) stays as
     {p}:v2:{tag}:recent                             zset    recently flushed entities (watchdog sample)
 
 Dedupe marks: an event id's 128-bit BLAKE2b digest picks a bucket (32 bits, mod the buckets per
-shard) and keeps 64 bits as the mark. A mark goes into generation `gen = floor(received_s / G)`
-with G = DEDUPE_TTL_SECONDS / 2; a lookup reads generations gen, gen+1 (a container whose clock is
-behind, at a boundary), gen-1 and gen-2, and a generation's keys expire when gen+2 ends, so a mark
-is found for at least DEDUPE_TTL_SECONDS and at most 1.5x that. Nothing depends on occurred_at: a
-retry meets its own mark whatever day the event counts on.
+shard) and keeps 64 bits as the mark; with several shards, 32 more bits pick the shard of its id
+record (ids.lua), which makes an id reused for another entity a duplicate as on one shard. A mark
+goes into generation `gen = floor(received_s / G)` with G = DEDUPE_TTL_SECONDS / 2; a lookup reads
+generations gen, gen+1 (a container whose clock is behind, at a boundary), gen-1 and gen-2, and a
+generation's keys expire when gen+2 ends, so a mark is found for at least DEDUPE_TTL_SECONDS and at
+most 1.5x that. Nothing depends on occurred_at: a retry meets its own mark whatever day the event
+counts on.
 
 The v1 layout (`{p}:v1:…`, one primary, no shards) is read while it drains: `legacy()` names it the
 same way as a shard (`{p}:v1:dirty`, `{p}:v1:c:{member}`, …, marks `{p}:v1:e:{event_id}`).
@@ -99,6 +103,9 @@ class ShardKeys:
 
     def marks(self, generation: int, bucket: int) -> str:
         return f"{self.root}:d:{generation}:{bucket}"
+
+    def ids(self, generation: int, bucket: int) -> str:
+        return f"{self.root}:i:{generation}:{bucket}"
 
     def legacy_mark(self, event_id: str) -> str:
         return f"{self.root}:e:{event_id}"
@@ -198,6 +205,15 @@ class KeyLayout:
         """(bucket, 64-bit mark) of an event id."""
         digest = _digest(event_id, 16)
         return int.from_bytes(digest[8:12], "big") % self.buckets, digest[:8]
+
+    def id_shard_of(self, event_id: str) -> int:
+        """The shard that records which entity an event id belongs to (several shards only)."""
+        return int.from_bytes(_digest(event_id, 16)[12:16], "big") % self.shards
+
+    @staticmethod
+    def entity_digest(entity: str) -> bytes:
+        """4 bytes that tell entities apart in an id record."""
+        return _digest(entity, 4)
 
     @staticmethod
     def generation(now_s: float, dedupe_ttl_s: int) -> int:

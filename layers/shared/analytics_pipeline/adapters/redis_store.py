@@ -145,6 +145,7 @@ class RedisHotStore:
         self._layout = layout or LayoutRecord(client, keys, cluster, dedupe_ttl_s)
         self._ingest = client.register_script(load_lua("ingest.lua"))
         self._budget = client.register_script(load_lua("budget.lua"))
+        self._ids = client.register_script(load_lua("ids.lua"))
         # increments as the script reads them ("views=1", "ratings_count=1,ratings_sum=4"): few distinct
         self._encoded: dict[tuple[tuple[str, int], ...], str] = {}
 
@@ -159,7 +160,8 @@ class RedisHotStore:
             for index, event in enumerate(events):
                 entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
                 by_shard.setdefault(keys.shard_of(entity), []).append(index)
-            inline = budget is not None and not self._cluster and len(by_shard) == 1
+            # one shard: the budget is checked in ingest.lua itself, atomic with the counts
+            inline = budget is not None and keys.shards == 1
             if budget is not None and not inline:
                 rate_key = keys.rate(budget.subject, window)
                 reply = self._budget(
@@ -167,6 +169,11 @@ class RedisHotStore:
                 )
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
+            counted = [False] * len(events)
+            if keys.shards > 1:  # an id reused for another entity is a duplicate, as on one shard
+                fresh = self._check_ids(events, now_s)
+                by_shard = {k: [i for i in v if fresh[i]] for k, v in by_shard.items()}
+                by_shard = {k: v for k, v in by_shard.items() if v}
             calls = [
                 self._shard_call(
                     keys.shard(shard),
@@ -179,8 +186,7 @@ class RedisHotStore:
                 )
                 for shard, indexes in by_shard.items()
             ]
-            counted = [False] * len(events)
-            for indexes, reply in zip(by_shard.values(), self._run(calls), strict=True):
+            for indexes, reply in zip(by_shard.values(), self._run(calls) if calls else [], strict=True):
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
                 for i, flag in zip(indexes, reply[1:], strict=True):
@@ -194,21 +200,56 @@ class RedisHotStore:
         return RecordOutcome(counted=tuple(counted))
 
     def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
-        """The shards' script calls; several go in one pipeline (a cluster sends each node its own)."""
+        """The shards' ingest.lua calls."""
+        return self._pipelined(self._ingest, calls)
+
+    def _pipelined(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+        """Calls of one script; several go in one pipeline (a cluster sends each node its own)."""
         if len(calls) == 1:
             script_keys, args = calls[0]
-            return [self._ingest(keys=script_keys, args=args)]
+            return [script(keys=script_keys, args=args)]
         pipe = self._client.pipeline(transaction=False)
         for script_keys, args in calls:
-            pipe.execute_command("EVALSHA", self._ingest.sha, len(script_keys), *script_keys, *args)
+            pipe.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
         replies = pipe.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):  # a node that never ran it (new, or promoted): load it
                 script_keys, args = calls[i]
-                replies[i] = self._ingest(keys=script_keys, args=args)
+                replies[i] = script(keys=script_keys, args=args)
             elif isinstance(reply, Exception):
                 raise reply
         return replies
+
+    def _check_ids(self, events: Sequence[CountedEvent], now_s: float) -> list[bool]:
+        """ids.lua in each shard that the events' ids belong to: False for an id seen with another entity."""
+        keys = self._keys
+        generation = keys.generation(now_s, self._dedupe_ttl_s)
+        span = self._dedupe_ttl_s // 2
+        ttl = max(1, math.ceil((generation + GENERATIONS) * span - now_s))
+        by_shard: dict[int, list[int]] = {}
+        for index, event in enumerate(events):
+            by_shard.setdefault(keys.id_shard_of(event.event_id), []).append(index)
+        calls = []
+        for shard, indexes in by_shard.items():
+            shard_keys = keys.shard(shard)
+            script_keys: list[Any] = []
+            where: dict[int, int] = {}
+            args: list[Any] = [ttl]
+            for i in indexes:
+                event = events[i]
+                bucket, mark = keys.mark_digest(event.event_id)
+                at = where.get(bucket)
+                if at is None:
+                    at = where[bucket] = len(script_keys) + 1
+                    script_keys.extend(shard_keys.ids(generation + g, bucket) for g in LOOKUP)
+                entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+                args.extend((mark, keys.entity_digest(entity), at))
+            calls.append((script_keys, args))
+        fresh = [True] * len(events)
+        for indexes, reply in zip(by_shard.values(), self._pipelined(self._ids, calls), strict=True):
+            for i, flag in zip(indexes, reply, strict=True):
+                fresh[i] = flag == 1
+        return fresh
 
     def _shard_call(
         self,
