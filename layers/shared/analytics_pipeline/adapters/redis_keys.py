@@ -206,6 +206,12 @@ class KeyLayout:
         digest = _digest(event_id, 16)
         return int.from_bytes(digest[8:12], "big") % self.buckets, digest[:8]
 
+    @property
+    def id_buckets(self) -> int:
+        """Id-record buckets per shard and generation: half the marks' (fewer, longer strings spend
+        less memory on keys)."""
+        return max(8, self.buckets // 2)
+
     def id_shard_of(self, event_id: str) -> int:
         """The shard that records which entity an event id belongs to (several shards only)."""
         return int.from_bytes(_digest(event_id, 16)[12:16], "big") % self.shards

@@ -238,6 +238,7 @@ class RedisHotStore:
             for i in indexes:
                 event = events[i]
                 bucket, mark = keys.mark_digest(event.event_id)
+                bucket %= keys.id_buckets
                 at = where.get(bucket)
                 if at is None:
                     at = where[bucket] = len(script_keys) + 1

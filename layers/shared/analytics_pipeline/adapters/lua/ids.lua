@@ -46,20 +46,31 @@ local function owner_in(index, mark)
 end
 
 local result = {}
+local grown = {}
+local was_empty = {}
+for index, text in pairs(strings) do
+  was_empty[index] = text == ''
+end
 for i = 1, n do
   local a = 2 + 3 * (i - 1)
   local mark, entity, b = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   local owner = owner_in(b, mark) or owner_in(b + 1, mark) or owner_in(b + 2, mark) or owner_in(b + 3, mark)
   if owner == nil then
-    if redis.call('APPEND', KEYS[b], mark .. entity) == 12 then
-      redis.call('EXPIRE', KEYS[b], ARGV[1])
-    end
     strings[b] = strings[b] .. mark .. entity
+    grown[b] = true
     result[i] = 1
   elseif owner == entity then
     result[i] = 1
   else
     result[i] = 0
+  end
+end
+-- one SET per grown string, sized exactly (APPEND would leave up to as much room again unused)
+for index in pairs(grown) do
+  if was_empty[index] then
+    redis.call('SET', KEYS[index], strings[index], 'EX', ARGV[1])
+  else
+    redis.call('SET', KEYS[index], strings[index], 'KEEPTTL')
   end
 end
 return result

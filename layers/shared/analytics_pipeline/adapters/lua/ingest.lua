@@ -24,7 +24,8 @@
 -- {1, c1, ..., cn} where ci = 1 if event i was counted and 0 if it was a duplicate.
 --
 -- A mark string holds 8-byte marks end to end; a mark is present when it occurs at an offset that
--- is a multiple of 8 (an unaligned match straddles two marks and does not count).
+-- is a multiple of 8 (an unaligned match straddles two marks and does not count). A string that
+-- grew is written back once, whole, by SET: its allocation fits it (APPEND leaves room to grow).
 --
 -- Invariant: an event is marked seen if and only if its increments and its dirty mark are written.
 -- Redis does not roll back a script that fails half-way, so every check that could fail a write
@@ -102,6 +103,11 @@ end
 local now = ARGV[1]
 local mark_ttl = ARGV[5]
 local result = {1}
+local grown = {}
+local was_empty = {}
+for index, text in pairs(strings) do
+  was_empty[index] = text == ''
+end
 for i = 1, n do
   local a = 7 + 6 * (i - 1)
   local mark, b, c, l = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
@@ -112,15 +118,21 @@ for i = 1, n do
   if seen then
     result[i + 1] = 0
   else
-    if redis.call('APPEND', KEYS[b], mark) == 8 then
-      redis.call('EXPIRE', KEYS[b], mark_ttl)
-    end
     strings[b] = strings[b] .. mark
+    grown[b] = true
     for field, amount in string.gmatch(ARGV[a + 4], '([%w_]+)=(%d+)') do
       redis.call('HINCRBY', KEYS[c], field, amount)
     end
     redis.call('ZADD', KEYS[1], 'NX', now, ARGV[a + 3])
     result[i + 1] = 1
+  end
+end
+-- one SET per grown string, sized exactly (APPEND would leave up to as much room again unused)
+for index in pairs(grown) do
+  if was_empty[index] then
+    redis.call('SET', KEYS[index], strings[index], 'EX', mark_ttl)
+  else
+    redis.call('SET', KEYS[index], strings[index], 'KEEPTTL')
   end
 end
 return result
