@@ -12,6 +12,7 @@ free ports in a temporary directory, and stops them at the end. Measures, throug
 - flush entities/s (claim + finish, the Redis side of a flush) and per shard.
 
     .venv/bin/python benchmarks/cluster.py [--events 50000] [--movies 1000] [--mode primary|cluster|both]
+        [--shards N]
 
 Runs against the checkout it is started from (its `layers/shared` must be importable, as
 `make setup` arranges).
@@ -141,7 +142,7 @@ def delete(primaries: list[int], pattern: str) -> int:
     return deleted
 
 
-def run(mode: str, events: int, movies: int, workdir: Path) -> dict[str, Any]:
+def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None = None) -> dict[str, Any]:
     from analytics_pipeline.bootstrap import Container, reset_container, use_container
     from analytics_pipeline.config import load_settings
     from analytics_pipeline.local import http_event, load_handler
@@ -158,6 +159,8 @@ def run(mode: str, events: int, movies: int, workdir: Path) -> dict[str, Any]:
     }
     if cluster:
         env["REDIS_CLUSTER"] = "true"
+    if shards:
+        env["REDIS_SHARDS"] = str(shards)
     try:
         container = use_container(Container(load_settings(env)))
         handler = load_handler("ingest")
@@ -255,6 +258,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--movies", type=int, default=1000)
     parser.add_argument("--mode", choices=("primary", "cluster", "both"), default="both")
+    parser.add_argument("--shards", type=int, default=None, help="REDIS_SHARDS (default: the setting's)")
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -263,7 +267,7 @@ def main() -> None:
         for mode in modes:
             workdir = Path(tmp) / mode
             workdir.mkdir()
-            print(json.dumps(run(mode, args.events, args.movies, workdir), indent=2), flush=True)
+            print(json.dumps(run(mode, args.events, args.movies, workdir, args.shards), indent=2), flush=True)
 
 
 if __name__ == "__main__":
