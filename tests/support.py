@@ -62,10 +62,27 @@ def dumps(body: Any) -> str:
     return body if isinstance(body, str) else json.dumps(body)
 
 
+def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl_s: int = 48 * 3600) -> bool:
+    """True when the event's dedupe mark is in Redis (the installed container's layout, this generation)."""
+    from analytics_pipeline import bootstrap
+
+    keys = bootstrap.container().keys
+    assert keys.prefix == prefix
+    entity = f"{body['domain']}:{body['entity_type']}:{body['entity_id']}"
+    key, mark = keys.mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
+    text = client.get(key) or b""
+    return any(text[i : i + 8] == mark for i in range(0, len(text), 8))
+
+
 def scan_state(client: Any, prefix: str) -> dict[str, Any]:
-    """Every key under a prefix with its value (TTL ignored), for before/after comparisons."""
+    """Every key under a prefix with its value (TTL ignored), for before/after comparisons.
+
+    The layout record (written once, by the first call that reads the keys) is left out.
+    """
     state: dict[str, Any] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        if key.decode() == f"{prefix}:v2:layout":
+            continue
         kind = client.type(key).decode()
         if kind == "string":
             state[key.decode()] = client.get(key)

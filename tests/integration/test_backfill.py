@@ -11,13 +11,14 @@ from analytics_pipeline.adapters.mongo_rollups import DAILY, MONTHLY, TOTALS, WE
 from anl import cli
 from anl.local import load_handler
 
+from tests.cluster import HOT_STORES, pipeline_on
 from tests.faults import Crash
 from tests.pipeline import Pipeline, counted
 
 
-@pytest.fixture
-def pipeline(make_container, rollups, clock, legacy) -> Pipeline:
-    return Pipeline(make_container, rollups, clock, legacy)
+@pytest.fixture(params=HOT_STORES)
+def pipeline(request, make_container, rollups, clock, legacy) -> Pipeline:
+    return pipeline_on(request, make_container, rollups, clock, legacy)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable
 from analytics_pipeline.ingest import Caller, IngestRequest, replay_spool
 from analytics_pipeline.models import CountedEvent
 
-from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state
+from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, OwnRedis, event, is_marked, scan_state
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_a_failing_script_sends_the_request_to_the_spool(container, client, cloc
     redis_client.set(keys.dirty, "corrupt")
     status, answer, _ = client.post(EVENTS, body)
     assert (status, answer) == (202, {"status": "accepted", "duplicate": False})
-    assert not redis_client.exists(keys.dedupe(body["event_id"]))
+    assert not is_marked(redis_client, prefix, body, clock())
     assert container.spool.pending() == 1
 
 

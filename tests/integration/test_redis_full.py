@@ -213,7 +213,19 @@ def test_claim_and_finish_run_at_the_memory_limit_and_delete_the_counters(
     assert (report.errors, report.lag.dirty, report.lag.in_flight) == ([], 0, 0)
     assert report.batches >= 1
     assert sum(totals(pipeline, movie) for movie in movies) == filled
-    assert list(full_redis.client.scan_iter(match=f"{prefix}:v1:c:*")) == []  # every counter hash freed
+    assert list(full_redis.client.scan_iter(match=f"{prefix}:v2:*:c:*")) == []  # every counter hash freed
+
+
+def test_a_full_node_whose_layout_record_is_missing_still_drains(pipeline, full_redis, clock, prefix):
+    pipeline.build(REDIS_URL=full_redis.url)
+    full_redis.headroom(256 * 1024)
+    movies = [f"m-norecord-{i}" for i in range(50)]
+    filled = fill_with_counts(pipeline, movies)
+    full_redis.client.delete(f"{prefix}:v2:layout")  # as on the first v2 run over a full v1 node
+    full_redis.stay_full()
+    report = pipeline.build(REDIS_URL=full_redis.url).flush.run()  # a new container: no record read yet
+    assert (report.errors, report.lag.dirty) == ([], 0)
+    assert sum(totals(pipeline, movie) for movie in movies) == filled
 
 
 def test_a_claim_without_its_script_flags_is_refused_at_the_memory_limit(pipeline, full_redis, clock):

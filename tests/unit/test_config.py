@@ -42,6 +42,9 @@ def test_comma_separated_lists_are_split_and_trimmed():
         ({"INGEST_SERVER_KEYS": "short"}, "INGEST_SERVER_KEYS"),
         ({"ANALYTICS_DOMAINS": "a:b"}, "ANALYTICS_DOMAINS"),
         ({"REDIS_KEY_PREFIX": "has space"}, "REDIS_KEY_PREFIX"),
+        ({"REDIS_CLUSTER": "perhaps", "REDIS_URL": "redis://x"}, "REDIS_CLUSTER"),
+        ({"REDIS_SHARDS": "0"}, "REDIS_SHARDS"),
+        ({"REDIS_SHARDS": "1025"}, "REDIS_SHARDS"),
     ],
 )
 def test_a_bad_setting_is_refused_and_named(env, named):
@@ -154,3 +157,22 @@ def test_the_admin_api_settings_default_to_a_private_api_labelled_by_code():
 def test_a_movie_url_template_needs_a_scheme_and_the_entity_id(url):
     with pytest.raises(ConfigurationError, match="DASHBOARD_MOVIE_URL"):
         load_settings({"DASHBOARD_MOVIE_URL": url})
+
+
+def test_the_shards_default_to_one_on_one_primary_and_sixteen_in_a_cluster():
+    assert load_settings({"REDIS_URL": "redis://x"}).shard_count == 1
+    assert load_settings({"REDIS_URL": "redis://x", "REDIS_CLUSTER": "true"}).shard_count == 16
+    cluster = {"REDIS_URL": "redis://x", "REDIS_CLUSTER": "true"}
+    assert load_settings({**cluster, "REDIS_SHARDS": "6"}).shard_count == 6
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER=true needs REDIS_URL"),
+        ({"REDIS_CLUSTER": "true", "REDIS_URL": "unix:///tmp/r.sock"}, "not unix://"),
+    ],
+)
+def test_a_cluster_needs_a_cluster_node_url(env, says):
+    with pytest.raises(ConfigurationError, match=says):
+        load_settings(env)

@@ -123,21 +123,23 @@ class Container:
             return fakeredis.FakeRedis(server=fakeredis.FakeServer())
         from analytics_pipeline.adapters.redis_store import connect
 
-        return connect(url, s.redis_socket_timeout_s)
+        return connect(url, s.redis_socket_timeout_s, cluster=s.redis_cluster)
 
     @property
     def keys(self) -> KeyLayout:
         from analytics_pipeline.adapters.redis_keys import KeyLayout
 
-        return self._once("keys", lambda: KeyLayout(self.settings.redis_key_prefix))
+        s = self.settings
+        return self._once("keys", lambda: KeyLayout(s.redis_key_prefix, s.shard_count))
 
     @property
     def hot_store(self) -> HotStore:
         def build() -> HotStore:
             from analytics_pipeline.adapters.redis_store import RedisHotStore
 
+            s = self.settings
             return RedisHotStore(
-                self.redis, self.keys, self.settings.dedupe_ttl_s, self.settings.rate_window_s
+                self.redis, self.keys, s.dedupe_ttl_s, s.rate_window_s, cluster=s.redis_cluster
             )
 
         return self._once("hot_store", build)
@@ -181,6 +183,7 @@ class Container:
                 s.redis_wait_replicas,
                 s.redis_wait_timeout_ms,
                 script_flags=not embedded,
+                cluster=s.redis_cluster,
             )
 
         return self._once("claims", build)

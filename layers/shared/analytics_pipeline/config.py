@@ -17,6 +17,7 @@ from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 MIN_SERVER_KEY_LENGTH = 16
 
+CLUSTER_SHARDS = 16  # REDIS_SHARDS when unset in a cluster: 5 or more per primary up to 3 primaries
 CommaList = Annotated[tuple[str, ...], Field(default_factory=tuple)]
 
 # Environment variable -> field name. Only names listed here are read.
@@ -27,6 +28,8 @@ _ENV: dict[str, str] = {
     "REDIS_WAIT_REPLICAS": "redis_wait_replicas",
     "REDIS_WAIT_TIMEOUT_MS": "redis_wait_timeout_ms",
     "REDIS_SOCKET_TIMEOUT_S": "redis_socket_timeout_s",
+    "REDIS_CLUSTER": "redis_cluster",
+    "REDIS_SHARDS": "redis_shards",
     "MONGODB_URI": "mongodb_uri",
     "MONGODB_URI_SECRET_ARN": "mongodb_uri_secret_arn",
     "MONGODB_DATABASE": "mongodb_database",
@@ -88,6 +91,10 @@ class Settings(BaseModel):
     redis_wait_replicas: int = Field(default=0, ge=0, le=5)
     redis_wait_timeout_ms: int = Field(default=500, ge=1, le=10_000)
     redis_socket_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    # true: REDIS_URL names a node of a Redis Cluster (ElastiCache cluster mode or Serverless, Valkey)
+    redis_cluster: bool = False
+    # shards of the key layout (docs/redis.md); fixed for the life of the keys. Unset: 1, or 16 in a cluster
+    redis_shards: int | None = Field(default=None, ge=1, le=1024)
 
     mongodb_uri: str | None = None
     mongodb_uri_secret_arn: str | None = None
@@ -218,6 +225,12 @@ class Settings(BaseModel):
             for name, real in (("REDIS_URL", self.real_redis), ("MONGODB_URI", self.real_mongodb)):
                 if not real:
                     raise ValueError(f"{name} (or {name}_SECRET_ARN) is required in AWS Lambda")
+        if self.redis_cluster and not self.real_redis:
+            raise ValueError("REDIS_CLUSTER=true needs REDIS_URL: the embedded emulation is one primary")
+        if self.redis_cluster and (self.redis_url or "").startswith("unix://"):
+            raise ValueError(
+                "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
+            )
         if self.mysql_sync == "shadow" and not (self.mysql_url or self.mysql_url_secret_arn):
             raise ValueError(
                 "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
@@ -228,6 +241,12 @@ class Settings(BaseModel):
     def sync_target(self) -> SyncTarget:
         """The entities the site's table mirrors (the contract fixes them: `jav` movies)."""
         return SYNC_TARGET
+
+    @property
+    def shard_count(self) -> int:
+        if self.redis_shards is not None:
+            return self.redis_shards
+        return CLUSTER_SHARDS if self.redis_cluster else 1
 
     @property
     def real_redis(self) -> bool:

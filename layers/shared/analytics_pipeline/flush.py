@@ -34,7 +34,7 @@ from typing import Any
 from analytics_pipeline.errors import ChangeFeedUnavailable, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
-from analytics_pipeline.rollups import Batch, Entity, rollup_updates, site_updates
+from analytics_pipeline.rollups import Batch, Entity, batch_key, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 # how long a site-wide document remembers the sequences applied to it (see complete())
@@ -153,15 +153,15 @@ class FlushService:
         self._claims.confirm(batch)
         now = self._clock()
         report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
-        in_flight = self._claims.in_flight_seqs()
-        if batch.seq in in_flight:
+        in_flight = self._claims.in_flight_batches()
+        if batch.key in in_flight:
             # Forget only sequences below every batch in flight AND claimed over SITE_MEMORY_S ago
             # (a sequence is at least its claim's clock in µs): a run that stalls between reading the
             # in-flight set and its write, while the watchdog finishes its batch and a later write
             # forgets that sequence, would apply it twice; it would have to stall for an hour.
             now_us = int(now.timestamp() * 1_000_000)
-            floor = min(min(in_flight), now_us - SITE_MEMORY_S * 1_000_000)
-            report.site_upserts += self._rollups.apply_site(batch.seq, floor, site_updates(batch.counts), now)
+            floor = min(min(in_flight), batch_key(now_us - SITE_MEMORY_S * 1_000_000, -1))
+            report.site_upserts += self._rollups.apply_site(batch.key, floor, site_updates(batch.counts), now)
         else:
             logger.warning("batch finished by another run: its site-wide counts are in", seq=batch.seq)
         movies = [
@@ -171,7 +171,7 @@ class FlushService:
         ]
         if movies and self._replica is not None:
             self.sync_movies(movies, report)
-        self._claims.finish(batch.seq, self._clock())
+        self._claims.finish(batch.seq, self._clock(), batch.shard)
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))

@@ -102,11 +102,11 @@ class ClaimStore(Protocol):
         """Wait until the claim is replicated (a no-op without replicas); raise if it is not."""
         ...
 
-    def load(self, seq: int) -> Batch | None:
-        """A batch still in flight, by its sequence number."""
+    def load(self, seq: int, shard: int = 0) -> Batch | None:
+        """A batch still in flight, by its shard and sequence number."""
         ...
 
-    def finish(self, seq: int, now: datetime) -> bool:
+    def finish(self, seq: int, now: datetime, shard: int = 0) -> bool:
         """Forget a finished batch and release its entities; False when it was finished already."""
         ...
 
@@ -114,8 +114,8 @@ class ClaimStore(Protocol):
         """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
         ...
 
-    def stale(self, older_than: datetime, limit: int) -> list[int]:
-        """Sequence numbers of batches claimed before `older_than`, oldest first."""
+    def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
+        """(shard, sequence number) of batches claimed before `older_than`, oldest first."""
         ...
 
     def lag(self, now: datetime) -> Lag: ...
@@ -124,8 +124,8 @@ class ClaimStore(Protocol):
 
     def in_flight_entities(self) -> set[Entity]: ...
 
-    def in_flight_seqs(self) -> set[int]:
-        """Sequence numbers of the batches claimed and not finished."""
+    def in_flight_batches(self) -> set[int]:
+        """The keys (rollups.batch_key: number and shard) of the batches claimed and not finished."""
         ...
 
     def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:

@@ -40,12 +40,27 @@ class EntityDay:
         return cls(Entity(domain, entity_type, entity_id), day)
 
 
+def batch_key(seq: int, shard: int) -> int:
+    """A batch's identity across the hot store's shards (-1: the v1 layout, 0..1023): each shard
+    numbers its batches, and two shards may hand out one number. The key orders batches by number
+    first, and fits in a signed 64-bit integer for sequences floored at a clock in µs (to 2150)."""
+    return seq * 1025 + shard + 1
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Counters claimed together under one sequence number: entity-day -> counter -> amount."""
+    """Counters claimed together under one sequence number: entity-day -> counter -> amount.
+
+    `shard` says where the hot store keeps the batch; an entity's batches all come from one shard.
+    """
 
     seq: int
     counts: Mapping[EntityDay, Mapping[str, int]]
+    shard: int = 0
+
+    @property
+    def key(self) -> int:
+        return batch_key(self.seq, self.shard)
 
     @property
     def entities(self) -> list[Entity]:

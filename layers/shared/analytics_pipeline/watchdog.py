@@ -123,8 +123,8 @@ class WatchdogService:
         try:
             self._flush.begin()
             cutoff = self._clock() - timedelta(seconds=self._policy.stuck_after_s)
-            for seq in self._claims.stale(cutoff, self._policy.max_recover):
-                batch = self._claims.load(seq)
+            for shard, seq in self._claims.stale(cutoff, self._policy.max_recover):
+                batch = self._claims.load(seq, shard)
                 if batch is None:  # finished meanwhile by the flush that claimed it
                     continue
                 logger.warning("finishing a stuck batch", seq=seq, entities=len(batch.entities))

@@ -11,6 +11,7 @@ a failover, which no write to Mongo depends on but which may be lost or replayed
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,13 +19,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from analytics_pipeline.adapters.redis_keys import KeyLayout
-from analytics_pipeline.adapters.redis_store import load_lua, translate
+from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua, translate
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Lag
-from analytics_pipeline.rollups import Batch, Entity, EntityDay
+from analytics_pipeline.rollups import Batch, Entity, EntityDay, batch_key
 
-RECENT_KEEP = 1000
+RECENT_KEEP = 1000  # per shard
+CLAIM_ATTEMPTS = 5  # sequence numbers proposed before a claim gives up on a shard (parallel flushes)
 
 
 def _ms(moment: datetime) -> int:
@@ -36,7 +38,14 @@ def _text(value: Any) -> str:
 
 
 class RedisClaimStore:
-    """Claims with one script call each; every driver error leaves as a domain StoreError."""
+    """Claims per shard, one script call each; every driver error leaves as a domain StoreError.
+
+    A claim picks the shards with dirty members (one pipelined ZCARD over all of them), starting
+    at a random one so that parallel flushes spread, and claims from the first that yields a batch.
+    While a v1 layout drains (one primary, one shard), it is claimed from first, and each claim on
+    either layout also respects the other's owners and sequence number, in the same script: an
+    entity is never in flight in both, and its batches' numbers keep rising.
+    """
 
     def __init__(
         self,
@@ -45,51 +54,104 @@ class RedisClaimStore:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
         script_flags: bool = True,
+        cluster: bool = False,
+        layout: LayoutRecord | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
         self._wait_timeout_ms = wait_timeout_ms
-        # both scripts run at the memory limit (allow-oom): they are what frees memory
+        self._cluster = cluster
+        self._layout = layout or LayoutRecord(client, keys, cluster)
+        # the scripts run at the memory limit (allow-oom): they are what frees memory
         self._claim = client.register_script(load_lua("claim.lua", script_flags))
         self._finish = client.register_script(load_lua("finish.lua", script_flags))
         self._mark_flushed = client.register_script(load_lua("mark_flushed.lua", script_flags))
 
+    def _shards(self, now: datetime) -> list[ShardKeys]:
+        """The shards to read: the v1 layout too when it was there as v2 began (one primary)."""
+        shards = self._keys.all_shards()
+        if self._layout.legacy(now.timestamp()):  # also checks REDIS_SHARDS against the keys, once
+            return [self._keys.legacy, *shards]
+        return shards
+
+    def _linked(self, shard: ShardKeys) -> ShardKeys:
+        """The layout whose owners and numbers a claim on `shard` must respect too (v1 <-> v2)."""
+        return self._keys.shard(0) if shard.shard == LEGACY_SHARD else self._keys.legacy
+
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
-        k = self._keys
         try:
-            reply = self._claim(
-                keys=[k.dirty, k.seq, k.inflight, k.owner],
-                args=[_ms(now), max_entities, k.root, _ms(now) * 1000, max_entities * 8],
-            )
+            shards = self._shards(now)
+            linked = shards[0].shard == LEGACY_SHARD
+            pipe = self._client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.zcard(shard.dirty)
+            counts = pipe.execute()
+            # v1 first: it only drains
+            order = list(range(len(shards)))
+            first = 1 if linked else 0
+            start = random.randrange(first, len(shards))
+            order = order[:first] + order[start:] + order[first:start]
+            for k in order:
+                if counts[k]:
+                    batch = self._claim_shard(shards[k], max_entities, now, linked)
+                    if batch is not None:
+                        return batch
         except RedisError as exc:
             raise translate(exc) from exc
+        return None
+
+    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
+        members = [_text(m) for m in self._client.zrange(shard.dirty, 0, max_entities * 8 - 1)]
+        if not members:
+            return None
+        other = self._linked(shard) if linked else None
+        extra = [other.owner, other.seq] if other else []
+        seq = _ms(now) * 1000
+        for _ in range(CLAIM_ATTEMPTS):
+            reply = self._claim(
+                keys=[shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq), *extra]
+                + [shard.counter(m) for m in members],
+                args=[_ms(now), max_entities, seq, 1 if linked else 0, *members],
+            )
+            if reply and int(reply[0]) == -1:  # another flush took this number: propose the next
+                seq = int(reply[1]) + 1
+                continue
+            break
+        else:
+            return None
         if not reply:
             return None
         counts: dict[EntityDay, dict[str, int]] = defaultdict(dict)
         for i in range(2, len(reply), 3):
             counts[EntityDay.parse(_text(reply[i]))][_text(reply[i + 1])] = int(reply[i + 2])
-        return Batch(seq=int(reply[0]), counts=dict(counts))
+        return Batch(seq=int(reply[0]), counts=dict(counts), shard=shard.shard)
 
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:
             return
+        command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
         try:
-            acked = int(self._client.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms))
+            if self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
+                node = self._client.get_node_from_key(self._keys.shard(batch.shard).inflight)
+                acked = int(self._client.execute_command(*command, target_nodes=node))
+            else:
+                acked = int(self._client.execute_command(*command))
         except RedisError as exc:
             raise translate(exc) from exc
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
-                f"claim of batch {batch.seq} reached {acked} of {self._wait_replicas} replicas"
-                " (REDIS_WAIT_REPLICAS must not exceed the replicas the primary has)"
+                f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"
+                f" {self._wait_replicas} replicas (REDIS_WAIT_REPLICAS must not exceed the replicas"
+                " a primary has)"
             )
 
-    def load(self, seq: int) -> Batch | None:
-        k = self._keys
+    def load(self, seq: int, shard: int = 0) -> Batch | None:
+        keys = self._keys.shard(shard)
         try:
             pipe = self._client.pipeline(transaction=False)
-            pipe.zscore(k.inflight, seq)
-            pipe.hgetall(k.batch(seq))
+            pipe.zscore(keys.inflight, seq)
+            pipe.hgetall(keys.batch(seq))
             claimed_at, fields = pipe.execute()
         except RedisError as exc:
             raise translate(exc) from exc
@@ -99,10 +161,10 @@ class RedisClaimStore:
         for raw_field, raw_value in fields.items():
             member, _, counter = _text(raw_field).rpartition("|")
             counts[EntityDay.parse(member)][counter] = int(raw_value)
-        return Batch(seq=seq, counts=dict(counts))
+        return Batch(seq=seq, counts=dict(counts), shard=shard)
 
-    def finish(self, seq: int, now: datetime) -> bool:
-        k = self._keys
+    def finish(self, seq: int, now: datetime, shard: int = 0) -> bool:
+        k = self._keys.shard(shard)
         try:
             done = self._finish(
                 keys=[k.inflight, k.owner, k.batch(seq), k.last_flush, k.recent],
@@ -118,37 +180,50 @@ class RedisClaimStore:
         except RedisError as exc:
             raise translate(exc) from exc
 
-    def stale(self, older_than: datetime, limit: int) -> list[int]:
+    def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
+        """(shard, seq) of batches claimed before `older_than`, the oldest first."""
         try:
-            found = self._client.zrangebyscore(
-                self._keys.inflight, "-inf", _ms(older_than), start=0, num=limit
-            )
+            shards = self._shards(older_than)
+            pipe = self._client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.zrangebyscore(
+                    shard.inflight, "-inf", _ms(older_than), start=0, num=limit, withscores=True
+                )
+            found = [
+                (score, shard.shard, int(_text(seq)))
+                for shard, pairs in zip(shards, pipe.execute(), strict=True)
+                for seq, score in pairs
+            ]
         except RedisError as exc:
             raise translate(exc) from exc
-        return [int(_text(seq)) for seq in found]
+        return [(shard, seq) for _, shard, seq in sorted(found)[:limit]]
 
     def lag(self, now: datetime) -> Lag:
-        k = self._keys
+        """The shards' lags summed: counts added, ages the worst shard's."""
         try:
+            shards = self._shards(now)
             pipe = self._client.pipeline(transaction=False)
-            pipe.zcard(k.dirty)
-            pipe.zcard(k.inflight)
-            pipe.zrange(k.dirty, 0, 0, withscores=True)
-            pipe.zrange(k.inflight, 0, 0, withscores=True)
-            pipe.get(k.last_flush)
-            dirty, in_flight, oldest_dirty, oldest_flight, last_flush = pipe.execute()
+            for k in shards:
+                pipe.zcard(k.dirty)
+                pipe.zcard(k.inflight)
+                pipe.zrange(k.dirty, 0, 0, withscores=True)
+                pipe.zrange(k.inflight, 0, 0, withscores=True)
+            pipe.get(self._keys.last_flush)
+            replies = pipe.execute()
         except RedisError as exc:
             raise translate(exc) from exc
         now_ms = _ms(now)
+        last_flush = replies.pop()
 
         def age(pairs: list[tuple[Any, float]]) -> float:
             return max(0.0, (now_ms - pairs[0][1]) / 1000) if pairs else 0.0
 
+        per_shard = [replies[i : i + 4] for i in range(0, len(replies), 4)]
         return Lag(
-            dirty=int(dirty),
-            in_flight=int(in_flight),
-            oldest_dirty_s=round(age(oldest_dirty), 3),
-            oldest_in_flight_s=round(age(oldest_flight), 3),
+            dirty=sum(int(d) for d, _, _, _ in per_shard),
+            in_flight=sum(int(f) for _, f, _, _ in per_shard),
+            oldest_dirty_s=round(max(age(od) for _, _, od, _ in per_shard), 3),
+            oldest_in_flight_s=round(max(age(of) for _, _, _, of in per_shard), 3),
             last_flush_age_s=None
             if last_flush is None
             else round(max(0.0, (now_ms - int(last_flush)) / 1000), 3),
@@ -158,24 +233,38 @@ class RedisClaimStore:
         if limit <= 0:
             return []
         try:
-            found = self._client.zrevrange(self._keys.recent, 0, limit - 1)
+            pipe = self._client.pipeline(transaction=False)
+            for k in self._keys.all_shards():
+                pipe.zrevrange(k.recent, 0, limit - 1, withscores=True)
+            found = [(score, _text(e)) for pairs in pipe.execute() for e, score in pairs]
         except RedisError as exc:
             raise translate(exc) from exc
-        return [Entity.parse(_text(e)) for e in found]
+        found.sort(reverse=True)
+        return [Entity.parse(e) for _, e in found[:limit]]
 
     def in_flight_entities(self) -> set[Entity]:
         try:
-            owned = self._client.hkeys(self._keys.owner)
+            shards = self._shards(datetime.now(UTC))
+            pipe = self._client.pipeline(transaction=False)
+            for k in shards:
+                pipe.hkeys(k.owner)
+            owned = [e for found in pipe.execute() for e in found]
         except RedisError as exc:
             raise translate(exc) from exc
         return {Entity.parse(_text(e)) for e in owned}
 
-    def in_flight_seqs(self) -> set[int]:
+    def in_flight_batches(self) -> set[int]:
         try:
-            members = self._client.zrange(self._keys.inflight, 0, -1)
+            shards = self._shards(datetime.now(UTC))
+            pipe = self._client.pipeline(transaction=False)
+            for k in shards:
+                pipe.zrange(k.inflight, 0, -1)
+            found = pipe.execute()
         except RedisError as exc:
             raise translate(exc) from exc
-        return {int(_text(seq)) for seq in members}
+        return {
+            batch_key(int(_text(seq)), k.shard) for k, seqs in zip(shards, found, strict=True) for seq in seqs
+        }
 
     def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
         if not entities:

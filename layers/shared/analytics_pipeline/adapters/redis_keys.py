@@ -1,19 +1,42 @@
 """The Redis key layout, in one place. Bump VERSION when the meaning of a key changes.
 
-    {p}:v1:e:{event_id}                      string  dedupe mark of one event (SET NX, expires)
-    {p}:v1:rl:{subject}:{window}             string  events drawn from a budget in one window
-    {p}:v1:c:{domain}:{type}:{id}:{day}      hash    counters of one entity on one UTC day
-    {p}:v1:dirty                             zset    entity-days with counts not yet flushed;
-                                                     score = ms when first marked dirty
-    {p}:v1:seq                               string  last batch sequence number
-    {p}:v1:b:{seq}                           hash    a claimed batch: "{member}|{counter}" -> amount
-    {p}:v1:inflight                          zset    batches claimed, not finished; score = ms claimed
-    {p}:v1:owner                             hash    entity -> seq of its batch in flight
-    {p}:v1:lastflush                         string  ms when a flush run last completed (or a batch finished)
-    {p}:v1:recent                            zset    recently flushed entities (watchdog sample)
-    {p}:v1:probe                             string  the watchdog's write probe (expires in 60 s)
-    {p}:v1:unpublished                       zset    movies whose CountersSynced event failed; score = ms
-    {p}:v1:check                             hash    the watchdog's last run: checked, mismatches, errors, at
+The layout is split into N shards (REDIS_SHARDS; 1 on one primary by default). Every key of a shard
+carries the shard's hash tag `{s<k>.<j>}`, so all of them hash to one cluster slot and every script
+touches one slot. An entity (domain:type:id) lives in one shard for good, `shard_of`, so its batches
+come from one sequence and the MongoDB guard (`flush_seq` per document) stays as it is.
+
+    {p}:v2:layout                                   string  "shards=N since=<ms> legacy=0|1", set once
+    {p}:v2:lastflush                                string  ms when a flush run last completed
+    {p}:v2:probe                                    string  the watchdog's write probe (expires in 60 s)
+    {p}:v2:unpublished                              zset    movies whose CountersSynced event failed;
+                                                            score = ms (the watchdog publishes them)
+    {p}:v2:check                                    hash    the watchdog's last run: checked,
+                                                            mismatches, errors, at
+    {p}:v2:rl:{subject}:{window}                    string  events drawn from a budget in one window
+    {p}:v2:{tag}:d:{gen}:{bucket}                   string  dedupe marks: 8-byte digests, appended
+    {p}:v2:{tag}:i:{gen}:{bucket}                   string  several shards only: event id -> entity,
+                                                            12-byte records (mark, entity digest)
+    {p}:v2:{tag}:c:{domain}:{type}:{id}:{day}       hash    counters of one entity on one UTC day
+    {p}:v2:{tag}:dirty                              zset    entity-days with counts not yet flushed;
+                                                            score = ms when first marked dirty
+    {p}:v2:{tag}:seq                                string  last batch sequence number of the shard
+    {p}:v2:{tag}:b:{seq}                            hash    a claimed batch: "{member}|{counter}" -> n
+    {p}:v2:{tag}:inflight                           zset    batches claimed, not finished; score = ms
+    {p}:v2:{tag}:owner                              hash    entity -> seq of its batch in flight
+    {p}:v2:{tag}:lastflush                          string  ms when a batch of the shard last finished
+    {p}:v2:{tag}:recent                             zset    recently flushed entities (watchdog sample)
+
+Dedupe marks: an event id's 128-bit BLAKE2b digest picks a bucket (32 bits, mod the buckets per
+shard) and keeps 64 bits as the mark; with several shards, 32 more bits pick the shard of its id
+record (ids.lua), which makes an id reused for another entity a duplicate as on one shard. A mark
+goes into generation `gen = floor(received_s / G)` with G = DEDUPE_TTL_SECONDS / 2; a lookup reads
+generations gen, gen+1 (a container whose clock is behind, at a boundary), gen-1 and gen-2, and a
+generation's keys expire when gen+2 ends, so a mark is found for at least DEDUPE_TTL_SECONDS and at
+most 1.5x that. Nothing depends on occurred_at: a retry meets its own mark whatever day the event
+counts on.
+
+The v1 layout (`{p}:v1:…`, one primary, no shards) is read while it drains: `legacy()` names it the
+same way as a shard (`{p}:v1:dirty`, `{p}:v1:c:{member}`, …, marks `{p}:v1:e:{event_id}`).
 
 `{p}` is REDIS_KEY_PREFIX (default `anl`). Domains, entity types and entity ids never contain `:`
 (their alphabets forbid it), so an entity-day member splits back into its parts unambiguously.
@@ -21,42 +44,44 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
 
-VERSION = "v1"
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+VERSION = "v2"
+LEGACY_VERSION = "v1"
+LEGACY_SHARD = -1
+MAX_SHARDS = 1024
+BUCKETS_TOTAL = 4096  # dedupe buckets per generation, over all shards
+GENERATIONS = 3  # generations a mark is kept for: its own and the two after it
+LOOKUP = (0, 1, -1, -2)  # generations a lookup reads, relative to the current one (written: the first)
+
+
+def _digest(text: str, size: int) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=size).digest()
+
+
+def entity_of(member: str) -> str:
+    """domain:type:id of a dirty member domain:type:id:day."""
+    return member.rpartition(":")[0]
 
 
 @dataclass(frozen=True, slots=True)
-class KeyLayout:
-    prefix: str = "anl"
+class ShardKeys:
+    """The keys of one shard (or of the v1 layout, shard -1)."""
 
-    @property
-    def root(self) -> str:
-        return f"{self.prefix}:{VERSION}"
+    shard: int
+    root: str
 
     @property
     def dirty(self) -> str:
         return f"{self.root}:dirty"
 
-    def dedupe(self, event_id: str) -> str:
-        return f"{self.root}:e:{event_id}"
-
-    def rate(self, subject: str, window: int) -> str:
-        return f"{self.root}:rl:{subject}:{window}"
-
-    @staticmethod
-    def member(domain: str, entity_type: str, entity_id: str, day: str) -> str:
-        return f"{domain}:{entity_type}:{entity_id}:{day}"
-
-    def counter(self, member: str) -> str:
-        return f"{self.root}:c:{member}"
-
     @property
     def seq(self) -> str:
         return f"{self.root}:seq"
-
-    def batch(self, seq: int) -> str:
-        return f"{self.root}:b:{seq}"
 
     @property
     def inflight(self) -> str:
@@ -74,6 +99,67 @@ class KeyLayout:
     def recent(self) -> str:
         return f"{self.root}:recent"
 
+    def batch(self, seq: int) -> str:
+        return f"{self.root}:b:{seq}"
+
+    def counter(self, member: str) -> str:
+        return f"{self.root}:c:{member}"
+
+    def marks(self, generation: int, bucket: int) -> str:
+        return f"{self.root}:d:{generation}:{bucket}"
+
+    def ids(self, generation: int, bucket: int) -> str:
+        return f"{self.root}:i:{generation}:{bucket}"
+
+    def legacy_mark(self, event_id: str) -> str:
+        return f"{self.root}:e:{event_id}"
+
+
+def _tag(shard: int, shards: int) -> str:
+    """A hash tag whose slot falls in the shard's share of the 16,384 slots.
+
+    A cluster created with `redis-cli --cluster create` gives each primary a contiguous range of
+    slots, so shards spread evenly over the primaries instead of where CRC16 happens to put them.
+    """
+    low = shard * REDIS_CLUSTER_HASH_SLOTS // shards
+    high = (shard + 1) * REDIS_CLUSTER_HASH_SLOTS // shards
+    j = 0
+    while not low <= key_slot(f"s{shard}.{j}".encode()) < high:
+        j += 1
+    return f"{{s{shard}.{j}}}"
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    prefix: str = "anl"
+    shards: int = 1
+    _tags: dict[int, ShardKeys] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ValueError(f"shards must be 1..{MAX_SHARDS}, not {self.shards}")
+
+    @property
+    def root(self) -> str:
+        return f"{self.prefix}:{VERSION}"
+
+    @property
+    def buckets(self) -> int:
+        """Dedupe buckets per shard and generation."""
+        return max(16, BUCKETS_TOTAL // self.shards)
+
+    def describe(self) -> str:
+        """What must not change while data is kept: the layout record's stem."""
+        return f"shards={self.shards}"
+
+    @property
+    def layout(self) -> str:
+        return f"{self.root}:layout"
+
+    @property
+    def last_flush(self) -> str:
+        return f"{self.root}:lastflush"
+
     @property
     def probe(self) -> str:
         return f"{self.root}:probe"
@@ -85,3 +171,74 @@ class KeyLayout:
     @property
     def check(self) -> str:
         return f"{self.root}:check"
+
+    def rate(self, subject: str, window: int) -> str:
+        return f"{self.root}:rl:{subject}:{window}"
+
+    @staticmethod
+    def member(domain: str, entity_type: str, entity_id: str, day: str) -> str:
+        return f"{domain}:{entity_type}:{entity_id}:{day}"
+
+    def shard_of(self, entity: str) -> int:
+        """The shard of an entity (domain:type:id), for good."""
+        if self.shards == 1:
+            return 0
+        return int.from_bytes(_digest(entity, 8), "big") % self.shards
+
+    def shard(self, shard: int) -> ShardKeys:
+        if shard == LEGACY_SHARD:
+            return self.legacy
+        found = self._tags.get(shard)
+        if found is None:
+            found = self._tags.setdefault(shard, ShardKeys(shard, f"{self.root}:{_tag(shard, self.shards)}"))
+        return found
+
+    def all_shards(self) -> list[ShardKeys]:
+        return [self.shard(k) for k in range(self.shards)]
+
+    @cached_property
+    def legacy(self) -> ShardKeys:
+        return ShardKeys(LEGACY_SHARD, f"{self.prefix}:{LEGACY_VERSION}")
+
+    def shard_of_member(self, member: str) -> ShardKeys:
+        return self.shard(self.shard_of(entity_of(member)))
+
+    # --- shortcuts for one entity-day (tests and tools) -----------------------------------------
+
+    def counter(self, member: str) -> str:
+        return self.shard_of_member(member).counter(member)
+
+    @property
+    def dirty(self) -> str:
+        """The dirty set of shard 0: the only one on a one-shard layout."""
+        return self.shard(0).dirty
+
+    def mark_digest(self, event_id: str) -> tuple[int, bytes]:
+        """(bucket, 64-bit mark) of an event id."""
+        digest = _digest(event_id, 16)
+        return int.from_bytes(digest[8:12], "big") % self.buckets, digest[:8]
+
+    @property
+    def id_buckets(self) -> int:
+        """Id-record buckets per shard and generation: half the marks' (fewer, longer strings spend
+        less memory on keys)."""
+        return max(8, self.buckets // 2)
+
+    def id_shard_of(self, event_id: str) -> int:
+        """The shard that records which entity an event id belongs to (several shards only)."""
+        return int.from_bytes(_digest(event_id, 16)[12:16], "big") % self.shards
+
+    @staticmethod
+    def entity_digest(entity: str) -> bytes:
+        """4 bytes that tell entities apart in an id record."""
+        return _digest(entity, 4)
+
+    @staticmethod
+    def generation(now_s: float, dedupe_ttl_s: int) -> int:
+        return int(now_s // (dedupe_ttl_s // 2))
+
+    def mark_location(self, event_id: str, entity: str, now_s: float, dedupe_ttl_s: int) -> tuple[str, bytes]:
+        """(mark string of the current generation, 8-byte mark) where ingest marks an event now."""
+        bucket, mark = self.mark_digest(event_id)
+        shard = self.shard(self.shard_of(entity))
+        return shard.marks(self.generation(now_s, dedupe_ttl_s), bucket), mark

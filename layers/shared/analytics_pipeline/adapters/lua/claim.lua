@@ -1,31 +1,42 @@
-#!lua flags=allow-oom,allow-cross-slot-keys
--- claim.lua: move dirty entity-day counters into a new batch, atomically.
+#!lua flags=allow-oom
+-- claim.lua: move dirty entity-day counters of ONE shard into a new batch, atomically.
 --
--- KEYS[1]  dirty zset (member: domain:type:id:day, score: ms first marked dirty)
--- KEYS[2]  last batch sequence number (string)
--- KEYS[3]  in-flight zset (member: sequence number, score: ms claimed)
--- KEYS[4]  owner hash (field: domain:type:id, value: sequence number of its batch in flight)
--- ARGV[1]  now, in ms
--- ARGV[2]  how many entities to claim at most
--- ARGV[3]  key root ("<prefix>:v1"); the batch hash is <root>:b:<seq> and the counter hashes
---          <root>:c:<member> (derived here: the sequence number is only known inside the script)
--- ARGV[4]  sequence floor: the caller's clock in µs. A failover that loses the last sequence
---          number must not hand out an old one again, or documents that remember it would refuse
---          the new batch.
--- ARGV[5]  how many dirty members to look at at most
+-- Every key is declared and carries the shard's hash tag (one cluster slot): a cluster checks the
+-- declared keys before the script runs, so a slot that is migrating answers ASK or TRYAGAIN
+-- instead of running a script whose keys are half on another node.
 --
--- Returns {} when nothing could be claimed, else {seq, claimed_at_ms, member, field, value, ...}.
+-- KEYS[1]   dirty zset (member: domain:type:id:day, score: ms first marked dirty)
+-- KEYS[2]   last batch sequence number of the shard (string)
+-- KEYS[3]   in-flight zset (member: sequence number, score: ms claimed)
+-- KEYS[4]   owner hash (field: domain:type:id, value: sequence number of its batch in flight)
+-- KEYS[5]   the batch hash <root>:b:<ARGV[3]>
+-- KEYS[6]   when ARGV[4] = 1 (one primary while a v1 layout drains): the OTHER layout's owner hash
+-- KEYS[7]   when ARGV[4] = 1: the other layout's last sequence number
+-- KEYS[6 + 2 * ARGV[4]..] the counter hashes of the candidate members, in ARGV[5..]'s order
+-- ARGV[1]   now, in ms
+-- ARGV[2]   how many entities to claim at most
+-- ARGV[3]   the sequence number proposed: the caller's clock in us, or one more than the last
+--           number when a claim answered {-1, last}. A failover that loses the last sequence number
+--           must not hand out an old one again, or documents that remember it would refuse the
+--           new batch; the clock floor keeps numbers rising.
+-- ARGV[4]   1 when the v1 and v2 layouts are linked (KEYS[6], KEYS[7]), else 0
+-- ARGV[5..] candidate dirty members, oldest first (another flush may have claimed some since the
+--           caller read them: they are skipped)
+--
+-- Returns {-1, last} when ARGV[3] is not above the last sequence number (of either linked layout;
+-- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, member, field,
+-- value, ...}.
 --
 -- Invariants: every increment is in exactly one place: a counter hash or a batch hash. An entity
 -- owned by a batch in flight is not claimed again until that batch is finished, so batches of one
--- entity are applied in sequence order.
+-- entity are applied in sequence order. While a v1 layout drains, both layouts' owner hashes and
+-- sequence numbers count: an entity is never in flight in both, and a batch's number passes both.
 --
 -- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
 -- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
 -- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
--- drain. allow-cross-slot-keys keeps what a script without a shebang may do: it derives key names
--- from the root rather than declaring them all. The first line must stay the shebang; the embedded
--- emulation, which cannot parse it, gets the script without it (load_lua).
+-- drain. The first line must stay the shebang; the embedded emulation, which cannot parse it, gets
+-- the script without it (load_lua).
 --
 -- Consequence: a claim at the limit writes each batch field (and an owner entry, an in-flight entry,
 -- the sequence number) before it deletes the counter hash it copies, so the keys can pass maxmemory
@@ -33,40 +44,47 @@
 -- smaller than they started: the batch holds the numbers of the counter hashes it replaces.
 -- docs/redis.md gives the measurement.
 
-local root = ARGV[3]
-local max_entities = tonumber(ARGV[2])
+local linked = tonumber(ARGV[4]) == 1
+local first_counter = linked and 8 or 6
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local seq = last + 1
-local floor = tonumber(ARGV[4])
-if floor > seq then seq = floor end
+if linked then
+  local other = tonumber(redis.call('GET', KEYS[7]) or '0')
+  if other > last then last = other end
+end
+local seq = tonumber(ARGV[3])
+if seq <= last then
+  return {-1, string.format('%.0f', last)}
+end
 local seq_s = string.format('%.0f', seq)
-local batch_key = root .. ':b:' .. seq_s
+local max_entities = tonumber(ARGV[2])
 
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[5]) - 1)
 local taken = {}
 local entities = 0
 local out = {}
-for _, member in ipairs(members) do
+for i = 5, #ARGV do
+  local member = ARGV[i]
+  local counter = KEYS[first_counter + i - 5]
   local entity = string.match(member, '^(.*):[^:]*$')
   local mine = taken[entity]
   -- a full batch takes only more days of the entities it holds: skip the rest before any call
   if mine or entities < max_entities then
-    if mine or not redis.call('HGET', KEYS[4], entity) then
-      local counter = root .. ':c:' .. member
+    local busy = not mine and (redis.call('HGET', KEYS[4], entity)
+      or (linked and redis.call('HGET', KEYS[6], entity)))
+    if not busy then
       local values = redis.call('HGETALL', counter)
       if #values == 0 then
-        redis.call('ZREM', KEYS[1], member)  -- nothing to flush (cannot happen through ingest.lua)
+        redis.call('ZREM', KEYS[1], member)  -- claimed by another flush since the caller read it
       else
         if not mine then
           taken[entity] = true
           entities = entities + 1
           redis.call('HSET', KEYS[4], entity, seq_s)
         end
-        for i = 1, #values, 2 do
-          redis.call('HSET', batch_key, member .. '|' .. values[i], values[i + 1])
+        for j = 1, #values, 2 do
+          redis.call('HSET', KEYS[5], member .. '|' .. values[j], values[j + 1])
           out[#out + 1] = member
-          out[#out + 1] = values[i]
-          out[#out + 1] = values[i + 1]
+          out[#out + 1] = values[j]
+          out[#out + 1] = values[j + 1]
         end
         redis.call('DEL', counter)
         redis.call('ZREM', KEYS[1], member)

@@ -1,10 +1,11 @@
-#!lua flags=allow-oom,allow-cross-slot-keys
+#!lua flags=allow-oom
 -- finish.lua: forget a batch that reached every store, and release its entities.
 --
+-- All keys are the batch's shard's (one hash tag, one cluster slot).
 -- KEYS[1]  in-flight zset
 -- KEYS[2]  owner hash
 -- KEYS[3]  the batch hash (<root>:b:<seq>)
--- KEYS[4]  time of the last finished batch, in ms (string)
+-- KEYS[4]  time of the shard's last finished batch, in ms (string)
 -- KEYS[5]  recently flushed entities (zset, score: ms), sampled by the watchdog's checks
 -- ARGV[1]  sequence number
 -- ARGV[2]  now, in ms
@@ -15,9 +16,8 @@
 -- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
 -- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
 -- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
--- drain. allow-cross-slot-keys keeps what a script without a shebang may do: it derives key names
--- from the root rather than declaring them all. The first line must stay the shebang; the embedded
--- emulation, which cannot parse it, gets the script without it (load_lua).
+-- drain. The first line must stay the shebang; the embedded emulation, which cannot parse it, gets
+-- the script without it (load_lua).
 --
 -- Consequence: the only write that can grow memory is one member of the recent zset per entity,
 -- trimmed to ARGV[3] members in the same call; the batch hash it deletes is larger.

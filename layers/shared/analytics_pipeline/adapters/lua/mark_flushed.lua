@@ -1,4 +1,4 @@
-#!lua flags=allow-oom,allow-cross-slot-keys
+#!lua flags=allow-oom
 -- mark_flushed.lua: record that a flush run completed (the lag's last_flush_age_s).
 --
 -- KEYS[1]  time of the last completed flush run, in ms (string)

@@ -1,0 +1,274 @@
+"""Redis figures of the sharded layout, on one primary and on a 3-primary Redis Cluster.
+
+Self-contained: starts its own redis-server (and a cluster of 3 primaries with a replica each) on
+free ports in a temporary directory, and stops them at the end. Measures, through the batch route
+(the ingest handler, 100 events per request, a server key so no budget refuses):
+
+- bytes per counted event: INFO used_memory after the events minus before (primaries summed), and
+  the dedupe marks alone (the drop when the mark keys are deleted);
+- Redis CPU per event: INFO commandstats usec of the commands ingest sends (a script's usec includes
+  the commands it calls), and INFO cpu (the primaries' process CPU time), primaries summed;
+- ingest events/s from one client;
+- flush entities/s (claim + finish, the Redis side of a flush) and per shard.
+
+    .venv/bin/python benchmarks/cluster.py [--events 50000] [--movies 1000] [--mode primary|cluster|both]
+        [--shards N]
+
+Runs against the checkout it is started from (its `layers/shared` must be importable, as
+`make setup` arranges).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import redis
+
+SERVER_KEY = "bench-server-key-0123456789abcdef"
+PER_REQUEST = 100
+TOP_LEVEL = ("evalsha", "eval", "script", "get", "set")  # the commands ingest sends itself
+
+
+def free_port(taken: list[int]) -> int:
+    def free(port: int) -> bool:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    while True:
+        port = random.randrange(20_000, 45_000)
+        if port not in taken and free(port) and free(port + 10_000):
+            return port
+
+
+def start_node(workdir: Path, port: int, cluster: bool) -> subprocess.Popen[bytes]:
+    args = [
+        shutil.which("redis-server") or "/usr/bin/redis-server",
+        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        *("--dir", str(workdir), "--dbfilename", f"dump-{port}.rdb"),
+    ]
+    if cluster:
+        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_timeout=1)
+    for _ in range(200):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on {port} did not start")
+
+
+def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    if not cluster:
+        port = free_port([])
+        return [start_node(workdir, port, False)], [port]
+    ports: list[int] = []
+    for _ in range(6):
+        ports.append(free_port(ports))
+    processes = [start_node(workdir, p, True) for p in ports]
+    subprocess.run(
+        [shutil.which("redis-cli") or "redis-cli", "--cluster", "create"]
+        + [f"127.0.0.1:{p}" for p in ports]
+        + ["--cluster-replicas", "1", "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(
+            "cluster_state:ok" in redis.Redis(port=p).execute_command("CLUSTER", "INFO").decode()
+            for p in ports
+        ):
+            break
+        time.sleep(0.1)
+    time.sleep(1)
+    primaries = [p for p in ports if redis.Redis(port=p).info("replication")["role"] == "master"]
+    return processes, primaries
+
+
+def used_memory(primaries: list[int]) -> int:
+    """used_memory without the replication buffers (1 MB of backlog per primary, filled by any write)."""
+    total = 0
+    for p in primaries:
+        info = redis.Redis(port=p).info("memory")
+        total += (
+            int(info["used_memory"]) - int(info["mem_replication_backlog"]) - int(info["mem_clients_slaves"])
+        )
+    return total
+
+
+def command_usec(primaries: list[int]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for p in primaries:
+        for name, stats in redis.Redis(port=p).info("commandstats").items():
+            total[name] = total.get(name, 0) + int(stats["usec"])
+    return total
+
+
+def cpu_seconds(primaries: list[int]) -> float:
+    """INFO cpu: user + system CPU time of the primaries' processes (less sensitive to a busy host)."""
+    total = 0.0
+    for p in primaries:
+        info = redis.Redis(port=p).info("cpu")
+        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    return total
+
+
+def delete(primaries: list[int], pattern: str) -> int:
+    deleted = 0
+    for p in primaries:
+        node = redis.Redis(port=p)
+        for key in node.scan_iter(match=pattern, count=1000):
+            deleted += node.delete(key)
+    return deleted
+
+
+def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None = None) -> dict[str, Any]:
+    from analytics_pipeline.bootstrap import Container, reset_container, use_container
+    from analytics_pipeline.config import load_settings
+    from analytics_pipeline.local import http_event, load_handler
+
+    cluster = mode == "cluster"
+    processes, primaries = start(workdir, cluster)
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{primaries[0]}",
+        "REDIS_KEY_PREFIX": prefix,
+        "INGEST_SERVER_KEYS": SERVER_KEY,
+        "SERVER_KEY_RATE_LIMIT_PER_MINUTE": "10000000",
+        "SPOOL_PATH": str(workdir / "spool.jsonl"),
+    }
+    if cluster:
+        env["REDIS_CLUSTER"] = "true"
+    if shards:
+        env["REDIS_SHARDS"] = str(shards)
+    try:
+        container = use_container(Container(load_settings(env)))
+        handler = load_handler("ingest")
+        ids = [str(uuid.uuid4()) for _ in range(movies)]
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        headers = {"content-type": "application/json", "authorization": f"Bearer {SERVER_KEY}"}
+
+        def request(batch: list[dict[str, Any]]) -> None:
+            response = handler(
+                http_event(
+                    "POST",
+                    "/api/v1/analytics/events/batch",
+                    body=json.dumps({"events": batch}),
+                    headers=headers,
+                    source_ip="192.0.2.1",
+                ),
+                None,
+            )
+            body = json.loads(response["body"])
+            if response["statusCode"] != 202 or body.get("accepted") != len(batch):
+                raise RuntimeError(f"not all counted: {response['statusCode']} {body}")
+
+        def body(i: int) -> dict[str, Any]:
+            return {
+                "event_id": str(uuid.uuid4()),
+                "domain": "jav",
+                "entity_type": "movie",
+                "entity_id": ids[i % movies],
+                "action": "view",
+                "occurred_at": now,
+            }
+
+        request([body(i) for i in range(PER_REQUEST)])  # scripts loaded, layout recorded
+        sent = PER_REQUEST
+        before_memory = used_memory(primaries)
+        before_cpu = command_usec(primaries)
+        before_process = cpu_seconds(primaries)
+        started = time.perf_counter()
+        while sent < events + PER_REQUEST:
+            request([body(sent + i) for i in range(PER_REQUEST)])
+            sent += PER_REQUEST
+        elapsed = time.perf_counter() - started
+        counted = sent - PER_REQUEST
+        cpu = {k: v - before_cpu.get(k, 0) for k, v in command_usec(primaries).items()}
+        process_cpu = cpu_seconds(primaries) - before_process
+        after_memory = used_memory(primaries)
+        claims = container.claims
+        dirty = claims.lag(datetime.now(UTC)).dirty
+
+        flush_started = time.perf_counter()
+        flushed = 0
+        batches = 0
+        while (batch := claims.claim(200, datetime.now(UTC))) is not None:
+            # (the v1 layout, for comparison, has no shards)
+            claims.finish(batch.seq, datetime.now(UTC), *([batch.shard] if hasattr(batch, "shard") else []))
+            flushed += len(batch.entities)
+            batches += 1
+        flush_s = time.perf_counter() - flush_started
+        shards = getattr(container.keys, "shards", 1)
+        v2 = hasattr(container.keys, "shards")
+        patterns = [f"{prefix}:v2:*:d:*", f"{prefix}:v2:*:i:*"] if v2 else [f"{prefix}:v1:e:*"]
+        mark_memory = used_memory(primaries)
+        for pattern in patterns:  # the dedupe marks, and the id records of a layout with several shards
+            delete(primaries, pattern)
+        marks_bytes = mark_memory - used_memory(primaries)
+        return {
+            "mode": mode,
+            "primaries": len(primaries),
+            "shards": shards,
+            "events": counted,
+            "movies": movies,
+            "entity_days_dirty": dirty,
+            "bytes_per_event": round((after_memory - before_memory) / counted, 1),
+            "dedupe_bytes_per_event": round(marks_bytes / counted, 1),
+            # a script's usec includes the commands it calls (also listed, by name, below)
+            "redis_cpu_us_per_event": round(sum(cpu.get(f"cmdstat_{c}", 0) for c in TOP_LEVEL) / counted, 2),
+            "redis_process_cpu_us_per_event": round(process_cpu * 1e6 / counted, 2),
+            "redis_cpu_us_per_event_by_command": {
+                k.removeprefix("cmdstat_"): round(v / counted, 3) for k, v in cpu.items() if v
+            },
+            "ingest_events_per_s": round(counted / elapsed),
+            "flush_entities_per_s": round(flushed / flush_s) if flush_s else None,
+            "flush_entities_per_s_per_shard": round(flushed / flush_s / shards) if flush_s else None,
+            "flush_batches": batches,
+        }
+    finally:
+        reset_container()
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--movies", type=int, default=1000)
+    parser.add_argument("--mode", choices=("primary", "cluster", "both"), default="both")
+    parser.add_argument("--shards", type=int, default=None, help="REDIS_SHARDS (default: the setting's)")
+    args = parser.parse_args()
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    modes = ("primary", "cluster") if args.mode == "both" else (args.mode,)
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in modes:
+            workdir = Path(tmp) / mode
+            workdir.mkdir()
+            print(json.dumps(run(mode, args.events, args.movies, workdir, args.shards), indent=2), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""A Redis Cluster of the test session's own: 3 primaries with a replica each, on free ports.
+
+Started once per session (per xdist worker) by the `redis_cluster` fixture and stopped at its end.
+Tests that fail over, kill or migrate leave the cluster healthy (3 primaries, each with a replica,
+every slot served) for the next test.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.pipeline import Pipeline
+
+NODE_TIMEOUT_MS = 1500
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_cluster_port(taken: list[int]) -> int:
+    """A port whose cluster bus port (port + 10000) is free too; Redis wants both below 65536."""
+    while True:
+        port = random.randrange(20_000, 45_000)
+        if port not in taken and _free(port) and _free(port + 10_000):
+            return port
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path, nodes: int = 6) -> None:
+        self.workdir = workdir
+        self.ports: list[int] = []
+        for _ in range(nodes):
+            self.ports.append(free_cluster_port(self.ports))
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._promoting: dict[int, int] = {}
+
+    @property
+    def url(self) -> str:
+        """A live node's URL (the configuration endpoint of a real deployment)."""
+        return f"redis://127.0.0.1:{next(p for p in self.ports if self.alive(p))}"
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+
+    def start_node(self, port: int) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.processes[port] = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                f"nodes-{port}.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--cluster-replica-validity-factor",
+                "0",
+                "--cluster-require-full-coverage",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--dbfilename",
+                f"dump-{port}.rdb",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait(lambda: self.node(port).ping(), f"node {port} did not start")
+
+    def start(self) -> None:
+        for port in self.ports:
+            self.start_node(port)
+        subprocess.run(
+            [
+                shutil.which("redis-cli") or "/usr/bin/redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in self.ports),
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        self.wait_healthy()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.kill()
+        for process in self.processes.values():
+            process.wait(timeout=10)
+        self.processes.clear()
+
+    # --- what the tests read and do ---------------------------------------------------------------
+
+    def topology(self, via: int | None = None) -> dict[int, dict[str, Any]]:
+        """port -> {"id", "role", "master" (its primary's port), "slots", "failed"} as a node sees it."""
+        port = via or next(p for p in self.ports if self.alive(p))
+        lines = self.node(port).execute_command("CLUSTER", "NODES").splitlines()
+        ids: dict[str, int] = {}
+        rows = []
+        for line in lines:
+            parts = line.split()
+            node_port = int(parts[1].split(":")[1].split("@")[0])
+            ids[parts[0]] = node_port
+            rows.append((node_port, parts))
+        found = {}
+        for node_port, parts in rows:
+            flags = parts[2].split(",")
+            found[node_port] = {
+                "id": parts[0],
+                "role": "master" if "master" in flags else "replica",
+                "master": ids.get(parts[3]),
+                "slots": parts[8:],
+                "failed": "fail" in flags or "fail?" in flags,
+            }
+        return found
+
+    def alive(self, port: int) -> bool:
+        process = self.processes.get(port)
+        return process is not None and process.poll() is None
+
+    def primary_of_slot(self, slot: int) -> int:
+        for port, info in self.topology().items():
+            if info["role"] == "master" and not info["failed"]:
+                for span in info["slots"]:
+                    if span.startswith("["):
+                        continue
+                    low, _, high = span.partition("-")
+                    if int(low) <= slot <= int(high or low):
+                        return port
+        raise AssertionError(f"no primary serves slot {slot}")
+
+    def replica_of(self, primary: int) -> int:
+        for port, info in self.topology().items():
+            if info["role"] == "replica" and info["master"] == primary and self.alive(port):
+                return port
+        raise AssertionError(f"primary {primary} has no replica")
+
+    def failover(self, replica: int) -> None:
+        """A manual failover (CLUSTER FAILOVER on the replica): no write is lost."""
+        self.node(replica).execute_command("CLUSTER", "FAILOVER")
+        self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "failover")
+        self.wait_healthy()
+
+    def kill(self, primary: int, wait: bool = True) -> int:
+        """Kill a primary (SIGKILL); returns the replica that the cluster promotes (after it did)."""
+        replica = self.replica_of(primary)
+        self._promoting[primary] = replica
+        self.processes[primary].kill()
+        self.processes[primary].wait(timeout=10)
+        if wait:
+            self.wait_promoted(primary)
+        return replica
+
+    def wait_promoted(self, killed: int) -> None:
+        replica = self._promoting[killed]
+        self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "promotion", 30)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again: it rejoins as a replica of the node that replaced it."""
+        self.start_node(port)
+        self.wait_healthy()
+
+    def wait_replicated(self) -> None:
+        """Until every replica has every write its primary took (ingest replicates asynchronously)."""
+
+        def caught_up() -> bool:
+            for port in self.ports:
+                if not self.alive(port):
+                    continue
+                info = self.node(port).info("replication")
+                if info["role"] == "master":
+                    offsets = [v["offset"] for k, v in info.items() if k.startswith("slave")]
+                    if any(o != info["master_repl_offset"] for o in offsets):
+                        return False
+            return True
+
+        self._wait(caught_up, "replicas did not catch up")
+
+    def wait_healthy(self, timeout: float = 30) -> None:
+        def healthy() -> bool:
+            for port in self.ports:
+                if not self.alive(port):
+                    continue
+                node = self.node(port)
+                if "cluster_state:ok" not in node.execute_command("CLUSTER", "INFO"):
+                    return False
+                replication = node.info("replication")
+                if replication["role"] == "slave" and replication.get("master_link_status") != "up":
+                    return False
+            views = {port: self.topology(port) for port in self.ports if self.alive(port)}
+            masters = [
+                {p for p, i in view.items() if i["role"] == "master" and not i["failed"]}
+                for view in views.values()
+            ]
+            return all(m == masters[0] and len(m) == 3 for m in masters)
+
+        self._wait(healthy, "cluster did not become healthy", timeout)
+
+    @staticmethod
+    def _wait(check: Any, message: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(message)
+
+
+class ClusterPipeline(Pipeline):
+    """A whole pipeline whose hot store is the session's Redis Cluster."""
+
+    def __init__(self, *args: Any, cluster: LocalCluster, **kwargs: Any) -> None:
+        self.cluster = cluster
+        super().__init__(*args, **kwargs)
+
+    def build(self, wrap: Any = None, **env: str) -> Any:
+        return super().build(wrap, **{"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", **env})
+
+
+HOT_STORES = ["one primary", "cluster"]
+
+
+def pipeline_on(request: pytest.FixtureRequest, *args: Any) -> Pipeline:
+    """A Pipeline on the hot store a parametrized fixture names (HOT_STORES)."""
+    if request.param == "cluster":
+        return ClusterPipeline(*args, cluster=request.getfixturevalue("redis_cluster"))
+    return Pipeline(*args)

@@ -1,0 +1,59 @@
+"""The packed dedupe marks: a retry meets its own mark whatever its day or the receiving clock."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from analytics_pipeline.errors import HotStoreError
+
+from tests.pipeline import counted
+from tests.support import EVENTS, Client, event, iso, scan_state
+
+TTL = 48 * 3600
+SPAN = TTL // 2  # a generation
+
+
+def test_a_retry_meets_its_mark_when_the_receive_time_replaced_a_skewed_occurred_at(
+    container, ingest_handler, clock
+):
+    body = event(clock, occurred_at=iso(datetime(2020, 1, 1, tzinfo=UTC)))  # far off: counted today
+    client = Client(ingest_handler)
+    assert client.post(EVENTS, body)[1] == {"status": "accepted", "duplicate": False}
+    clock.advance(30 * 3600)  # the retry is received on another day, in another generation
+    assert client.post(EVENTS, body)[1] == {"status": "accepted", "duplicate": True}
+
+
+def test_a_retry_received_on_a_clock_just_behind_a_generation_boundary_is_a_duplicate(container, clock):
+    boundary = (int(clock().timestamp()) // SPAN + 1) * SPAN
+    first = datetime.fromtimestamp(boundary + 1, UTC)
+    behind = datetime.fromtimestamp(boundary - 1, UTC)
+    e = counted(f"e-{uuid.uuid4()}", str(uuid.uuid4()), "2026-03-01")
+    assert container.hot_store.record([e], None, first).counted == (True,)
+    assert container.hot_store.record([e], None, behind).counted == (False,)
+
+
+def test_events_in_one_request_that_share_a_bucket_are_told_apart(container, clock):
+    keys = container.keys
+    ids: dict[int, list[str]] = {}
+    while not any(len(v) >= 3 for v in ids.values()):
+        event_id = f"e-{uuid.uuid4()}"
+        ids.setdefault(keys.mark_digest(event_id)[0], []).append(event_id)
+    same_bucket = next(v for v in ids.values() if len(v) >= 3)[:3]
+    events = [counted(i, str(uuid.uuid4()), "2026-03-01") for i in same_bucket]
+    assert container.hot_store.record(events, None, clock()).counted == (True, True, True)
+    assert container.hot_store.record(events[::-1], None, clock()).counted == (False, False, False)
+
+
+def test_a_mark_string_of_the_wrong_type_fails_the_call_before_any_write(
+    container, clock, redis_client, prefix
+):
+    events = [counted(f"e-{uuid.uuid4()}", str(uuid.uuid4()), "2026-03-01") for _ in range(3)]
+    entity = f"jav:movie:{events[2].entity_id}"
+    key, _ = container.keys.mark_location(events[2].event_id, entity, clock().timestamp(), TTL)
+    redis_client.hset(key, "not", "marks")
+    before = scan_state(redis_client, prefix)
+    with pytest.raises(HotStoreError, match="is not a string of marks"):
+        container.hot_store.record(events, None, clock())
+    assert scan_state(redis_client, prefix) == before
