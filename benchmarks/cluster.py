@@ -145,7 +145,7 @@ def delete(primaries: list[int], pattern: str) -> int:
 def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None = None) -> dict[str, Any]:
     from analytics_pipeline.bootstrap import Container, reset_container, use_container
     from analytics_pipeline.config import load_settings
-    from analytics_pipeline.local import http_event, load_handler
+    from anl.local import http_event, load_handler
 
     cluster = mode == "cluster"
     processes, primaries = start(workdir, cluster)
