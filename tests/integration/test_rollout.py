@@ -311,3 +311,17 @@ def test_a_legacy_value_held_by_the_never_lower_rule_is_not_a_mismatch(pipeline,
     assert json.loads(out)["mismatches"] == [
         {"entity_id": movie, "check": "mysql.views", "expected": 106, "found": 109}
     ]
+
+
+@pytest.mark.parametrize("command", [["flush"], ["backfill"], ["parity"], ["resync"], ["rebaseline"]])
+def test_an_unknown_sync_mode_is_one_line_and_exit_2(monkeypatch, capsys, command):
+    from analytics_pipeline.bootstrap import reset_container
+
+    reset_container()
+    monkeypatch.setenv("MYSQL_SYNC", "bogus")
+    try:
+        status, out, err = anl(capsys, *command)
+    finally:
+        reset_container()
+    assert (status, out) == (2, "")
+    assert err.strip() == "anl: configuration error: MYSQL_SYNC: Input should be 'on' or 'shadow'"
