@@ -7,7 +7,6 @@ adapters and the functions' app.py files), so a module that moves costs a one-li
 from __future__ import annotations
 
 import gc
-import importlib.util
 import json
 import os
 import shutil
@@ -75,27 +74,10 @@ def install_container(env: dict[str, str], **overrides: Any) -> Any:
 
 
 def load_function(name: str) -> Handler:
-    """`functions/<name>/app.py`'s lambda_handler, loaded by path as Lambda does (once per process)."""
-    module_name = f"bench_function_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler  # type: ignore[no-any-return]
+    """`functions/<name>/app.py`'s lambda_handler, loaded by path as Lambda does (the tooling's loader)."""
+    from anl.local import load_handler
 
-
-@dataclass
-class Context:
-    """What the handlers read of a Lambda context."""
-
-    function_name: str = "bench"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:bench"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
+    return load_handler(name)  # type: ignore[no-any-return]
 
 
 @contextmanager
@@ -185,9 +167,11 @@ def movie_ids(count: int, seed: int) -> list[str]:
 
 def send(handler: Handler, requests: Sequence[dict[str, Any]], per_request: int) -> int:
     """Call the handler with each request; returns how many answers were not a full 202 acceptance."""
+    from analytics_pipeline.observability import StandInContext
+
     expected = '"duplicate":false' if per_request == 1 else f'"accepted":{per_request},'
     bad = 0
-    context = Context()
+    context = StandInContext(function_name="bench")
     with quiet():
         for request in requests:
             answer = handler(request, context)

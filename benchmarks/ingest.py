@@ -17,7 +17,6 @@ from common import (
     BATCH_SIZE,
     LUA_PATH,
     SOURCE_IP,
-    Context,
     Events,
     Log,
     PrivateRedis,
@@ -85,7 +84,9 @@ def throughput(redis_url: str, mysql_url: str, size: dict[str, int], scratch: Pa
     admin = install_container(settings_env(redis_url, "bench", scratch)).redis
     admin.flushdb()
     handler = load_function("ingest")
-    context = Context()
+    from analytics_pipeline.observability import StandInContext
+
+    context = StandInContext(function_name="bench")
     # the bare loop's client: a second container's, so the same connection options as the handler's
     bare = new_container(settings_env(redis_url, "benchraw", scratch))
     bare_client, bare_store = bare.redis, bare.hot_store
