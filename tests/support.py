@@ -77,11 +77,11 @@ def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl
 def scan_state(client: Any, prefix: str) -> dict[str, Any]:
     """Every key under a prefix with its value (TTL ignored), for before/after comparisons.
 
-    The layout record (written once, by the first call that reads the keys) is left out.
+    The layout and mark format records (written once, by the first call that reads the keys) are left out.
     """
     state: dict[str, Any] = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        if key.decode() == f"{prefix}:v2:layout":
+        if key.decode() in (f"{prefix}:v2:layout", f"{prefix}:v2:marks"):
             continue
         kind = client.type(key).decode()
         if kind == "string":

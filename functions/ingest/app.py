@@ -20,7 +20,8 @@ def post_event() -> Response:
         {
             "EventsAccepted": result.status == "accepted" and not result.duplicate,
             "EventsDuplicate": result.duplicate,
-            "BotEventsIgnored": result.status == "ignored",
+            "BotEventsIgnored": result.status == "ignored" and result.reason == "bot",
+            "EventsCapped": result.reason == "capped",
             "EventsSpooled": result.spooled,
         }
     )

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from analytics_pipeline.config import Settings, check_store_pairing, load_settings, parse_server_keys
-from analytics_pipeline.errors import ConfigurationError
+from analytics_pipeline.config import (
+    MIN_DEDUPE_KEY_LENGTH,
+    Settings,
+    check_store_pairing,
+    load_settings,
+    parse_server_keys,
+)
+from analytics_pipeline.errors import ConfigurationError, HotStoreError
 from analytics_pipeline.observability import logger
 
 if TYPE_CHECKING:
@@ -56,6 +63,20 @@ def _read_secret(arn: str) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     return str(value).strip()
+
+
+class RefusingHotStore:
+    """The hot store of a configuration that cannot count (the cause named): every call refuses, so
+    ingest spools its events and the watchdog replays none of them until the cause is fixed."""
+
+    def __init__(self, cause: str) -> None:
+        self._cause = cause
+
+    def record(self, events: Any, budget: Any, now: datetime) -> Any:
+        raise HotStoreError(self._cause)
+
+    def check_writable(self) -> None:
+        raise HotStoreError(self._cause)
 
 
 class Container:
@@ -130,7 +151,23 @@ class Container:
         from analytics_pipeline.adapters.redis_keys import KeyLayout
 
         s = self.settings
-        return self._once("keys", lambda: KeyLayout(s.redis_key_prefix, s.shard_count))
+        # the dedupe key when it is a plain setting (tests, local runs); the hot store reads a secret's
+        plain = (s.dedupe_key or "").encode()
+        return self._once("keys", lambda: KeyLayout(s.redis_key_prefix, s.shard_count, dedupe_key=plain))
+
+    def dedupe_key(self) -> bytes | None:
+        """The dedupe digest's key: DEDUPE_KEY, or its secret; None when neither is set."""
+        s = self.settings
+        if s.dedupe_key:
+            return s.dedupe_key.encode()
+        if s.dedupe_key_secret_arn:
+            key = _read_secret(s.dedupe_key_secret_arn)
+            if len(key) < MIN_DEDUPE_KEY_LENGTH:
+                raise ConfigurationError(
+                    f"DEDUPE_KEY_SECRET_ARN: the secret must hold at least {MIN_DEDUPE_KEY_LENGTH} characters"
+                )
+            return key.encode()
+        return None
 
     @property
     def hot_store(self) -> HotStore:
@@ -138,8 +175,28 @@ class Container:
             from analytics_pipeline.adapters.redis_store import RedisHotStore
 
             s = self.settings
+            key = self.dedupe_key()
+            if key is None and s.in_lambda:
+                # a key derived from the code and the prefix is one any client can derive too: the
+                # events wait in the spool (answered 202) until the deployment gives the key
+                cause = "DEDUPE_KEY (or DEDUPE_KEY_SECRET_ARN) is required in AWS Lambda"
+                logger.error("configuration refused", error=cause)
+                return RefusingHotStore(cause)
+            if key is None:
+                logger.warning(
+                    "DEDUPE_KEY is unset: the dedupe digest is keyed by a value derived from"
+                    " REDIS_KEY_PREFIX (local only; anyone can derive it)"
+                )
+            keys = replace(self.keys, dedupe_key=key) if key and key != self.keys.dedupe_key else self.keys
+            previous = s.dedupe_key_previous.encode() if s.dedupe_key_previous else None
             return RedisHotStore(
-                self.redis, self.keys, s.dedupe_ttl_s, s.rate_window_s, cluster=s.redis_cluster
+                self.redis,
+                keys,
+                s.dedupe_ttl_s,
+                s.rate_window_s,
+                cluster=s.redis_cluster,
+                caps=s.caps,
+                previous_key=previous,
             )
 
         return self._once("hot_store", build)
@@ -262,6 +319,9 @@ class Container:
                 clock_skew_s=s.clock_skew_s,
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,
+                ipv6_prefix=s.rate_limit_ipv6_prefix,
+                caps=s.caps,
+                window_s=s.rate_window_s,
             )
             return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
 

@@ -68,6 +68,12 @@ _ENV: dict[str, str] = {
     "WATCHDOG_SAMPLE": "watchdog_sample",
     "WATCHDOG_SPOOL_BATCHES": "watchdog_spool_batches",
     "WATCHDOG_STUCK_AFTER_SECONDS": "watchdog_stuck_after_s",
+    # abuse limits at the ingest edge: budgets per source, caps per title and action, the keyed digest
+    "RATE_LIMIT_IPV6_PREFIX": "rate_limit_ipv6_prefix",
+    "ENTITY_CAPS": "entity_caps",
+    "DEDUPE_KEY": "dedupe_key",
+    "DEDUPE_KEY_SECRET_ARN": "dedupe_key_secret_arn",
+    "DEDUPE_KEY_PREVIOUS": "dedupe_key_previous",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
     # read by Powertools' Logger itself; checked here so that a bad value is named, not a traceback
     "POWERTOOLS_LOG_LEVEL": "log_level",
@@ -77,7 +83,37 @@ _SECRET_PAIRS = (
     ("redis_url", "redis_url_secret_arn"),
     ("mongodb_uri", "mongodb_uri_secret_arn"),
     ("mysql_url", "mysql_url_secret_arn"),
+    ("dedupe_key", "dedupe_key_secret_arn"),
 )
+
+MIN_DEDUPE_KEY_LENGTH = 16
+CAP_UNITS = {"h": 3600, "d": 86400}
+DEFAULT_ENTITY_CAPS = "view=20/h,download=20/h,favorite=3/d,watchlist=3/d,rating=3/d"
+MAX_CAP = 65535  # a cap counter's ceiling (a source's events on one title in one window)
+
+
+def parse_entity_caps(raw: str) -> dict[str, tuple[int, int]]:
+    """`view=20/h,rating=3/d` -> {action: (events, window seconds)}; `off` (or empty) -> no caps."""
+    from analytics_pipeline.vocabulary import ACTIONS
+
+    text = raw.strip()
+    if text.lower() in ("", "off", "none"):
+        return {}
+    caps: dict[str, tuple[int, int]] = {}
+    for part in text.split(","):
+        entry = part.strip()
+        match = re.fullmatch(r"([a-z]+)=(\d{1,5})/([hd])", entry)
+        if match is None:
+            raise ValueError(f"{entry!r} is not action=N/h or action=N/d (e.g. view=20/h)")
+        action, count, unit = match.group(1), int(match.group(2)), match.group(3)
+        if action not in ACTIONS:
+            raise ValueError(f"{action!r} is not an action; one of {', '.join(ACTIONS)}")
+        if action in caps:
+            raise ValueError(f"{action} is capped twice")
+        if not 1 <= count <= MAX_CAP:
+            raise ValueError(f"{action}: the cap must be 1-{MAX_CAP} events")
+        caps[action] = (count, CAP_UNITS[unit])
+    return caps
 
 
 class Settings(BaseModel):
@@ -150,6 +186,13 @@ class Settings(BaseModel):
     watchdog_spool_batches: int = Field(default=500, ge=1, le=100_000)
     watchdog_stuck_after_s: int = Field(default=300, ge=10, le=24 * 3600)
 
+    # abuse limits: an IPv6 source is its prefix; caps per source, title and action; the dedupe digest's key
+    rate_limit_ipv6_prefix: int = Field(default=64, ge=32, le=128)
+    entity_caps: str = DEFAULT_ENTITY_CAPS
+    dedupe_key: str | None = Field(default=None, min_length=MIN_DEDUPE_KEY_LENGTH, max_length=512)
+    dedupe_key_secret_arn: str | None = None
+    dedupe_key_previous: str | None = Field(default=None, min_length=MIN_DEDUPE_KEY_LENGTH, max_length=512)
+
     lambda_function_name: str | None = None
     log_level: str | None = None
 
@@ -176,6 +219,12 @@ class Settings(BaseModel):
         problem = _server_key_problem(value)
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("entity_caps")
+    @classmethod
+    def _check_entity_caps(cls, value: str) -> str:
+        parse_entity_caps(value)
         return value
 
     @field_validator("redis_url")
@@ -225,6 +274,8 @@ class Settings(BaseModel):
             for name, real in (("REDIS_URL", self.real_redis), ("MONGODB_URI", self.real_mongodb)):
                 if not real:
                     raise ValueError(f"{name} (or {name}_SECRET_ARN) is required in AWS Lambda")
+        if self.dedupe_key_previous and self.dedupe_key_previous == self.dedupe_key:
+            raise ValueError("DEDUPE_KEY_PREVIOUS must be the key before DEDUPE_KEY, not the same one")
         if self.redis_cluster and not self.real_redis:
             raise ValueError("REDIS_CLUSTER=true needs REDIS_URL: the embedded emulation is one primary")
         if self.redis_cluster and (self.redis_url or "").startswith("unix://"):
@@ -267,6 +318,11 @@ class Settings(BaseModel):
     @property
     def rate_window_s(self) -> int:
         return 60
+
+    @property
+    def caps(self) -> dict[str, tuple[int, int]]:
+        """ENTITY_CAPS parsed: action -> (events, window seconds)."""
+        return parse_entity_caps(self.entity_caps)
 
 
 def _server_key_problem(keys: tuple[str, ...]) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from analytics_pipeline.errors import (
     Unavailable,
 )
 from analytics_pipeline.errors import RateLimited as RateLimitedError
+from analytics_pipeline.limits import LocalLimits, source_subject
 from analytics_pipeline.models import CountedEvent, EventIn, validation_errors
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
@@ -60,6 +61,10 @@ class IngestPolicy:
     clock_skew_s: int
     ip_limit_per_window: int
     key_limit_per_window: int
+    ipv6_prefix: int = 64  # an IPv6 source's budget is its prefix's
+    # action -> (events, window s) one source counts at most per entity (ENTITY_CAPS)
+    caps: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    window_s: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,8 @@ class IngestService:
         self._server_keys = server_keys
         self._context = {"domains": policy.domains}
         self._skew = timedelta(seconds=policy.clock_skew_s)
+        # the budgets and caps that hold, per process, while events are spooled
+        self._local = LocalLimits(policy.caps, policy.window_s)
 
     # --- public use cases ---------------------------------------------------------------------
 
@@ -117,10 +124,12 @@ class IngestService:
         if caller.is_bot:
             return EventResult(status="ignored", reason="bot")
         now = self._clock()
-        event = self._validate(data, now)
+        event = self._validate(data, now, caller.budget.trusted)
         if isinstance(event, list):
             raise InvalidRequest(event)
-        counted, spooled = self._count([event], caller.budget, now)
+        counted, capped, spooled = self._count([event], caller.budget, now)
+        if capped[0]:
+            return EventResult(status="ignored", reason="capped")
         return EventResult(status="accepted", duplicate=not counted[0], spooled=spooled)
 
     def ingest_batch(self, request: IngestRequest) -> BatchResult:
@@ -136,20 +145,22 @@ class IngestService:
             if not isinstance(item, dict):
                 rejected.append((index, [FieldError(None, "event must be a JSON object")]))
                 continue
-            outcome = self._validate(item, now)
+            outcome = self._validate(item, now, caller.budget.trusted)
             if isinstance(outcome, list):
                 rejected.append((index, outcome))
             else:
                 valid.append(outcome)
         if not valid:
             return BatchResult(rejected=rejected)
-        counted, spooled = self._count(valid, caller.budget, now)
+        counted, capped, spooled = self._count(valid, caller.budget, now)
         accepted = sum(counted)
+        ignored = sum(capped)
         return BatchResult(
             accepted=accepted,
-            duplicates=len(counted) - accepted,
+            duplicates=len(counted) - accepted - ignored,
+            ignored=ignored,
             rejected=rejected,
-            spooled=len(valid) if spooled else 0,
+            spooled=accepted if spooled else 0,
         )
 
     # --- the checks, in the contract's order ----------------------------------------------------
@@ -157,7 +168,10 @@ class IngestService:
     def _identify(self, caller: Caller) -> _Judged:
         if caller.bearer is None:
             return _Judged(
-                budget=Budget(f"ip:{caller.source_ip}", self._policy.ip_limit_per_window),
+                budget=Budget(
+                    source_subject(caller.source_ip, self._policy.ipv6_prefix),
+                    self._policy.ip_limit_per_window,
+                ),
                 is_bot=self._bots.is_bot(caller.user_agent),
             )
         key = self._match_server_key(caller.bearer)
@@ -165,7 +179,7 @@ class IngestService:
             raise Unauthorized("invalid server key")
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         return _Judged(
-            budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window),
+            budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window, trusted=True),
             # a trusted backend that forwards no agent is not judged
             is_bot=caller.client_user_agent is not None and self._bots.is_bot(caller.client_user_agent),
         )
@@ -200,7 +214,9 @@ class IngestService:
             )
         return events
 
-    def _validate(self, data: dict[str, Any], now: datetime) -> CountedEvent | list[FieldError]:
+    def _validate(
+        self, data: dict[str, Any], now: datetime, trusted: bool = False
+    ) -> CountedEvent | list[FieldError]:
         try:
             event = EventIn.model_validate(data, context=self._context)
         except ValidationError as exc:
@@ -215,23 +231,39 @@ class IngestService:
             entity_id=event.entity_id,
             day=f"{occurred.year:04d}-{occurred.month:02d}-{occurred.day:02d}",
             increments=event.increments(),
+            trusted=trusted,
         )
 
-    def _count(self, events: list[CountedEvent], budget: Budget, now: datetime) -> tuple[list[bool], bool]:
-        """(counted flags, spooled). Raises RateLimited, or Unavailable when nothing could keep them."""
+    def _count(
+        self, events: list[CountedEvent], budget: Budget, now: datetime
+    ) -> tuple[list[bool], list[bool], bool]:
+        """(counted flags, capped flags, spooled). Raises RateLimited, or Unavailable when nothing could
+        keep them. A capped event is neither counted nor spooled."""
         try:
             outcome = self._store.record(events, budget, now)
         except (HotStoreUnavailable, HotStoreError) as exc:
-            logger.warning("hot store failed, spooling", error=str(exc), events=len(events))
-            try:
-                self._spool.put(events)
-            except SpoolUnavailable as spool_exc:
-                logger.error("spool failed", error=str(spool_exc), events=len(events))
-                raise Unavailable("events could not be made durable") from spool_exc
-            return [True] * len(events), True
+            return self._spool_events(events, budget, now, exc)
         if outcome.retry_after_s is not None:
             raise RateLimitedError(outcome.retry_after_s)
-        return list(outcome.counted), False
+        capped = list(outcome.capped) if outcome.capped else [False] * len(events)
+        return list(outcome.counted), capped, False
+
+    def _spool_events(
+        self, events: list[CountedEvent], budget: Budget, now: datetime, exc: Exception
+    ) -> tuple[list[bool], list[bool], bool]:
+        """The spool path: this process's own budget and caps, then the spool."""
+        retry_after, capped = self._local.admit(events, budget, now)
+        if retry_after is not None:
+            raise RateLimitedError(retry_after)
+        keep = [e for e, c in zip(events, capped, strict=True) if not c]
+        logger.warning("hot store failed, spooling", error=str(exc), events=len(keep))
+        if keep:
+            try:
+                self._spool.put(keep)
+            except SpoolUnavailable as spool_exc:
+                logger.error("spool failed", error=str(spool_exc), events=len(keep))
+                raise Unavailable("events could not be made durable") from spool_exc
+        return [not c for c in capped], capped, True
 
 
 REPLAY_CHUNK = 10  # batches taken from the spool at a time (one SQS receive)

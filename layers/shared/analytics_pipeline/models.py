@@ -110,9 +110,11 @@ class CountedEvent(NamedTuple):
     entity_id: str
     day: str  # YYYY-MM-DD, UTC
     increments: tuple[tuple[str, int], ...]
+    # sent by a trusted backend (a server key): its event ids are deduplicated apart from browsers'
+    trusted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "event_id": self.event_id,
             "domain": self.domain,
             "entity_type": self.entity_type,
@@ -120,6 +122,9 @@ class CountedEvent(NamedTuple):
             "day": self.day,
             "increments": [list(pair) for pair in self.increments],
         }
+        if self.trusted:
+            data["trusted"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CountedEvent:
@@ -130,6 +135,7 @@ class CountedEvent(NamedTuple):
             entity_id=str(data["entity_id"]),
             day=str(data["day"]),
             increments=tuple((str(field), int(amount)) for field, amount in data["increments"]),
+            trusted=data.get("trusted") is True,
         )
 
 

@@ -19,6 +19,8 @@ class Budget:
 
     subject: str
     limit: int
+    # a trusted backend (a server key): its events are not capped per source
+    trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,7 @@ class RecordOutcome:
 
     counted: tuple[bool, ...] = ()
     retry_after_s: int | None = None  # set when the budget refused the whole list
+    capped: tuple[bool, ...] = ()  # `capped[i]`: over its source's cap, neither counted nor marked (or ())
 
 
 class HotStore(Protocol):

@@ -26,14 +26,27 @@ come from one sequence and the MongoDB guard (`flush_seq` per document) stays as
     {p}:v2:{tag}:lastflush                          string  ms when a batch of the shard last finished
     {p}:v2:{tag}:recent                             zset    recently flushed entities (watchdog sample)
 
-Dedupe marks: an event id's 128-bit BLAKE2b digest picks a bucket (32 bits, mod the buckets per
-shard) and keeps 64 bits as the mark; with several shards, 32 more bits pick the shard of its id
-record (ids.lua), which makes an id reused for another entity a duplicate as on one shard. A mark
-goes into generation `gen = floor(received_s / G)` with G = DEDUPE_TTL_SECONDS / 2; a lookup reads
-generations gen, gen+1 (a container whose clock is behind, at a boundary), gen-1 and gen-2, and a
-generation's keys expire when gen+2 ends, so a mark is found for at least DEDUPE_TTL_SECONDS and at
-most 1.5x that. Nothing depends on occurred_at: a retry meets its own mark whatever day the event
-counts on.
+Dedupe marks: an event id's 128-bit BLAKE2b digest, keyed by the deployment's DEDUPE_KEY and taken
+over the id's namespace (a trusted backend's ids and browsers' ids are told apart) and the id, picks
+a bucket (32 bits, mod the buckets per shard) and keeps 56 bits as the mark. A bucket's marks of
+every generation live in one string, 8-byte records end to end: the generation (mod 256) in one
+byte, then the mark. A mark goes into generation `gen = floor(received_s / G)` with
+G = DEDUPE_TTL_SECONDS / 2; a lookup accepts records of generations gen, gen+1 (a container whose
+clock is behind, at a boundary), gen-1 and gen-2, so a mark is found for at least
+DEDUPE_TTL_SECONDS and at most 1.5x that; a write drops the stale records at the string's head and
+gives the string the TTL of the current generation's marks. With several shards, 32 more bits pick
+the shard of its id record (ids.lua), which makes an id reused for another entity a duplicate as on
+one shard. Nothing depends on occurred_at: a retry meets its own mark whatever day the event counts
+on. Without a key (a local run), the digest is keyed by a value derived from the prefix: said in the
+log. The strings of the earlier format (`d:{gen}:{bucket}`, `i:{gen}:{bucket}`, unkeyed 64-bit
+marks) are read for one dedupe window after this format began, then expire on their own.
+
+    {p}:v2:marks                                    hash    when the mark format (and each key) began
+    {p}:v2:{tag}:m:{bucket}                         string  dedupe marks: (generation, mark) records
+    {p}:v2:{tag}:n:{bucket}                         string  several shards only: id records
+                                                            (generation, mark, entity digest)
+    {p}:v2:{tag}:k:{subject}:{unit}{n}              hash    caps: events counted per entity and
+                                                            action for one source in one hour/day
 
 The v1 layout (`{p}:v1:…`, one primary, no shards) is read while it drains: `legacy()` names it the
 same way as a shard (`{p}:v1:dirty`, `{p}:v1:c:{member}`, …, marks `{p}:v1:e:{event_id}`).
@@ -59,8 +72,28 @@ GENERATIONS = 3  # generations a mark is kept for: its own and the two after it
 LOOKUP = (0, 1, -1, -2)  # generations a lookup reads, relative to the current one (written: the first)
 
 
+MARK_BYTES = 7  # bytes of an event id's digest kept as its mark
+RECORD_BYTES = 8  # a mark string's record: generation (mod 256) and mark
+ID_RECORD_BYTES = 12  # an id record: generation, mark, entity digest
+# A mark string never grows past this: ingest refuses (and the request is spooled) rather than make
+# every event of the bucket read a longer one. 32,768 records: at 4,096 buckets, ~90 M events a day.
+MAX_MARK_STRING = 256 * 1024
+TRUSTED, BROWSER = b"k\x00", b"b\x00"  # namespaces of event ids: trusted backends', browsers'
+
+
 def _digest(text: str, size: int) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=size).digest()
+
+
+def derived_dedupe_key(prefix: str) -> bytes:
+    """The key of a run without DEDUPE_KEY (anl demo/serve, tests): fixed per prefix, not secret."""
+    return hashlib.blake2b(f"anl-local-dedupe-key:{prefix}".encode(), digest_size=32).digest()
+
+
+def keyed_digest(key: bytes, event_id: str, trusted: bool) -> bytes:
+    """The 16-byte keyed digest of an event id in its namespace."""
+    namespace = TRUSTED if trusted else BROWSER
+    return hashlib.blake2b(namespace + event_id.encode("utf-8"), digest_size=16, key=key[:64]).digest()
 
 
 def entity_of(member: str) -> str:
@@ -111,6 +144,15 @@ class ShardKeys:
     def ids(self, generation: int, bucket: int) -> str:
         return f"{self.root}:i:{generation}:{bucket}"
 
+    def mark_string(self, bucket: int) -> str:
+        return f"{self.root}:m:{bucket}"
+
+    def id_string(self, bucket: int) -> str:
+        return f"{self.root}:n:{bucket}"
+
+    def caps(self, subject: str, window: str) -> str:
+        return f"{self.root}:k:{subject}:{window}"
+
     def legacy_mark(self, event_id: str) -> str:
         return f"{self.root}:e:{event_id}"
 
@@ -133,6 +175,8 @@ def _tag(shard: int, shards: int) -> str:
 class KeyLayout:
     prefix: str = "anl"
     shards: int = 1
+    # the dedupe digest's key (DEDUPE_KEY); empty: derived from the prefix (local runs)
+    dedupe_key: bytes = field(default=b"", compare=False, repr=False)
     _tags: dict[int, ShardKeys] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -213,8 +257,22 @@ class KeyLayout:
         """The dirty set of shard 0: the only one on a one-shard layout."""
         return self.shard(0).dirty
 
-    def mark_digest(self, event_id: str) -> tuple[int, bytes]:
-        """(bucket, 64-bit mark) of an event id."""
+    @property
+    def marks_record(self) -> str:
+        """When the mark format (and each dedupe key) was first used: the hash `{p}:v2:marks`."""
+        return f"{self.root}:marks"
+
+    @cached_property
+    def digest_key(self) -> bytes:
+        return self.dedupe_key or derived_dedupe_key(self.prefix)
+
+    def mark_digest(self, event_id: str, trusted: bool = False) -> tuple[int, bytes]:
+        """(bucket, 56-bit mark) of an event id under the deployment's key."""
+        digest = keyed_digest(self.digest_key, event_id, trusted)
+        return int.from_bytes(digest[8:12], "big") % self.buckets, digest[:MARK_BYTES]
+
+    def unkeyed_mark_digest(self, event_id: str) -> tuple[int, bytes]:
+        """(bucket, 64-bit mark) of the earlier format (unkeyed, one namespace), read while it expires."""
         digest = _digest(event_id, 16)
         return int.from_bytes(digest[8:12], "big") % self.buckets, digest[:8]
 
@@ -224,9 +282,9 @@ class KeyLayout:
         less memory on keys)."""
         return max(8, self.buckets // 2)
 
-    def id_shard_of(self, event_id: str) -> int:
+    def id_shard_of(self, event_id: str, trusted: bool = False) -> int:
         """The shard that records which entity an event id belongs to (several shards only)."""
-        return int.from_bytes(_digest(event_id, 16)[12:16], "big") % self.shards
+        return int.from_bytes(keyed_digest(self.digest_key, event_id, trusted)[12:16], "big") % self.shards
 
     @staticmethod
     def entity_digest(entity: str) -> bytes:
@@ -237,8 +295,11 @@ class KeyLayout:
     def generation(now_s: float, dedupe_ttl_s: int) -> int:
         return int(now_s // (dedupe_ttl_s // 2))
 
-    def mark_location(self, event_id: str, entity: str, now_s: float, dedupe_ttl_s: int) -> tuple[str, bytes]:
-        """(mark string of the current generation, 8-byte mark) where ingest marks an event now."""
-        bucket, mark = self.mark_digest(event_id)
+    def mark_location(
+        self, event_id: str, entity: str, now_s: float, dedupe_ttl_s: int, trusted: bool = False
+    ) -> tuple[str, bytes]:
+        """(mark string, 8-byte record) where ingest marks an event now."""
+        bucket, mark = self.mark_digest(event_id, trusted)
         shard = self.shard(self.shard_of(entity))
-        return shard.marks(self.generation(now_s, dedupe_ttl_s), bucket), mark
+        generation = self.generation(now_s, dedupe_ttl_s) % 256
+        return shard.mark_string(bucket), bytes([generation]) + mark

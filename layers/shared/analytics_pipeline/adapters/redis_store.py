@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
@@ -14,7 +16,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_keys import (
+    GENERATIONS,
+    LOOKUP,
+    MARK_BYTES,
+    KeyLayout,
+    ShardKeys,
+    keyed_digest,
+)
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
@@ -107,6 +116,11 @@ class LayoutRecord:
         self._load(now_s)
         return self._legacy
 
+    def since_s(self, now_s: float) -> float:
+        """When the layout began (its record's `since`)."""
+        self._load(now_s)
+        return self._since_s
+
     def legacy_marks_until_s(self, now_s: float) -> float:
         """Until when ingest must also read v1 dedupe marks (0: never)."""
         self._load(now_s)
@@ -117,15 +131,101 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+# action codes of ingest.lua, from an event's first increment (a spooled event carries no action)
+ACTION_CODE = {"views": 1, "downloads": 2, "favorites": 3, "watchlists": 4, "ratings_count": 5}
+CODE_ACTION = {1: "view", 2: "download", 3: "favorite", 4: "watchlist", 5: "rating"}
+_RECORD = struct.Struct(">7sHHB")
+_PREVIOUS = struct.Struct(">7sH")
+_V1 = struct.Struct(">H")
+_OLD = struct.Struct(">8sH")
+_ID_RECORD = struct.Struct(">7s4sH")
+_CAP_SPEC = struct.Struct(">HB3s")
+OLD_FORMAT_AFTER_MS = 5_000  # a layout record this much older than the mark format: earlier marks may exist
+
+
+class _Declared:
+    """A script call's KEYS, each named once; calling it gives a name's (1-based) index."""
+
+    def __init__(self, first: list[Any] | None = None) -> None:
+        self.names: list[Any] = list(first or [])
+        self._index: dict[str, int] = {}
+
+    def __call__(self, name: str, *more: str) -> int:
+        found = self._index.get(name)
+        if found is None:
+            found = self._index[name] = len(self.names) + 1
+            self.names.append(name)
+            self.names.extend(more)
+        return found
+
+
+def action_code(increments: tuple[tuple[str, int], ...]) -> int:
+    """ingest.lua's byte for an event's increments: action code * 8 + value (the rating, else 1)."""
+    code = ACTION_CODE[increments[0][0]]
+    value = dict(increments).get("ratings_sum", 1) if code == 5 else 1
+    return code * 8 + value
+
+
+class MarkFormat:
+    """When this mark format, and each dedupe key, began: until when the earlier ones are read.
+
+    `{p}:v2:marks` holds `since` (the format's first use), `old` (1 when a layout was there before:
+    unkeyed marks of the earlier format may exist) and `key:<fingerprint>` (a key's first use). A
+    mark lives at most 1.5 dedupe windows, so a lookup under the earlier format or the previous key
+    is needed until 1.5 windows after the successor began; read once per container.
+    """
+
+    def __init__(self, client: Any, keys: KeyLayout, layout: LayoutRecord, dedupe_ttl_s: int) -> None:
+        self._client = client
+        self._keys = keys
+        self._layout = layout
+        self._life_s = dedupe_ttl_s * 3 // 2
+        self._loaded = False
+        self.old_until_s = 0.0
+        self.key_since_s = 0.0
+
+    def load(self, now_s: float) -> None:
+        if self._loaded:
+            return
+        keys = self._keys
+        now_ms = int(now_s * 1000)
+        fingerprint = "key:" + hashlib.sha256(keys.digest_key).hexdigest()[:16]
+        layout_since_ms = int(self._layout.since_s(now_s) * 1000)
+        old = int(now_ms - layout_since_ms > OLD_FORMAT_AFTER_MS)
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hsetnx(keys.marks_record, "since", now_ms)
+            pipe.hsetnx(keys.marks_record, "old", old)
+            pipe.hsetnx(keys.marks_record, fingerprint, now_ms)
+            pipe.hgetall(keys.marks_record)
+            record = {_text(k): _text(v) for k, v in pipe.execute()[-1].items()}
+        except OutOfMemoryError:  # a full node: assume the worst (read the earlier marks), record it later
+            record = {"since": str(now_ms), "old": "1", fingerprint: str(now_ms)}
+            self._loaded = False
+        else:
+            self._loaded = True
+        since_s = int(record.get("since", now_ms)) / 1000
+        self.old_until_s = since_s + self._life_s if record.get("old") == "1" else 0.0
+        self.key_since_s = int(record.get(fingerprint, now_ms)) / 1000
+
+    def previous_until_s(self) -> float:
+        return self.key_since_s + self._life_s
+
+
 class RedisHotStore:
     """Counts events with one EVALSHA per shard the events touch, pipelined (reloaded on NOSCRIPT).
 
     The budget: on one primary with one shard it is checked inside ingest.lua, atomically with the
-    counts. When a request spans shards (a cluster), budget.lua reserves it first, in its own slot,
-    and each shard's ingest.lua then runs without it: a refused budget writes nothing, and a
-    failure after the reservation leaves the budget charged (never a count wrong). A shard call that
-    fails raises, and the use case spools the whole request: the shards that had counted meet their
-    own marks when the spool is replayed, so no event is lost or counted twice.
+    caps and the counts. When a request spans shards (a cluster), budget.lua reserves it first, in
+    its own slot, and each shard's ingest.lua then checks the caps and counts without it: a refused
+    budget writes nothing, and a failure after the reservation leaves the budget charged (never a
+    count wrong). A shard call that fails raises, and the use case spools the whole request: the
+    shards that had counted meet their own marks when the spool is replayed, so no event is lost or
+    counted twice.
+
+    Each call's events travel as one packed argument (ingest.lua says its format); the keys are
+    declared, each once: the bucket's mark string, the entity-day's counter hash (whose name gives
+    the dirty member), the caller's cap hashes.
     """
 
     def __init__(
@@ -136,6 +236,8 @@ class RedisHotStore:
         window_s: int = 60,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
+        caps: Mapping[str, tuple[int, int]] | None = None,
+        previous_key: bytes | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -143,11 +245,15 @@ class RedisHotStore:
         self._window_s = window_s
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster, dedupe_ttl_s)
+        self._format = MarkFormat(client, keys, self._layout, dedupe_ttl_s)
+        self._caps = dict(caps or {})
+        self._previous = (
+            KeyLayout(keys.prefix, keys.shards, dedupe_key=previous_key) if previous_key else None
+        )
         self._ingest = client.register_script(load_lua("ingest.lua"))
         self._budget = client.register_script(load_lua("budget.lua"))
         self._ids = client.register_script(load_lua("ids.lua"))
-        # increments as the script reads them ("views=1", "ratings_count=1,ratings_sum=4"): few distinct
-        self._encoded: dict[tuple[tuple[str, int], ...], str] = {}
+        self._codes: dict[tuple[tuple[str, int], ...], int] = {}
 
     def record(self, events: Sequence[CountedEvent], budget: Budget | None, now: datetime) -> RecordOutcome:
         keys = self._keys
@@ -156,6 +262,7 @@ class RedisHotStore:
         left_s = max(1, math.ceil((window + 1) * self._window_s - now_s))
         try:
             legacy_marks = self._layout.legacy_marks_until_s(now_s) > now_s
+            self._format.load(now_s)
             by_shard: dict[int, list[int]] = {}
             for index, event in enumerate(events):
                 entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
@@ -169,11 +276,12 @@ class RedisHotStore:
                 )
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
-            counted = [False] * len(events)
+            flags = ["0"] * len(events)
             if keys.shards > 1:  # an id reused for another entity is a duplicate, as on one shard
                 fresh = self._check_ids(events, now_s)
                 by_shard = {k: [i for i in v if fresh[i]] for k, v in by_shard.items()}
                 by_shard = {k: v for k, v in by_shard.items() if v}
+            capped_subject = budget.subject if budget is not None and not budget.trusted else None
             calls = [
                 self._shard_call(
                     keys.shard(shard),
@@ -183,21 +291,23 @@ class RedisHotStore:
                     window,
                     left_s,
                     legacy_marks,
+                    capped_subject,
                 )
                 for shard, indexes in by_shard.items()
             ]
             for indexes, reply in zip(by_shard.values(), self._run(calls) if calls else [], strict=True):
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
-                for i, flag in zip(indexes, reply[1:], strict=True):
-                    counted[i] = flag == 1
+                for i, flag in zip(indexes, _text(reply[1]), strict=True):
+                    flags[i] = flag
         except OutOfMemoryError as exc:  # refused at its first write: nothing was written by that call
             raise translate(exc) from exc
         except ResponseError as exc:
             raise HotStoreError(f"ingest script failed: {exc}") from exc
         except RedisError as exc:
             raise translate(exc) from exc
-        return RecordOutcome(counted=tuple(counted))
+        capped = tuple(f == "2" for f in flags) if capped_subject is not None else ()
+        return RecordOutcome(counted=tuple(f == "1" for f in flags), capped=capped)
 
     def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """The shards' ingest.lua calls."""
@@ -220,36 +330,45 @@ class RedisHotStore:
                 raise reply
         return replies
 
+    def _timing(self, now_s: float) -> tuple[int, int]:
+        """(generation, seconds a string written now is kept: until generation gen+2 ends)."""
+        generation = self._keys.generation(now_s, self._dedupe_ttl_s)
+        span = self._dedupe_ttl_s // 2
+        return generation, max(1, math.ceil((generation + GENERATIONS) * span - now_s))
+
     def _check_ids(self, events: Sequence[CountedEvent], now_s: float) -> list[bool]:
         """ids.lua in each shard that the events' ids belong to: False for an id seen with another entity."""
         keys = self._keys
-        generation = keys.generation(now_s, self._dedupe_ttl_s)
-        span = self._dedupe_ttl_s // 2
-        ttl = max(1, math.ceil((generation + GENERATIONS) * span - now_s))
+        generation, ttl = self._timing(now_s)
+        old = self._format.old_until_s > now_s
         by_shard: dict[int, list[int]] = {}
+        digests = []
         for index, event in enumerate(events):
-            by_shard.setdefault(keys.id_shard_of(event.event_id), []).append(index)
+            digest = keyed_digest(keys.digest_key, event.event_id, event.trusted)
+            digests.append(digest)
+            by_shard.setdefault(int.from_bytes(digest[12:16], "big") % keys.shards, []).append(index)
         calls = []
         for shard, indexes in by_shard.items():
             shard_keys = keys.shard(shard)
-            script_keys: list[Any] = []
-            where: dict[int, int] = {}
-            args: list[Any] = [ttl]
+            key_index = _Declared()
+            packed = bytearray()
             for i in indexes:
-                event = events[i]
-                bucket, mark = keys.mark_digest(event.event_id)
-                bucket %= keys.id_buckets
-                at = where.get(bucket)
-                if at is None:
-                    at = where[bucket] = len(script_keys) + 1
-                    script_keys.extend(shard_keys.ids(generation + g, bucket) for g in LOOKUP)
-                entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
-                args.extend((mark, keys.entity_digest(entity), at))
-            calls.append((script_keys, args))
+                event, digest = events[i], digests[i]
+                bucket = int.from_bytes(digest[8:12], "big") % keys.buckets % keys.id_buckets
+                entity = keys.entity_digest(f"{event.domain}:{event.entity_type}:{event.entity_id}")
+                packed += _ID_RECORD.pack(
+                    digest[:MARK_BYTES], entity, key_index(shard_keys.id_string(bucket))
+                )
+                if old:
+                    old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
+                    old_bucket %= keys.id_buckets
+                    first = key_index(*(shard_keys.ids(generation + g, old_bucket) for g in LOOKUP))
+                    packed += _OLD.pack(old_mark, first)
+            calls.append((key_index.names, [ttl, generation % 256, "o" if old else "", bytes(packed)]))
         fresh = [True] * len(events)
         for indexes, reply in zip(by_shard.values(), self._pipelined(self._ids, calls), strict=True):
-            for i, flag in zip(indexes, reply, strict=True):
-                fresh[i] = flag == 1
+            for i, flag in zip(indexes, _text(reply), strict=True):
+                fresh[i] = flag == "1"
         return fresh
 
     def _shard_call(
@@ -261,48 +380,76 @@ class RedisHotStore:
         window: int,
         left_s: int,
         legacy_marks: bool,
+        capped_subject: str | None = None,
     ) -> tuple[list[Any], list[Any]]:
         """KEYS and ARGV of one shard's ingest.lua call."""
         keys = self._keys
-        ttl = self._dedupe_ttl_s
-        generation = keys.generation(now_s, ttl)
-        span = ttl // 2
-        mark_ttl = max(1, math.ceil((generation + GENERATIONS) * span - now_s))
-        script_keys: list[Any] = [shard.dirty, keys.rate(budget.subject, window) if budget else shard.dirty]
-        index: dict[str, int] = {}
-
-        def key_index(name: str, *more: str) -> int:
-            found = index.get(name)
-            if found is None:
-                found = index[name] = len(script_keys) + 1
-                script_keys.append(name)
-                script_keys.extend(more)
-            return found
-
+        generation, mark_ttl = self._timing(now_s)
+        key_index = _Declared([shard.dirty, keys.rate(budget.subject, window) if budget else shard.dirty])
+        codes = self._codes
+        for event in events:
+            if event.increments not in codes:
+                codes[event.increments] = action_code(event.increments)
+        caps_spec = b""
+        if capped_subject is not None and self._caps:
+            present = {codes[event.increments] // 8 for event in events}
+            spec = bytearray()
+            for code in range(1, 6):
+                cap = self._caps.get(CODE_ACTION[code])
+                if cap is None or code not in present:
+                    spec += _CAP_SPEC.pack(0, 0, b"\0\0\0")
+                    continue
+                limit, span_s = cap
+                n = math.floor(now_s / span_s)
+                name = shard.caps(capped_subject, f"{'h' if span_s == 3600 else 'd'}{n}")
+                ttl = max(1, math.ceil((n + 1) * span_s - now_s)) + 60
+                spec += _CAP_SPEC.pack(limit, key_index(name), ttl.to_bytes(3, "big"))
+            caps_spec = bytes(spec)
+        previous = self._previous if self._previous and self._format.previous_until_s() > now_s else None
+        old = self._format.old_until_s > now_s
+        options = ("c" if caps_spec else "") + ("p" if previous else "") + ("l" if legacy_marks else "")
+        options += "o" if old else ""
+        buckets = keys.buckets
+        digest_key = keys.digest_key
+        counter_root = f"{shard.root}:c:"
+        packed = bytearray()
+        for event in events:
+            digest = keyed_digest(digest_key, event.event_id, event.trusted)
+            bucket = int.from_bytes(digest[8:12], "big") % buckets
+            code = codes[event.increments]
+            entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+            packed += _RECORD.pack(
+                digest[:MARK_BYTES],
+                key_index(shard.mark_string(bucket)),
+                key_index(f"{counter_root}{entity}:{event.day}"),
+                code,
+            )
+            if caps_spec:
+                packed += keys.entity_digest(entity)
+            if previous is not None:
+                p_bucket, p_mark = previous.mark_digest(event.event_id, event.trusted)
+                packed += _PREVIOUS.pack(p_mark, key_index(shard.mark_string(p_bucket)))
+            if legacy_marks:
+                packed += _V1.pack(key_index(keys.legacy.legacy_mark(event.event_id)))
+            if old:
+                old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
+                first = key_index(*(shard.marks(generation + g, old_bucket) for g in LOOKUP))
+                packed += _OLD.pack(old_mark, first)
+        script_keys = key_index.names
+        if len(script_keys) > 65535:
+            raise HotStoreError("too many keys for one ingest call")
         args: list[Any] = [
             int(now_s * 1000),
             budget.limit if budget else 0,
             self._window_s * 2,
             left_s,
             mark_ttl,
-            len(events),
+            generation % 256,
+            caps_spec,
+            options,
+            len(counter_root),
+            bytes(packed),
         ]
-        encode = self._encoded
-        for event in events:
-            bucket, mark = keys.mark_digest(event.event_id)
-            marks = key_index(
-                shard.marks(generation, bucket),
-                *(shard.marks(generation + g, bucket) for g in LOOKUP[1:]),
-            )
-            member = keys.member(event.domain, event.entity_type, event.entity_id, event.day)
-            counter = key_index(shard.counter(member))
-            legacy = key_index(keys.legacy.legacy_mark(event.event_id)) if legacy_marks else 0
-            increments = encode.get(event.increments)
-            if increments is None:
-                increments = encode.setdefault(
-                    event.increments, ",".join(f"{f}={a}" for f, a in event.increments)
-                )
-            args.extend((mark, marks, counter, member, increments, legacy))
         return script_keys, args
 
     def check_writable(self) -> None:

@@ -1,78 +1,172 @@
--- ingest.lua: check a budget, then dedupe and count a list of events of ONE shard, in one atomic step.
+-- ingest.lua: check a budget, then each event's cap, then dedupe and count the events of ONE shard,
+-- in one atomic step.
 --
 -- Every key is declared, and all of them carry the shard's hash tag (one cluster slot), except
 -- KEYS[2] and the v1 marks, which are only passed on one primary (no slots there).
 --
 -- KEYS[1]   the shard's dirty zset (member: domain:type:id:day, score: ms when first marked dirty)
 -- KEYS[2]   rate-limit counter of the caller for the current window; KEYS[1] again when ARGV[2] = 0
--- KEYS[3..] the dedupe mark strings (per bucket: generation gen, gen+1, gen-1, gen-2, in that
---           order; gen+1 catches a retry that a container whose clock is just behind receives at a
---           generation boundary), the counter hashes, and on one primary while v1 drains the v1
---           marks (<p>:v1:e:<event_id>)
+-- KEYS[3..] named by index from ARGV: the caller's cap hashes, the mark strings (one per bucket,
+--           every generation's marks in it), the counter hashes (<shard root>:c:<dirty member>),
+--           and while an earlier format expires, its marks (v1: <p>:v1:e:<event_id>; the unkeyed
+--           strings d:<gen>:<bucket>, four consecutive keys per bucket: gen, gen+1, gen-1, gen-2)
 -- ARGV[1]   now, in ms
 -- ARGV[2]   budget: events allowed in the window (0 = no budget check: a cluster reserves the
 --           budget in budget.lua first; spool replay)
 -- ARGV[3]   ttl of the rate-limit key, in s
 -- ARGV[4]   seconds until the window ends (the Retry-After when refused)
--- ARGV[5]   ttl of a mark string of the current generation, in s (until generation gen+2 ends)
--- ARGV[6]   number of events n
--- ARGV[7..] per event, six arguments: its 8-byte mark, the KEYS index of its bucket's current
---           generation, the KEYS index of its counter hash, its dirty member, its increments as
---           "field=n[,field=n]", the KEYS index of its v1 mark (0: none)
+-- ARGV[5]   ttl of a mark string written now, in s (until generation gen+2 ends)
+-- ARGV[6]   the current generation mod 256
+-- ARGV[7]   caps, 6 bytes per action code 1..5 (view, download, favorite, watchlist, rating): the
+--           cap (2 bytes, 0 = none), the KEYS index of the caller's cap hash for its window (1 byte),
+--           the hash's ttl in s (3 bytes); empty: no caps (a trusted backend, a spool replay)
+-- ARGV[8]   what each event's record carries besides its fixed part: letters of "cplo" (below)
+-- ARGV[9]   length of "<shard root>:c:", the prefix of every counter hash's name
+-- ARGV[10]  the events, packed end to end, one record each (big-endian integers):
+--             7 bytes  the id's mark (its keyed digest)
+--             2 bytes  KEYS index of its bucket's mark string
+--             2 bytes  KEYS index of its counter hash
+--             1 byte   action code * 8 + value (the rating; 1 otherwise)
+--           c 4 bytes  its entity's digest (the field of its cap counter, with the action code)
+--           p 9 bytes  its mark and mark string's KEYS index under the previous dedupe key
+--           l 2 bytes  KEYS index of its v1 mark
+--           o 10 bytes its unkeyed 8-byte mark and the KEYS index of its bucket's first d: string
 --
--- Returns {0, retry_after} when the budget cannot take all n events (nothing is written), otherwise
--- {1, c1, ..., cn} where ci = 1 if event i was counted and 0 if it was a duplicate.
+-- Returns {0, retry_after} when the budget cannot take all the events (nothing is written),
+-- otherwise {1, flags}: one character per event, "1" counted, "0" a duplicate, "2" over its cap
+-- (neither counted nor marked).
 --
--- A mark string holds 8-byte marks end to end; a mark is present when it occurs at an offset that
--- is a multiple of 8 (an unaligned match straddles two marks and does not count). A string that
--- grew is written back once, whole, by SET: its allocation fits it (APPEND leaves room to grow).
+-- A mark string holds 8-byte records end to end: the generation (mod 256), then the 7-byte mark. A
+-- mark is found at an offset that is a multiple of 8 (an unaligned match straddles two records),
+-- in a record of generation gen-2 .. gen+1. A string that grew is written back once, whole, by SET
+-- (its allocation fits it, APPEND would leave room to grow), without the stale records at its head.
 --
 -- Invariant: an event is marked seen if and only if its increments and its dirty mark are written.
 -- Redis does not roll back a script that fails half-way, so every check that could fail a write
--- (a key of the wrong type) runs before the first write: a failing script writes nothing.
+-- (a key of the wrong type, a mark string at its bound) runs before the first write.
+
+local MAX_STRING = 262144 -- bytes a mark string may reach (redis_keys.MAX_MARK_STRING)
+local COUNTER = {'views', 'downloads', 'favorites', 'watchlists'}
 
 local budget = tonumber(ARGV[2])
-local n = tonumber(ARGV[6])
+local gen = tonumber(ARGV[6])
+local options = ARGV[8]
+local root_len = tonumber(ARGV[9])
+local packed = ARGV[10]
+local has_cap = string.find(options, 'c', 1, true) ~= nil
+local has_prev = string.find(options, 'p', 1, true) ~= nil
+local has_v1 = string.find(options, 'l', 1, true) ~= nil
+local has_old = string.find(options, 'o', 1, true) ~= nil
+local size = 12 + (has_cap and 4 or 0) + (has_prev and 9 or 0) + (has_v1 and 2 or 0) + (has_old and 10 or 0)
+local n = #packed / size
+local byte, sub, find = string.byte, string.sub, string.find
+
+local function u16(at)
+  local a, b = byte(packed, at, at + 1)
+  return a * 256 + b
+end
 
 local function expect(key, wanted)
   local t = redis.call('TYPE', key)['ok']
   if t ~= 'none' and t ~= wanted then
     return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', expected ' .. wanted)
   end
+  return t
+end
+
+-- the caps: action code -> {cap, KEYS index, ttl}
+local caps = {}
+local spec = ARGV[7]
+for code = 1, #spec / 6 do
+  local at = (code - 1) * 6 + 1
+  local a, b, k, t1, t2, t3 = byte(spec, at, at + 5)
+  if a * 256 + b > 0 then
+    caps[code] = {a * 256 + b, k, (t1 * 256 + t2) * 256 + t3}
+  end
+end
+
+-- generation byte of a record -> whether a lookup made now accepts it
+local function live(g)
+  local d = (g - gen) % 256
+  return d <= 1 or d >= 254
+end
+
+-- every check before the first write; the strings are read whole (a GET is their type check too)
+local err = expect(KEYS[1], 'zset')
+if type(err) == 'table' then return err end
+if budget > 0 then
+  err = expect(KEYS[2], 'string')
+  if type(err) == 'table' then return err end
+end
+local fresh_cap = {}
+for _, c in pairs(caps) do
+  if fresh_cap[c[2]] == nil then
+    err = expect(KEYS[c[2]], 'hash')
+    if type(err) == 'table' then return err end
+    fresh_cap[c[2]] = err == 'none'
+  end
+end
+
+local strings = {}
+local adding = {}
+local checked = {}
+local function read_string(index, what)
+  if strings[index] == nil then
+    local text = redis.pcall('GET', KEYS[index])
+    if type(text) == 'table' and text.err then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[index] .. ' is not a string of ' .. what .. ': ' .. text.err)
+    end
+    strings[index] = text or ''
+  end
   return nil
 end
 
-local err = expect(KEYS[1], 'zset')
-if err then return err end
-if budget > 0 then
-  err = expect(KEYS[2], 'string')
+for i = 0, n - 1 do
+  local at = i * size + 1
+  local m, c = u16(at + 7), u16(at + 9)
+  err = read_string(m, 'marks')
   if err then return err end
-end
--- the mark strings are read here, whole: a GET is their type check too
-local strings = {}
-local checked = {}
-for i = 1, n do
-  local a = 7 + 6 * (i - 1)
-  local b, c, l = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
-  if not checked[b] then
-    checked[b] = true
-    for g = b, b + 3 do
-      local text = redis.pcall('GET', KEYS[g])
-      if type(text) == 'table' and text.err then
-        return redis.error_reply('WRONGTYPE ' .. KEYS[g] .. ' is not a string of marks: ' .. text.err)
-      end
-      strings[g] = text or ''
-    end
-  end
+  adding[m] = (adding[m] or 0) + 1
   if not checked[c] then
     checked[c] = true
     err = expect(KEYS[c], 'hash')
-    if err then return err end
+    if type(err) == 'table' then return err end
   end
-  if l > 0 and not checked[l] then
-    checked[l] = true
-    err = expect(KEYS[l], 'string')
+  local extra = at + 12 + (has_cap and 4 or 0)
+  if has_prev then
+    err = read_string(u16(extra + 7), 'marks')
     if err then return err end
+    extra = extra + 9
+  end
+  if has_v1 then
+    local l = u16(extra)
+    if not checked[l] then
+      checked[l] = true
+      err = expect(KEYS[l], 'string')
+      if type(err) == 'table' then return err end
+    end
+    extra = extra + 2
+  end
+  if has_old then
+    local base = u16(extra + 8)
+    for g = base, base + 3 do
+      err = read_string(g, 'marks')
+      if err then return err end
+    end
+  end
+end
+
+-- the stale records at a string's head go when it is written back; its bound is checked now
+local head = {}
+for index, count in pairs(adding) do
+  local text = strings[index]
+  local from = 1
+  while from <= #text and not live(byte(text, from)) do
+    from = from + 8
+  end
+  head[index] = from
+  if #text - from + 1 + 8 * count > MAX_STRING then
+    return redis.error_reply('mark string ' .. KEYS[index] .. ' is full (' .. #text .. ' bytes): raise BUCKETS_TOTAL')
   end
 end
 
@@ -91,48 +185,113 @@ end
 
 local function holds(index, mark)
   local text = strings[index]
-  local from = 1
+  local from = 2
   while true do
-    local at = string.find(text, mark, from, true)
+    local at = find(text, mark, from, true)
     if not at then return false end
-    if (at - 1) % 8 == 0 then return true end
+    if (at - 2) % 8 == 0 and live(byte(text, at - 1)) then return true end
     from = at + 1
   end
 end
 
-local now = ARGV[1]
-local mark_ttl = ARGV[5]
-local result = {1}
-local grown = {}
-local was_empty = {}
-for index, text in pairs(strings) do
-  was_empty[index] = text == ''
-end
-for i = 1, n do
-  local a = 7 + 6 * (i - 1)
-  local mark, b, c, l = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 5])
-  local seen = holds(b, mark) or holds(b + 1, mark) or holds(b + 2, mark) or holds(b + 3, mark)
-  if not seen and l > 0 then
-    seen = redis.call('EXISTS', KEYS[l]) == 1
-  end
-  if seen then
-    result[i + 1] = 0
-  else
-    strings[b] = strings[b] .. mark
-    grown[b] = true
-    for field, amount in string.gmatch(ARGV[a + 4], '([%w_]+)=(%d+)') do
-      redis.call('HINCRBY', KEYS[c], field, amount)
+local function holds_old(base, mark)
+  for g = base, base + 3 do
+    local text = strings[g]
+    local from = 1
+    while true do
+      local at = find(text, mark, from, true)
+      if not at then break end
+      if (at - 1) % 8 == 0 then return true end
+      from = at + 1
     end
-    redis.call('ZADD', KEYS[1], 'NX', now, ARGV[a + 3])
-    result[i + 1] = 1
   end
+  return false
+end
+
+local now = ARGV[1]
+local gen_byte = string.char(gen)
+local added = {}
+local grown = {}
+local cap_used = {}
+local cap_new = {}
+local flags = {}
+for i = 0, n - 1 do
+  local at = i * size + 1
+  local mark = sub(packed, at, at + 6)
+  local m, c = u16(at + 7), u16(at + 9)
+  local action = byte(packed, at + 11)
+  local code = math.floor(action / 8)
+  local value = action % 8
+  local flag = '1'
+  local cap = caps[code]
+  local field
+  if cap then
+    field = sub(packed, at + 12, at + 15) .. string.char(code)
+    local slot = cap[2] .. field
+    local used = cap_used[slot]
+    if used == nil then
+      used = tonumber(redis.call('HGET', KEYS[cap[2]], field) or '0')
+    end
+    cap_used[slot] = used
+    if used >= cap[1] then flag = '2' end
+  end
+  if flag == '1' then
+    local seen = holds(m, mark) or (added[m] ~= nil and added[m][mark] == true)
+    local extra = at + 12 + (has_cap and 4 or 0)
+    if not seen and has_prev then
+      seen = holds(u16(extra + 7), sub(packed, extra, extra + 6))
+    end
+    if has_prev then extra = extra + 9 end
+    if not seen and has_v1 then
+      seen = redis.call('EXISTS', KEYS[u16(extra)]) == 1
+    end
+    if has_v1 then extra = extra + 2 end
+    if not seen and has_old then
+      seen = holds_old(u16(extra + 8), sub(packed, extra, extra + 7))
+    end
+    if seen then flag = '0' end
+  end
+  if flag == '1' then
+    if added[m] == nil then added[m] = {} end
+    added[m][mark] = true
+    local list = grown[m]
+    if list == nil then
+      list = {}
+      grown[m] = list
+    end
+    list[#list + 1] = gen_byte .. mark
+    local key = KEYS[c]
+    if code == 5 then
+      redis.call('HINCRBY', key, 'ratings_count', 1)
+      redis.call('HINCRBY', key, 'ratings_sum', value)
+    else
+      redis.call('HINCRBY', key, COUNTER[code], 1)
+    end
+    redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
+    if cap then
+      local slot = cap[2] .. field
+      cap_used[slot] = cap_used[slot] + 1
+      cap_new[slot] = {cap[2], field}
+    end
+  end
+  flags[i + 1] = flag
 end
 -- one SET per grown string, sized exactly (APPEND would leave up to as much room again unused)
-for index in pairs(grown) do
-  if was_empty[index] then
-    redis.call('SET', KEYS[index], strings[index], 'EX', mark_ttl)
-  else
-    redis.call('SET', KEYS[index], strings[index], 'KEEPTTL')
+for index, list in pairs(grown) do
+  local text = strings[index]
+  redis.call('SET', KEYS[index], sub(text, head[index]) .. table.concat(list), 'EX', ARGV[5])
+end
+for slot, where in pairs(cap_new) do
+  redis.call('HSET', KEYS[where[1]], where[2], cap_used[slot])
+end
+-- a cap hash this call created lives until its window has passed
+for _, where in pairs(cap_new) do
+  local index = where[1]
+  if fresh_cap[index] then
+    fresh_cap[index] = false
+    for _, cap in pairs(caps) do
+      if cap[2] == index then redis.call('EXPIRE', KEYS[index], cap[3]) break end
+    end
   end
 end
-return result
+return {1, table.concat(flags)}
