@@ -93,7 +93,7 @@ def derived_dedupe_key(prefix: str) -> bytes:
 def keyed_digest(key: bytes, event_id: str, trusted: bool) -> bytes:
     """The 16-byte keyed digest of an event id in its namespace."""
     namespace = TRUSTED if trusted else BROWSER
-    return hashlib.blake2b(namespace + event_id.encode("utf-8"), digest_size=16, key=key[:64]).digest()
+    return hashlib.blake2b(namespace + event_id.encode("utf-8"), digest_size=16, key=key).digest()
 
 
 def entity_of(member: str) -> str:
@@ -264,7 +264,9 @@ class KeyLayout:
 
     @cached_property
     def digest_key(self) -> bytes:
-        return self.dedupe_key or derived_dedupe_key(self.prefix)
+        """The BLAKE2b key (at most 64 bytes: a longer DEDUPE_KEY is reduced by BLAKE2b first)."""
+        key = self.dedupe_key or derived_dedupe_key(self.prefix)
+        return key if len(key) <= 64 else hashlib.blake2b(key).digest()
 
     def mark_digest(self, event_id: str, trusted: bool = False) -> tuple[int, bytes]:
         """(bucket, 56-bit mark) of an event id under the deployment's key."""

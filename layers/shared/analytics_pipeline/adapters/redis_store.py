@@ -17,9 +17,11 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, Respon
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from analytics_pipeline.adapters.redis_keys import (
+    BROWSER,
     GENERATIONS,
     LOOKUP,
     MARK_BYTES,
+    TRUSTED,
     KeyLayout,
     ShardKeys,
     keyed_digest,
@@ -148,12 +150,12 @@ class _Declared:
 
     def __init__(self, first: list[Any] | None = None) -> None:
         self.names: list[Any] = list(first or [])
-        self._index: dict[str, int] = {}
+        self.index: dict[str, int] = {}
 
     def __call__(self, name: str, *more: str) -> int:
-        found = self._index.get(name)
+        found = self.index.get(name)
         if found is None:
-            found = self._index[name] = len(self.names) + 1
+            found = self.index[name] = len(self.names) + 1
             self.names.append(name)
             self.names.extend(more)
         return found
@@ -264,9 +266,12 @@ class RedisHotStore:
             legacy_marks = self._layout.legacy_marks_until_s(now_s) > now_s
             self._format.load(now_s)
             by_shard: dict[int, list[int]] = {}
-            for index, event in enumerate(events):
-                entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
-                by_shard.setdefault(keys.shard_of(entity), []).append(index)
+            if keys.shards == 1:
+                by_shard[0] = list(range(len(events)))
+            else:
+                for index, event in enumerate(events):
+                    entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+                    by_shard.setdefault(keys.shard_of(entity), []).append(index)
             # one shard: the budget is checked in ingest.lua itself, atomic with the counts
             inline = budget is not None and keys.shards == 1
             if budget is not None and not inline:
@@ -412,29 +417,45 @@ class RedisHotStore:
         buckets = keys.buckets
         digest_key = keys.digest_key
         counter_root = f"{shard.root}:c:"
-        packed = bytearray()
+        mark_root = f"{shard.root}:m:"
+        names = key_index.names
+        declared = key_index.index
+        pack = _RECORD.pack
+        blake2b = hashlib.blake2b
+        extras = bool(caps_spec) or previous is not None or legacy_marks or old
+        parts = []
         for event in events:
-            digest = keyed_digest(digest_key, event.event_id, event.trusted)
-            bucket = int.from_bytes(digest[8:12], "big") % buckets
-            code = codes[event.increments]
+            digest = blake2b(
+                (TRUSTED if event.trusted else BROWSER) + event.event_id.encode(),
+                digest_size=16,
+                key=digest_key,
+            ).digest()
+            mark_key = f"{mark_root}{int.from_bytes(digest[8:12], 'big') % buckets}"
+            m = declared.get(mark_key)
+            if m is None:
+                names.append(mark_key)
+                m = declared[mark_key] = len(names)
             entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
-            packed += _RECORD.pack(
-                digest[:MARK_BYTES],
-                key_index(shard.mark_string(bucket)),
-                key_index(f"{counter_root}{entity}:{event.day}"),
-                code,
-            )
+            counter_key = f"{counter_root}{entity}:{event.day}"
+            c = declared.get(counter_key)
+            if c is None:
+                names.append(counter_key)
+                c = declared[counter_key] = len(names)
+            parts.append(pack(digest[:MARK_BYTES], m, c, codes[event.increments]))
+            if not extras:
+                continue
             if caps_spec:
-                packed += keys.entity_digest(entity)
+                parts.append(keys.entity_digest(entity))
             if previous is not None:
                 p_bucket, p_mark = previous.mark_digest(event.event_id, event.trusted)
-                packed += _PREVIOUS.pack(p_mark, key_index(shard.mark_string(p_bucket)))
+                parts.append(_PREVIOUS.pack(p_mark, key_index(shard.mark_string(p_bucket))))
             if legacy_marks:
-                packed += _V1.pack(key_index(keys.legacy.legacy_mark(event.event_id)))
+                parts.append(_V1.pack(key_index(keys.legacy.legacy_mark(event.event_id))))
             if old:
                 old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
                 first = key_index(*(shard.marks(generation + g, old_bucket) for g in LOOKUP))
-                packed += _OLD.pack(old_mark, first)
+                parts.append(_OLD.pack(old_mark, first))
+        packed = b"".join(parts)
         script_keys = key_index.names
         if len(script_keys) > 65535:
             raise HotStoreError("too many keys for one ingest call")
@@ -448,7 +469,7 @@ class RedisHotStore:
             caps_spec,
             options,
             len(counter_root),
-            bytes(packed),
+            packed,
         ]
         return script_keys, args
 

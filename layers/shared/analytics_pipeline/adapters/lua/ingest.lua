@@ -121,9 +121,13 @@ local function read_string(index, what)
   return nil
 end
 
-for i = 0, n - 1 do
-  local at = i * size + 1
-  local m, c = u16(at + 7), u16(at + 9)
+-- each record read once: its mark, mark string, counter hash and action code
+local marks, ms, cs, actions = {}, {}, {}, {}
+for i = 1, n do
+  local at = (i - 1) * size + 1
+  local m1, m2, c1, c2, action = byte(packed, at + 7, at + 11)
+  local m, c = m1 * 256 + m2, c1 * 256 + c2
+  marks[i], ms[i], cs[i], actions[i] = sub(packed, at, at + 6), m, c, action
   err = read_string(m, 'marks')
   if err then return err end
   adding[m] = (adding[m] or 0) + 1
@@ -210,76 +214,75 @@ end
 
 local now = ARGV[1]
 local gen_byte = string.char(gen)
-local added = {}
-local grown = {}
+local new = {} -- per grown mark string, the records this call adds
 local cap_used = {}
 local cap_new = {}
 local flags = {}
-for i = 0, n - 1 do
-  local at = i * size + 1
-  local mark = sub(packed, at, at + 6)
-  local m, c = u16(at + 7), u16(at + 9)
-  local action = byte(packed, at + 11)
+for i = 1, n do
+  local mark, m, c, action = marks[i], ms[i], cs[i], actions[i]
   local code = math.floor(action / 8)
-  local value = action % 8
   local flag = '1'
   local cap = caps[code]
-  local field
+  local field, slot
   if cap then
-    field = sub(packed, at + 12, at + 15) .. string.char(code)
-    local slot = cap[2] .. field
+    local at = (i - 1) * size + 13
+    field = sub(packed, at, at + 3) .. string.char(code)
+    slot = cap[2] .. field
     local used = cap_used[slot]
     if used == nil then
       used = tonumber(redis.call('HGET', KEYS[cap[2]], field) or '0')
+      cap_used[slot] = used
     end
-    cap_used[slot] = used
     if used >= cap[1] then flag = '2' end
   end
   if flag == '1' then
-    local seen = holds(m, mark) or (added[m] ~= nil and added[m][mark] == true)
-    local extra = at + 12 + (has_cap and 4 or 0)
-    if not seen and has_prev then
-      seen = holds(u16(extra + 7), sub(packed, extra, extra + 6))
+    local record = gen_byte .. mark
+    local added = new[m]
+    local seen = holds(m, mark)
+    if not seen and added then
+      for at = 1, #added, 8 do
+        if sub(added, at, at + 7) == record then seen = true break end
+      end
     end
-    if has_prev then extra = extra + 9 end
-    if not seen and has_v1 then
-      seen = redis.call('EXISTS', KEYS[u16(extra)]) == 1
+    if not seen and (has_prev or has_v1 or has_old) then
+      local extra = (i - 1) * size + 13 + (has_cap and 4 or 0)
+      if has_prev then
+        seen = holds(u16(extra + 7), sub(packed, extra, extra + 6))
+        extra = extra + 9
+      end
+      if has_v1 then
+        seen = seen or redis.call('EXISTS', KEYS[u16(extra)]) == 1
+        extra = extra + 2
+      end
+      if has_old then
+        seen = seen or holds_old(u16(extra + 8), sub(packed, extra, extra + 7))
+      end
     end
-    if has_v1 then extra = extra + 2 end
-    if not seen and has_old then
-      seen = holds_old(u16(extra + 8), sub(packed, extra, extra + 7))
-    end
-    if seen then flag = '0' end
-  end
-  if flag == '1' then
-    if added[m] == nil then added[m] = {} end
-    added[m][mark] = true
-    local list = grown[m]
-    if list == nil then
-      list = {}
-      grown[m] = list
-    end
-    list[#list + 1] = gen_byte .. mark
-    local key = KEYS[c]
-    if code == 5 then
-      redis.call('HINCRBY', key, 'ratings_count', 1)
-      redis.call('HINCRBY', key, 'ratings_sum', value)
+    if seen then
+      flag = '0'
     else
-      redis.call('HINCRBY', key, COUNTER[code], 1)
-    end
-    redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
-    if cap then
-      local slot = cap[2] .. field
-      cap_used[slot] = cap_used[slot] + 1
-      cap_new[slot] = {cap[2], field}
+      new[m] = added and (added .. record) or record
+      local key = KEYS[c]
+      if code == 5 then
+        redis.call('HINCRBY', key, 'ratings_count', 1)
+        redis.call('HINCRBY', key, 'ratings_sum', action % 8)
+      else
+        redis.call('HINCRBY', key, COUNTER[code], 1)
+      end
+      redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
+      if cap then
+        cap_used[slot] = cap_used[slot] + 1
+        cap_new[slot] = {cap[2], field}
+      end
     end
   end
-  flags[i + 1] = flag
+  flags[i] = flag
 end
 -- one SET per grown string, sized exactly (APPEND would leave up to as much room again unused)
-for index, list in pairs(grown) do
-  local text = strings[index]
-  redis.call('SET', KEYS[index], sub(text, head[index]) .. table.concat(list), 'EX', ARGV[5])
+for index, records in pairs(new) do
+  local text, from = strings[index], head[index]
+  if from > 1 then text = sub(text, from) end
+  redis.call('SET', KEYS[index], text .. records, 'EX', ARGV[5])
 end
 for slot, where in pairs(cap_new) do
   redis.call('HSET', KEYS[where[1]], where[2], cap_used[slot])
