@@ -150,9 +150,9 @@ class _Declared:
 
     def __init__(self, first: list[Any] | None = None) -> None:
         self.names: list[Any] = list(first or [])
-        self.index: dict[str, int] = {}
+        self.index: dict[Any, int] = {}
 
-    def __call__(self, name: str, *more: str) -> int:
+    def __call__(self, name: Any, *more: Any) -> int:
         found = self.index.get(name)
         if found is None:
             found = self.index[name] = len(self.names) + 1
@@ -430,13 +430,14 @@ class RedisHotStore:
                 digest_size=16,
                 key=digest_key,
             ).digest()
-            mark_key = f"{mark_root}{int.from_bytes(digest[8:12], 'big') % buckets}"
+            # names go as bytes: redis-py's encoder passes bytes through untouched
+            mark_key = f"{mark_root}{int.from_bytes(digest[8:12], 'big') % buckets}".encode()
             m = declared.get(mark_key)
             if m is None:
                 names.append(mark_key)
                 m = declared[mark_key] = len(names)
             entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
-            counter_key = f"{counter_root}{entity}:{event.day}"
+            counter_key = f"{counter_root}{entity}:{event.day}".encode()
             c = declared.get(counter_key)
             if c is None:
                 names.append(counter_key)
