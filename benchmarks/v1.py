@@ -101,7 +101,9 @@ def requests_for(events: int, movies: int, browsers: bool, seed: int) -> list[An
     from datetime import UTC, datetime
 
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    agent = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"
+    )
     out = []
     sent = 0
     for r in range(1 + events // PER_REQUEST):
@@ -190,7 +192,9 @@ def compare(rounds: int, events: int, movies: int, browsers: bool) -> dict[str, 
                     # the warm-up request runs first in the child; measure from after it by subtracting
                     # a second child's figures is not possible, so the warm-up (1 of N+1) is included
                     before = _server_figures(server.client)
-                    result = drive(trees[name], server.url, f"b{uuid.uuid4().hex[:6]}", requests_file, scratch)
+                    result = drive(
+                        trees[name], server.url, f"b{uuid.uuid4().hex[:6]}", requests_file, scratch
+                    )
                     after = _server_figures(server.client)
                 n = result["counted"]
                 if n != events:

@@ -195,7 +195,10 @@ def test_handlers_called_from_many_threads_count_each_event_once(
         own = event(clock, entity_id=entity)
         # each thread's own event from its own source: one source's views of a title are capped
         own_ip = f"203.0.113.{i}"
-        statuses = [client.post(EVENTS, shared, ip=f"198.51.100.{i}")[0], client.post(EVENTS, own, ip=own_ip)[0]]
+        statuses = [
+            client.post(EVENTS, shared, ip=f"198.51.100.{i}")[0],
+            client.post(EVENTS, own, ip=own_ip)[0],
+        ]
         return statuses.count(202)
 
     with ThreadPoolExecutor(8) as pool:
