@@ -61,7 +61,8 @@ _CHILD = textwrap.dedent(
     import importlib.util, json, sys, time, uuid
     spec = json.loads(sys.argv[1])
     sys.path[:0] = [spec["tree"] + "/layers/shared", spec["tree"] + "/functions/ingest"]
-    module_spec = importlib.util.spec_from_file_location("bench_ingest_app", spec["tree"] + "/functions/ingest/app.py")
+    app_path = spec["tree"] + "/functions/ingest/app.py"
+    module_spec = importlib.util.spec_from_file_location("bench_ingest_app", app_path)
     app = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(app)
 
@@ -189,8 +190,7 @@ def compare(rounds: int, events: int, movies: int, browsers: bool) -> dict[str, 
             order = list(trees) if r % 2 == 0 else list(reversed(trees))
             for name in order:
                 with PrivateRedis() as server:
-                    # the warm-up request runs first in the child; measure from after it by subtracting
-                    # a second child's figures is not possible, so the warm-up (1 of N+1) is included
+                    # the child's warm-up request (1 of N+1) is in the server's figures: divided by N+1
                     before = _server_figures(server.client)
                     result = drive(
                         trees[name], server.url, f"b{uuid.uuid4().hex[:6]}", requests_file, scratch
