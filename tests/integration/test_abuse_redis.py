@@ -19,7 +19,7 @@ from analytics_pipeline.limits import LocalLimits, source_subject
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget
 
-from tests.support import BATCH, EVENTS, SERVER_KEY, Client, event, is_marked, scan_state
+from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, is_marked, scan_state
 
 TRUSTED = {"authorization": f"Bearer {SERVER_KEY}"}
 CAPPED = {"status": "ignored", "reason": "capped"}
@@ -348,3 +348,54 @@ def test_a_spooled_backend_event_keeps_its_namespace_through_the_replay(make_con
     browser = trusted._replace(trusted=False, entity_id=str(uuid.uuid4()))
     assert container.hot_store.record([browser], None, clock()).counted == (True,)
     assert container.hot_store.record(list(batch.events), None, clock()).counted == (True,)
+
+
+# --- over HTTP, with `anl serve` (the embedded stores run the same scripts) -----------------------------
+
+
+def test_caps_budgets_and_namespaces_over_http_with_anl_serve(tmp_path):
+    import json
+    import urllib.error
+    import urllib.request
+    from datetime import UTC, datetime
+
+    from tests.integration.test_anl_cli import _start_server, _stop
+
+    server, port = _start_server(tmp_path, cwd=tmp_path, INGEST_SERVER_KEYS=SERVER_KEY)
+    now = datetime.now(UTC)
+
+    class Now:
+        def __call__(self) -> datetime:
+            return now
+
+    def post(path: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json", "user-agent": BROWSER, **(headers or {})},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    try:
+        movie, other = str(uuid.uuid4()), str(uuid.uuid4())
+        answers = [post(EVENTS, event(Now(), entity_id=movie)) for _ in range(21)]
+        assert answers == [(202, ACCEPTED)] * 20 + [(202, CAPPED)]
+        burst = {"events": [event(Now(), entity_id=other) for _ in range(30)]}
+        assert post(BATCH, burst) == (202, {"accepted": 20, "duplicates": 0, "ignored": 10, "rejected": []})
+        # 51 of the 60 events a minute spent: a batch of 10 is refused whole
+        assert post(BATCH, {"events": [event(Now()) for _ in range(10)]}) == (429, {"status": "rate_limited"})
+        # a browser squats a backend's id: the backend's own event still counts
+        guessable = f"jav:movie:{movie}:view:1:1"
+        backend = event(Now(), event_id=guessable, entity_id=str(uuid.uuid4()))
+        trusted = {"authorization": f"Bearer {SERVER_KEY}"}
+        assert post(EVENTS, dict(backend, entity_id=other), trusted)[1] == ACCEPTED
+        assert post(EVENTS, backend, trusted)[1] == DUPLICATE  # its namespace: the backend's id, used
+        assert post(EVENTS, event(Now(), event_id="squat-1", entity_id=str(uuid.uuid4())))[1] == ACCEPTED
+        assert post(EVENTS, event(Now(), event_id="squat-1"), trusted)[1] == ACCEPTED
+    finally:
+        _stop(server)

@@ -16,6 +16,7 @@ _ONE_PRIMARY = {
     "test_a_mark_string_never_grows_past_its_bound",
     "test_stale_records_leave_a_string_when_it_is_written",
     "test_marks_of_the_unkeyed_format_are_read_after_the_upgrade",
+    "test_caps_budgets_and_namespaces_over_http_with_anl_serve",  # embedded stores, no cluster
 }
 globals().update(
     {
