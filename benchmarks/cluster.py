@@ -142,7 +142,11 @@ def delete(primaries: list[int], pattern: str) -> int:
     return deleted
 
 
-def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None = None) -> dict[str, Any]:
+def run(
+    mode: str, events: int, movies: int, workdir: Path, shards: int | None = None, browsers: bool = False
+) -> dict[str, Any]:
+    """`browsers`: each request from an IPv4 source of its own with a browser's agent, so the caps per
+    source hold and their hashes are in the memory figure (else: the backend's server key, no caps)."""
     from analytics_pipeline.bootstrap import Container, reset_container, use_container
     from analytics_pipeline.config import load_settings
     from anl.local import http_event, load_handler
@@ -155,6 +159,8 @@ def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None =
         "REDIS_KEY_PREFIX": prefix,
         "INGEST_SERVER_KEYS": SERVER_KEY,
         "SERVER_KEY_RATE_LIMIT_PER_MINUTE": "10000000",
+        "RATE_LIMIT_PER_MINUTE": "1000000",
+        "DEDUPE_KEY": "bench-dedupe-key-0123456789abcdef",
         "SPOOL_PATH": str(workdir / "spool.jsonl"),
     }
     if cluster:
@@ -167,15 +173,20 @@ def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None =
         ids = [str(uuid.uuid4()) for _ in range(movies)]
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         headers = {"content-type": "application/json", "authorization": f"Bearer {SERVER_KEY}"}
+        if browsers:
+            agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+            headers = {"content-type": "application/json", "user-agent": agent}
+        sources = iter(range(1 << 24))
 
         def request(batch: list[dict[str, Any]]) -> None:
+            n = next(sources) if browsers else 0
             response = handler(
                 http_event(
                     "POST",
                     "/api/v1/analytics/events/batch",
                     body=json.dumps({"events": batch}),
                     headers=headers,
-                    source_ip="192.0.2.1",
+                    source_ip=f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}" if browsers else "192.0.2.1",
                 ),
                 None,
             )
@@ -221,11 +232,14 @@ def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None =
         flush_s = time.perf_counter() - flush_started
         shards = getattr(container.keys, "shards", 1)
         v2 = hasattr(container.keys, "shards")
-        patterns = [f"{prefix}:v2:*:d:*", f"{prefix}:v2:*:i:*"] if v2 else [f"{prefix}:v1:e:*"]
+        patterns = [f"{prefix}:v2:*:m:*", f"{prefix}:v2:*:n:*"] if v2 else [f"{prefix}:v1:e:*"]
         mark_memory = used_memory(primaries)
         for pattern in patterns:  # the dedupe marks, and the id records of a layout with several shards
             delete(primaries, pattern)
         marks_bytes = mark_memory - used_memory(primaries)
+        caps_memory = used_memory(primaries)
+        delete(primaries, f"{prefix}:v2:*:k:*")
+        caps_bytes = caps_memory - used_memory(primaries)
         return {
             "mode": mode,
             "primaries": len(primaries),
@@ -235,6 +249,8 @@ def run(mode: str, events: int, movies: int, workdir: Path, shards: int | None =
             "entity_days_dirty": dirty,
             "bytes_per_event": round((after_memory - before_memory) / counted, 1),
             "dedupe_bytes_per_event": round(marks_bytes / counted, 1),
+            "browsers": browsers,
+            "cap_bytes_per_event": round(caps_bytes / counted, 1),
             # a script's usec includes the commands it calls (also listed, by name, below)
             "redis_cpu_us_per_event": round(sum(cpu.get(f"cmdstat_{c}", 0) for c in TOP_LEVEL) / counted, 2),
             "redis_process_cpu_us_per_event": round(process_cpu * 1e6 / counted, 2),
@@ -259,6 +275,7 @@ def main() -> None:
     parser.add_argument("--movies", type=int, default=1000)
     parser.add_argument("--mode", choices=("primary", "cluster", "both"), default="both")
     parser.add_argument("--shards", type=int, default=None, help="REDIS_SHARDS (default: the setting's)")
+    parser.add_argument("--browsers", action="store_true", help="a source per request, caps on")
     args = parser.parse_args()
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -267,7 +284,12 @@ def main() -> None:
         for mode in modes:
             workdir = Path(tmp) / mode
             workdir.mkdir()
-            print(json.dumps(run(mode, args.events, args.movies, workdir, args.shards), indent=2), flush=True)
+            print(
+                json.dumps(
+                    run(mode, args.events, args.movies, workdir, args.shards, args.browsers), indent=2
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

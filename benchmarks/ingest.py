@@ -234,7 +234,7 @@ def memory(scratch: Path, events_wanted: int) -> dict[str, Any]:
         for start in range(0, calls, 50):
             bad += send(handler, events.batches(min(50, calls - start)), BATCH_SIZE)
         used1, keys1 = int(client.info("memory")["used_memory"]), client.dbsize()
-        marks = list(client.scan_iter(match="benchmem:v2:*:d:*", count=5000))
+        marks = list(client.scan_iter(match="benchmem:v2:*:m:*", count=5000))
         ttl = client.ttl(marks[-1]) if marks else -2
         marked = sum(client.strlen(key) for key in marks)
         for start in range(0, len(marks), 5000):
@@ -253,7 +253,7 @@ def memory(scratch: Path, events_wanted: int) -> dict[str, Any]:
         "problems": ([f"{bad} answers not accepted"] if bad else [])
         # a generation of marks lives until two more have begun: between 1 and 1.5 dedupe windows
         + ([] if DEDUPE_TTL_S - 600 < ttl <= DEDUPE_TTL_S * 3 // 2 else [f"a dedupe mark's TTL is {ttl} s"])
-        # every event's 8-byte mark is in the packed mark strings, once
+        # every event's 8-byte record (generation, mark) is in the mark strings, once
         + ([] if marked == 8 * (n + ENTITIES) else [f"{marked // 8} dedupe marks for {n + ENTITIES} events"]),
     }
 
