@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any, Protocol
+from zlib import crc32
 
 import redis
 from redis.cluster import RedisCluster
@@ -445,8 +446,8 @@ class RedisHotStore:
             parts.append(pack(digest[:MARK_BYTES], m, c, codes[event.increments]))
             if not extras:
                 continue
-            if caps_spec:
-                parts.append(keys.entity_digest(entity))
+            if caps_spec:  # a cap's field: a collision only makes two titles share one source's cap
+                parts.append(crc32(entity.encode()).to_bytes(4, "big"))
             if previous is not None:
                 p_bucket, p_mark = previous.mark_digest(event.event_id, event.trusted)
                 parts.append(_PREVIOUS.pack(p_mark, key_index(shard.mark_string(p_bucket))))

@@ -27,7 +27,7 @@
 --             2 bytes  KEYS index of its bucket's mark string
 --             2 bytes  KEYS index of its counter hash
 --             1 byte   action code * 8 + value (the rating; 1 otherwise)
---           c 4 bytes  its entity's digest (the field of its cap counter, with the action code)
+--           c 4 bytes  its entity's CRC-32 (the field of its cap counter, with the action code)
 --           p 9 bytes  its mark and mark string's KEYS index under the previous dedupe key
 --           l 2 bytes  KEYS index of its v1 mark
 --           o 10 bytes its unkeyed 8-byte mark and the KEYS index of its bucket's first d: string
@@ -98,12 +98,23 @@ if budget > 0 then
   err = expect(KEYS[2], 'string')
   if type(err) == 'table' then return err end
 end
-local fresh_cap = {}
+-- a source's cap hashes, read whole once (a source counts few titles in an hour): field -> count
+local fresh_cap, cap_counts, cap_ttl = {}, {}, {}
 for _, c in pairs(caps) do
-  if fresh_cap[c[2]] == nil then
-    err = expect(KEYS[c[2]], 'hash')
+  local index = c[2]
+  if fresh_cap[index] == nil then
+    err = expect(KEYS[index], 'hash')
     if type(err) == 'table' then return err end
-    fresh_cap[c[2]] = err == 'none'
+    fresh_cap[index] = err == 'none'
+    cap_ttl[index] = c[3]
+    local counts = {}
+    if err ~= 'none' then
+      local flat = redis.call('HGETALL', KEYS[index])
+      for j = 1, #flat, 2 do
+        counts[flat[j]] = tonumber(flat[j + 1])
+      end
+    end
+    cap_counts[index] = counts
   end
 end
 
@@ -215,25 +226,19 @@ end
 local now = ARGV[1]
 local gen_byte = string.char(gen)
 local new = {} -- per grown mark string, the records this call adds
-local cap_used = {}
-local cap_new = {}
+local cap_changed = {} -- cap hash index -> fields this call counted
 local flags = {}
 for i = 1, n do
   local mark, m, c, action = marks[i], ms[i], cs[i], actions[i]
   local code = math.floor(action / 8)
   local flag = '1'
   local cap = caps[code]
-  local field, slot
+  local field, counts
   if cap then
     local at = (i - 1) * size + 13
     field = sub(packed, at, at + 3) .. string.char(code)
-    slot = cap[2] .. field
-    local used = cap_used[slot]
-    if used == nil then
-      used = tonumber(redis.call('HGET', KEYS[cap[2]], field) or '0')
-      cap_used[slot] = used
-    end
-    if used >= cap[1] then flag = '2' end
+    counts = cap_counts[cap[2]]
+    if (counts[field] or 0) >= cap[1] then flag = '2' end
   end
   if flag == '1' then
     local record = gen_byte .. mark
@@ -271,8 +276,13 @@ for i = 1, n do
       end
       redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
       if cap then
-        cap_used[slot] = cap_used[slot] + 1
-        cap_new[slot] = {cap[2], field}
+        counts[field] = (counts[field] or 0) + 1
+        local changed = cap_changed[cap[2]]
+        if changed == nil then
+          changed = {}
+          cap_changed[cap[2]] = changed
+        end
+        changed[field] = true
       end
     end
   end
@@ -284,17 +294,16 @@ for index, records in pairs(new) do
   if from > 1 then text = sub(text, from) end
   redis.call('SET', KEYS[index], text .. records, 'EX', ARGV[5])
 end
-for slot, where in pairs(cap_new) do
-  redis.call('HSET', KEYS[where[1]], where[2], cap_used[slot])
-end
--- a cap hash this call created lives until its window has passed
-for _, where in pairs(cap_new) do
-  local index = where[1]
+-- one HSET per cap hash that changed; a hash this call created lives until its window has passed
+for index, changed in pairs(cap_changed) do
+  local args = {}
+  for field in pairs(changed) do
+    args[#args + 1] = field
+    args[#args + 1] = cap_counts[index][field]
+  end
+  redis.call('HSET', KEYS[index], unpack(args))
   if fresh_cap[index] then
-    fresh_cap[index] = false
-    for _, cap in pairs(caps) do
-      if cap[2] == index then redis.call('EXPIRE', KEYS[index], cap[3]) break end
-    end
+    redis.call('EXPIRE', KEYS[index], cap_ttl[index])
   end
 end
 return {1, table.concat(flags)}
