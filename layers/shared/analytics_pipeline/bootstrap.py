@@ -81,6 +81,8 @@ class Container:
         self._built: dict[str, object] = {
             name: wrap(name, port) if wrap else port for name, port in (overrides or {}).items()
         }
+        # the ports as given or built, before any `wrap`: what shares their connection (the parity log)
+        self._unwrapped: dict[str, object] = dict(overrides or {})
         self._lock = threading.RLock()
 
     def _once[T](self, name: str, build: Callable[[], T]) -> T:
@@ -91,6 +93,7 @@ class Container:
         with self._lock:
             if name not in self._built:
                 built = build()
+                self._unwrapped.setdefault(name, built)
                 self._built[name] = self._wrap(name, built) if self._wrap and name in PORTS else built
             return cast(T, self._built[name])
 
@@ -277,10 +280,10 @@ class Container:
         def build() -> ParityLog:
             from analytics_pipeline.adapters.mongo_parity import MongoParityLog
 
-            rollups = self.rollups
-            database = getattr(rollups, "database", None)
+            rollups: object = self.rollups  # built (or given) first: the log shares its database
+            database = getattr(self._unwrapped.get("rollups", rollups), "_db", None)
             if database is None:
-                database = getattr(rollups, "_db")  # noqa: B009 - the adapter's own database
+                raise ConfigurationError("the parity history needs the rollups' MongoDB database")
             return MongoParityLog(database, serialize=not self.settings.real_mongodb)
 
         return self._once("parity_log", build)
