@@ -160,6 +160,8 @@ def _dashboard(name: str) -> Response[Any]:
                 "client_id": s.admin_jwt_client_id,
                 "api": API,
                 "movie_url": s.dashboard_movie_url,
+                # the site's state figures this deployment reads (MYSQL_STATE): the rankings to offer
+                "state_figures": list(site.figures()) if (site := container().site) else [],
             }
         )
         return Response(200, JSON, body, headers=DASHBOARD_HEADERS)

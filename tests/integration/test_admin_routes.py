@@ -163,6 +163,7 @@ def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
         "client_id": "client123",
         "api": "/api/v1/analytics",
         "movie_url": movie_url,
+        "state_figures": [],  # no MYSQL_STATE
     }
 
 

@@ -4,6 +4,7 @@ the counters, which count events."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -172,6 +173,19 @@ def test_ranking_by_current_average_counts_each_users_rating_once(pipeline, tabl
     assert ranked == [(b, 4.5, 2), (a, 3.6667, 3)]
     by_count = get("/movie/top", counter="ratings_current_count")[1]["items"]
     assert [i["entity_id"] for i in by_count] == [a, b, c]
+
+
+def test_the_dashboards_config_names_the_state_figures_it_may_rank_by(pipeline, tables):
+    response = load_handler("query")(http_event("GET", "/dashboard/config.json"), None)
+    assert json.loads(response["body"])["state_figures"] == [
+        "favorites_active",
+        "watchlists_active",
+        "ratings_current_count",
+        "ratings_current_avg",
+    ]
+    pipeline.build(MYSQL_STATE=f"favorites={tables.favorites}.jav_id")
+    response = load_handler("query")(http_event("GET", "/dashboard/config.json"), None)
+    assert json.loads(response["body"])["state_figures"] == ["favorites_active"]
 
 
 def test_watchlists_active_ranks_too(pipeline, tables):
