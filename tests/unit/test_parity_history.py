@@ -70,3 +70,9 @@ def test_the_verdicts():
 def test_a_report_is_recorded_with_its_mode_and_whether_it_found_anything_wrong(report, mode, ok, wrong):
     run = run_of(report, datetime(2027, 3, 10, tzinfo=UTC), "anl")
     assert (run.mode, run.ok, found_wrong(run)) == (mode, ok, wrong)
+
+
+def test_a_report_that_lists_its_missing_rows_is_recorded_with_their_number():
+    report = ParityReport(shadow=False, checked=2, matched=2)
+    report.missing_rows = ["a", "b"]  # type: ignore[assignment]  # a report that names them
+    assert run_of(report, datetime(2027, 3, 10, tzinfo=UTC), "anl").missing_rows == 2

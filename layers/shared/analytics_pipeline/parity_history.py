@@ -43,12 +43,17 @@ def run_of(report: ParityReport, at: datetime, source: str) -> ParityRun:
         checked=report.checked,
         matched=report.matched,
         mismatched=report.mismatched,
-        missing_rows=report.missing_rows,
+        missing_rows=_count(report.missing_rows),
         held_above=report.held_above,
         in_flight=report.in_flight,
         outside=report.outside,
         tolerance=report.tolerance,
     )
+
+
+def _count(value: Any) -> int:
+    """A figure of the report, whether it holds a number or the list of what it counts."""
+    return len(value) if isinstance(value, list | tuple | set | frozenset) else int(value)
 
 
 def found_wrong(run: ParityRun) -> bool:
