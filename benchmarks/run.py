@@ -6,7 +6,8 @@ Sections (all unless --only names some): ingest (handler vs the bare ingest.lua 
 UPDATE), roundtrips (Redis round trips per event and per batch), imports (cold import of the ingest
 handler, dev venv and `sam build` output), mongo (MongoDB calls per flush batch, counted), query (MongoDB
 calls per read request, site-wide documents per flush batch, the query handler's own time), mysql
-(write_totals and capture_baselines rows/s), memory (Redis bytes per counted event), client (the browser
+(write_totals and capture_baselines rows/s), site (the site's labels and state figures, read in MariaDB from
+1 M-row state tables, benchmarks/site_reads.py), memory (Redis bytes per counted event), client (the browser
 client's gzipped size).
 
 Needs Redis (--redis-url: a scratch database, flushed before and after) and MariaDB (--mysql-url: a
@@ -40,6 +41,7 @@ import cluster  # noqa: E402
 import cold_import  # noqa: E402
 import ingest  # noqa: E402
 import query  # noqa: E402
+import site_reads  # noqa: E402
 import stores  # noqa: E402
 from common import ROOT, Log, Row, markdown, mysql_params  # noqa: E402
 
@@ -93,6 +95,13 @@ SECTIONS = {
         "MySQL replica writes, rows/s",
         lambda a, scratch, log: stores.mysql_rates(a.mysql_url, scratch, 10_000, quick(a, 2, 9)),
         stores.mysql_rows,
+    ),
+    "site": Section(
+        "the query function's reads of the site's own tables (labels, state figures), MariaDB",
+        lambda a, scratch, log: site_reads.measure(
+            a.mysql_url, quick(a, 20_000, 200_000), quick(a, 100_000, 1_000_000), quick(a, 3, 7), log
+        ),
+        site_reads.rows,
     ),
     "memory": Section(
         "Redis memory per counted event, on a private redis-server",

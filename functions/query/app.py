@@ -65,7 +65,14 @@ def totals(domain: DomainParam, entity_type: TypeParam, entity_id: IdParam) -> R
 def top(
     domain: DomainParam,
     entity_type: TypeParam,
-    counter: Annotated[RankBy, Query(description="The counter to rank by, or ratings_avg")] = "views",
+    counter: Annotated[
+        RankBy,
+        Query(
+            description="The counter to rank by, or ratings_avg; or a figure of the site's own tables"
+            " (favorites_active, watchlists_active, ratings_current_count, ratings_current_avg: movies,"
+            " with MYSQL_STATE, all-time only)"
+        ),
+    ] = "views",
     limit: Annotated[int, Query(ge=1, le=MAX_TOP, description="How many entities")] = 10,
     first: Annotated[
         str | None,
@@ -82,7 +89,9 @@ def top(
     min_ratings: Annotated[
         int,
         Query(
-            ge=1, le=MIN_RATINGS_MAX, description="counter=ratings_avg: the fewest ratings an entity needs"
+            ge=1,
+            le=MIN_RATINGS_MAX,
+            description="counter=ratings_avg or ratings_current_avg: the fewest ratings an entity needs",
         ),
     ] = MIN_RATINGS_DEFAULT,
 ) -> Response[TopOut]:
@@ -112,7 +121,9 @@ def site_series(
 
 
 @app.get(
-    f"{API}/status", summary="The pipeline's state: lag, spool, dead letters, last check", tags=["query"]
+    f"{API}/status",
+    summary="The pipeline's state: lag, spool, dead letters, last check, parity streak",
+    tags=["query"],
 )
 def status() -> Response[StatusOut]:
     return _answer(StatusOut(**container().status.status()), CACHE_NONE)
@@ -149,6 +160,8 @@ def _dashboard(name: str) -> Response[Any]:
                 "client_id": s.admin_jwt_client_id,
                 "api": API,
                 "movie_url": s.dashboard_movie_url,
+                # the site's state figures this deployment reads (MYSQL_STATE): the rankings to offer
+                "state_figures": list(site.figures()) if (site := container().site) else [],
             }
         )
         return Response(200, JSON, body, headers=DASHBOARD_HEADERS)

@@ -40,8 +40,9 @@ def test_status_before_any_watchdog_run_has_a_null_watchdog_and_no_error(pipelin
     response = get(STATUS)
     assert (response["statusCode"], response["headers"]["Cache-Control"]) == (200, "no-store")
     body = body_of(response)
-    assert set(body) == {"lag", "spool", "dead_letter", "watchdog", "errors"}
+    assert set(body) == {"lag", "spool", "dead_letter", "watchdog", "parity", "errors"}
     assert body["watchdog"] is None
+    assert body["parity"] == {"clean_days": 0, "last": None}  # no parity run recorded yet
     assert body["dead_letter"] is None  # a file spool has no dead-letter queue
     assert body["spool"] == {"pending": 0}
     assert body["errors"] == []
@@ -162,6 +163,7 @@ def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
         "client_id": "client123",
         "api": "/api/v1/analytics",
         "movie_url": movie_url,
+        "state_figures": [],  # no MYSQL_STATE
     }
 
 

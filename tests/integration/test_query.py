@@ -10,6 +10,17 @@ from anl.local import http_event, load_handler, response_json
 from tests.pipeline import Pipeline, counted
 
 BASE = "/api/v1/analytics"
+# without MySQL the site says nothing: its names and state figures are null, and present
+NO_SITE = dict.fromkeys(
+    (
+        "label",
+        "title",
+        "favorites_active",
+        "watchlists_active",
+        "ratings_current_count",
+        "ratings_current_avg",
+    )
+)
 
 
 @pytest.fixture
@@ -60,6 +71,7 @@ def test_totals_of_a_known_entity_with_its_average_rating(pipeline, get):
         "ratings_count": 2,
         "ratings_sum": 9,
         "ratings_avg": 4.5,
+        **NO_SITE,
     }
     assert headers["Cache-Control"] == "private, max-age=30"
 
@@ -75,6 +87,7 @@ def test_totals_of_an_unknown_entity_are_zeros_with_a_null_average(pipeline, get
         "ratings_count": 0,
         "ratings_sum": 0,
         "ratings_avg": None,
+        **NO_SITE,
     }
 
 

@@ -46,6 +46,8 @@ def read_event(path: str) -> dict[str, Any]:
     return event
 
 
+PARITY_TOLERANCE = 0.2
+
 # The sample that repeats ingest-event.json's event_id: a duplicate only for a store that saw that one.
 REPLAY_SAMPLE = "ingest-event-replay.json"
 
@@ -218,7 +220,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_parity(args: argparse.Namespace) -> int:
     from analytics_pipeline.bootstrap import container
 
+    if args.history:
+        return parity_history(args)
+    if args.days is not None:
+        raise UsageError("parity: --days goes with --history (anl parity --history --days N)")
     report = container().parity().run(shadow=args.shadow, tolerance=args.tolerance)
+    _record_parity(report)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -252,6 +259,59 @@ def cmd_parity(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return report.exit_status
+
+
+def _record_parity(report: Any) -> None:
+    """Every run is recorded for the rollout's streak; a record that fails is said, the report stands."""
+    from analytics_pipeline.bootstrap import container
+    from analytics_pipeline.errors import StoreError
+    from analytics_pipeline.parity_history import ANL
+
+    try:
+        container().parity_history.record(report, ANL)
+    except StoreError as exc:
+        print(f"anl parity: this run was not recorded in the parity history: {exc}", file=sys.stderr)
+
+
+HISTORY_DAYS = 30
+
+
+def parity_history(args: argparse.Namespace) -> int:
+    """`anl parity --history`: the recorded days and the streak of clean ones; runs no check."""
+    from analytics_pipeline.bootstrap import container
+
+    if args.shadow or args.tolerance != PARITY_TOLERANCE:
+        raise UsageError(
+            "parity: --history lists the recorded runs; --shadow and --tolerance belong to a check"
+        )
+    days = HISTORY_DAYS if args.days is None else args.days
+    listing = container().parity_history.listing(days)
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    print(
+        f"{'day':<10}  {'verdict':<8}  {'runs':>4}  {'clean sync':>10}  {'wrong':>5}  {'shadow':>6}"
+        f"  {'most mismatched':>15}"
+    )
+    for day in listing["days"]:
+        print(
+            f"{day['day']:<10}  {day['verdict']:<8}  {day['runs']:>4}  {day['clean_sync_runs']:>10}"
+            f"  {day['wrong_runs']:>5}  {day['shadow_runs']:>6}  {day['mismatched']:>15}"
+        )
+    if not listing["days"]:
+        print(f"(no parity run recorded in the last {days} days)")
+    print(f"\nclean days: {listing['clean_days']} (consecutive, up to today; the rollout's gate is 7)")
+    return 0
+
+
+def _days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of days") from None
+    if not 1 <= days <= 3660:
+        raise argparse.ArgumentTypeError("must be 1-3660 days")
+    return days
 
 
 def cmd_resync(args: argparse.Namespace) -> int:
@@ -390,11 +450,22 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument(
         "--tolerance",
         type=float,
-        default=0.2,
+        default=PARITY_TOLERANCE,
         metavar="FRACTION",
         help="with --shadow: list movies whose pipeline/legacy ratio is further than this from 1 (0.2)",
     )
     parity.add_argument("--json", action="store_true", help="the report as JSON on stdout")
+    parity.add_argument(
+        "--history",
+        action="store_true",
+        help="list the recorded runs per UTC day and the streak of clean days (runs no check)",
+    )
+    parity.add_argument(
+        "--days",
+        type=_days,
+        metavar="N",
+        help=f"with --history: the last N days, today included (default {HISTORY_DAYS})",
+    )
     parity.set_defaults(run=cmd_parity)
 
     resync = sub.add_parser(

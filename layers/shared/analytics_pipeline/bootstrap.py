@@ -29,21 +29,25 @@ if TYPE_CHECKING:
     from analytics_pipeline.flush import FlushService
     from analytics_pipeline.ingest import IngestService
     from analytics_pipeline.parity import ParityService
+    from analytics_pipeline.parity_history import DailyParity, ParityHistory
     from analytics_pipeline.ports import (
         BotDetector,
         ChangeFeed,
         CheckLog,
         ClaimStore,
         HotStore,
-        LabelReader,
+        ParityLog,
         ReplicaStore,
         Rollups,
+        SiteReader,
         Spool,
     )
     from analytics_pipeline.query import QueryService
     from analytics_pipeline.rollout import RolloutService
     from analytics_pipeline.status import StatusService
     from analytics_pipeline.watchdog import WatchdogService
+
+QUERY_TIME_LIMIT_MS = 5000  # the query function's reads, when the settings name no other limit
 
 # what a test may give a Container instead of letting it build them
 PORTS = ("redis", "hot_store", "spool", "bots", "claims", "rollups", "replica", "changes")
@@ -98,6 +102,8 @@ class Container:
         self._built: dict[str, object] = {
             name: wrap(name, port) if wrap else port for name, port in (overrides or {}).items()
         }
+        # the ports as given or built, before any `wrap`: what shares their connection (the parity log)
+        self._unwrapped: dict[str, object] = dict(overrides or {})
         self._lock = threading.RLock()
 
     def _once[T](self, name: str, build: Callable[[], T]) -> T:
@@ -108,6 +114,7 @@ class Container:
         with self._lock:
             if name not in self._built:
                 built = build()
+                self._unwrapped.setdefault(name, built)
                 self._built[name] = self._wrap(name, built) if self._wrap and name in PORTS else built
             return cast(T, self._built[name])
 
@@ -296,6 +303,55 @@ class Container:
         return self._once("replica", build)
 
     @property
+    def site(self) -> SiteReader | None:
+        """The site's own names and state for the query API: read-only, each read time-limited."""
+
+        def build() -> SiteReader | None:
+            s = self.settings
+            read_url = getattr(s, "mysql_read_url", None)
+            read_arn = getattr(s, "mysql_read_url_secret_arn", None)
+            url = self._connection_string(read_url, read_arn) if read_url or read_arn else None
+            url = url or self._connection_string(s.mysql_url, s.mysql_url_secret_arn)
+            if url is None:
+                return None
+            from analytics_pipeline.adapters.mysql_site import MySqlSiteReader
+
+            return MySqlSiteReader.from_url(
+                url,
+                table=s.mysql_table,
+                id_column=s.mysql_id_column,
+                uuid_column=s.mysql_uuid_column,
+                label_column=s.mysql_label_column,
+                title_column=s.mysql_title_column,
+                labels=s.mysql_labels,
+                state=s.mysql_state,
+                limit_ms=int(getattr(s, "query_time_limit_ms", QUERY_TIME_LIMIT_MS)),
+            )
+
+        return self._once("site", build)
+
+    @property
+    def parity_log(self) -> ParityLog:
+        """Parity runs, recorded beside the rollups (the same MongoDB database and client)."""
+
+        def build() -> ParityLog:
+            from analytics_pipeline.adapters.mongo_parity import MongoParityLog
+
+            rollups: object = self.rollups  # built (or given) first: the log shares its database
+            database = getattr(self._unwrapped.get("rollups", rollups), "_db", None)
+            if database is None:
+                raise ConfigurationError("the parity history needs the rollups' MongoDB database")
+            return MongoParityLog(database, serialize=not self.settings.real_mongodb)
+
+        return self._once("parity_log", build)
+
+    @property
+    def parity_history(self) -> ParityHistory:
+        from analytics_pipeline.parity_history import ParityHistory
+
+        return self._once("parity_history", lambda: ParityHistory(self.parity_log, self.clock))
+
+    @property
     def changes(self) -> ChangeFeed | None:
         def build() -> ChangeFeed | None:
             if not self.settings.change_bus_name:
@@ -367,17 +423,28 @@ class Container:
                 self.clock,
                 sync=s.sync_target,
                 checks=cast("CheckLog", self.claims),
+                daily_parity=self._daily_parity(),
             )
 
         return self._once("watchdog", build)
+
+    def _daily_parity(self) -> DailyParity | None:
+        """The watchdog's daily parity run; none without MySQL (nothing to compare)."""
+        if self.replica is None:
+            return None
+        from analytics_pipeline.parity_history import DailyParity
+
+        shadow = self.settings.mysql_sync == "shadow"
+        return DailyParity(
+            self.parity_history, self.parity_log, lambda: self.parity().run(shadow=shadow), self.clock
+        )
 
     @property
     def query(self) -> QueryService:
         def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
-            labels = cast("LabelReader | None", self.replica)
-            return QueryService(self.rollups, self.settings.domains, labels, self.settings.sync_target)
+            return QueryService(self.rollups, self.settings.domains, self.site, self.settings.sync_target)
 
         return self._once("query", build)
 
@@ -386,7 +453,9 @@ class Container:
         def build() -> StatusService:
             from analytics_pipeline.status import StatusService
 
-            return StatusService(self.claims, self.spool, cast("CheckLog", self.claims), self.clock)
+            return StatusService(
+                self.claims, self.spool, cast("CheckLog", self.claims), self.clock, self.parity_history
+            )
 
         return self._once("status", build)
 

@@ -13,12 +13,14 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics_pipeline.errors import ConfigurationError
-from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
+from analytics_pipeline.vocabulary import ENTITY_TYPES, STATE_TABLES, SYNC_TARGET, SyncTarget
 
 MIN_SERVER_KEY_LENGTH = 16
 
 CLUSTER_SHARDS = 16  # REDIS_SHARDS when unset in a cluster: 5 or more per primary up to 3 primaries
 CommaList = Annotated[tuple[str, ...], Field(default_factory=tuple)]
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+_IDENTIFIER = re.compile(IDENTIFIER)
 
 # Environment variable -> field name. Only names listed here are read.
 _ENV: dict[str, str] = {
@@ -45,6 +47,10 @@ _ENV: dict[str, str] = {
     "MYSQL_SYNC": "mysql_sync",
     "MYSQL_TOUCH_COLUMN": "mysql_touch_column",
     "MYSQL_LABEL_COLUMN": "mysql_label_column",
+    # the site's own names and state for the query API: labels of every type, titles, favorites/ratings
+    "MYSQL_TITLE_COLUMN": "mysql_title_column",
+    "MYSQL_LABELS": "mysql_labels",
+    "MYSQL_STATE": "mysql_state",
     "PUBLIC_TOTALS": "public_totals",
     "ADMIN_JWT_ISSUER": "admin_jwt_issuer",
     "ADMIN_JWT_CLIENT_ID": "admin_jwt_client_id",
@@ -152,6 +158,13 @@ class Settings(BaseModel):
     mysql_touch_column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     # the column whose value labels a movie in the query API's rankings (its code or title)
     mysql_label_column: str = Field(default="code", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    # The site's own names and state, read by the query API: the `jav` column holding a movie's title
+    # (unset: none), where the labels of the other entity types live (type -> table, id column, label
+    # column), and the site's state tables (favorites/watchlists -> table, movie id column; ratings ->
+    # table, movie id column, rating column), each joined to the `jav` table's MYSQL_ID_COLUMN.
+    mysql_title_column: str | None = Field(default=None, pattern=IDENTIFIER)
+    mysql_labels: dict[str, tuple[str, str, str]] = Field(default_factory=dict)
+    mysql_state: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # EventBridge bus of the CountersSynced events (a name or an ARN); unset: none published
     change_bus_name: str | None = Field(
         default=None, pattern=r"^(arn:aws[a-z-]*:events:\S+|[A-Za-z0-9._/-]{1,256})$"
@@ -253,6 +266,39 @@ class Settings(BaseModel):
             raise ValueError("names no database: mysql://user:password@host:port/database")
         return value
 
+    @field_validator("mysql_labels", mode="before")
+    @classmethod
+    def _parse_labels(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        entries = _dotted_entries(value, "type=table.id_column.label_column")
+        labels: dict[str, tuple[str, str, str]] = {}
+        for kind, parts in entries.items():
+            if kind == "movie":
+                raise ValueError(
+                    "movies are labelled from MYSQL_TABLE: set MYSQL_LABEL_COLUMN (and MYSQL_TITLE_COLUMN)"
+                )
+            if kind not in ENTITY_TYPES:
+                raise ValueError(f"{kind!r} is not an entity type ({', '.join(ENTITY_TYPES[1:])})")
+            if len(parts) != 3:
+                raise ValueError(f"{kind}: expected table.id_column.label_column, got {'.'.join(parts)!r}")
+            labels[kind] = (parts[0], parts[1], parts[2])
+        return labels
+
+    @field_validator("mysql_state", mode="before")
+    @classmethod
+    def _parse_state(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        entries = _dotted_entries(value, "favorites=table.jav_id_column")
+        for name, parts in entries.items():
+            if name not in STATE_TABLES:
+                raise ValueError(f"{name!r} is not a state table (favorites, watchlists, ratings)")
+            shape = "table.jav_id_column.rating_column" if name == "ratings" else "table.jav_id_column"
+            if len(parts) != shape.count(".") + 1:
+                raise ValueError(f"{name}: expected {shape}, got {'.'.join(parts)!r}")
+        return entries
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str | None) -> str | None:
@@ -287,6 +333,29 @@ class Settings(BaseModel):
                 "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_site_reads(self) -> Settings:
+        named = [
+            name
+            for name, value in (
+                ("MYSQL_LABELS", self.mysql_labels),
+                ("MYSQL_STATE", self.mysql_state),
+                ("MYSQL_TITLE_COLUMN", self.mysql_title_column),
+            )
+            if value
+        ]
+        if named and not self.site_mysql:
+            raise ValueError(
+                f"{named[0]} names the site's tables, but MYSQL_URL (or MYSQL_READ_URL) is unset"
+            )
+        return self
+
+    @property
+    def site_mysql(self) -> bool:
+        """Whether the query function can read the site's MySQL (its own read-only login, or the writers')."""
+        read_only = getattr(self, "mysql_read_url", None) or getattr(self, "mysql_read_url_secret_arn", None)
+        return bool(read_only) or self.real_mysql
 
     @property
     def sync_target(self) -> SyncTarget:
@@ -323,6 +392,26 @@ class Settings(BaseModel):
     def caps(self) -> dict[str, tuple[int, int]]:
         """ENTITY_CAPS parsed: action -> (events, window seconds)."""
         return parse_entity_caps(self.entity_caps)
+
+
+def _dotted_entries(value: str, example: str) -> dict[str, tuple[str, ...]]:
+    """`name=a.b.c` entries, comma-separated, each part a MySQL identifier; a name given once."""
+    entries: dict[str, tuple[str, ...]] = {}
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        name, sep, dotted = entry.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"{entry!r} is not an entry like {example}")
+        if name in entries:
+            raise ValueError(f"{name} is named twice")
+        parts = tuple(p.strip() for p in dotted.split("."))
+        bad = [p for p in parts if not _IDENTIFIER.fullmatch(p)]
+        if bad:
+            raise ValueError(f"{name}: {bad[0]!r} is not a MySQL identifier (A-Z a-z 0-9 _)")
+        entries[name] = parts
+    return entries
 
 
 def _server_key_problem(keys: tuple[str, ...]) -> str | None:

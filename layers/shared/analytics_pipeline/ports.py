@@ -275,6 +275,10 @@ class RollupReader(Protocol):
 
     def find_totals(self, entity: Entity) -> Totals | None: ...
 
+    def totals(self, entities: Sequence[Entity]) -> dict[Entity, Totals]:
+        """The totals of those entities that have any (a ranking by the site's state: its movies)."""
+        ...
+
     def top(self, domain: str, entity_type: str, counter: str, limit: int) -> list[tuple[str, Totals]]:
         """(entity_id, totals) by `counter` descending, then entity_id ascending (served by an index)."""
         ...
@@ -333,3 +337,97 @@ class CheckLog(Protocol):
 
 class Rollups(RollupStore, RollupReader, Protocol):
     """The rollups as the composition root builds them: written by the flush, read by the query API."""
+
+
+# --- the site's own names and state, read by the query API (MYSQL_LABELS, MYSQL_STATE) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class SiteFacts:
+    """What the site's own tables say of one entity: its names, and (movies) what is favorited,
+    on a watchlist and rated now. None where the site does not say (not configured, no row)."""
+
+    label: str | None = None
+    title: str | None = None
+    favorites_active: int | None = None
+    watchlists_active: int | None = None
+    ratings_current_count: int | None = None
+    ratings_current_avg: float | None = None
+
+
+class SiteReader(Protocol):
+    """The site's MySQL as the query API reads it: read-only, one statement per call, time-limited."""
+
+    def figures(self) -> tuple[str, ...]:
+        """The state figures the configuration names tables for (vocabulary.STATE_FIGURES, in order)."""
+        ...
+
+    def labelled(self, entity_type: str) -> bool:
+        """Whether the site names entities of this type (movies always; others per MYSQL_LABELS)."""
+        ...
+
+    def facts(self, entity_type: str, entity_ids: Sequence[str]) -> dict[str, SiteFacts]:
+        """The facts of each entity that has a row, keyed by the id as asked, in one query."""
+        ...
+
+    def rank(self, figure: str, limit: int, min_ratings: int) -> list[tuple[str, SiteFacts]]:
+        """Movies by a state figure descending, ties by uuid ascending (ratings_current_avg: among
+        those with >= min_ratings current ratings), with their facts, in one query."""
+        ...
+
+
+# --- parity history: one record per parity run, for the rollout's gate --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParityRun:
+    """The summary of one parity run as recorded (the report's figures, without its lists)."""
+
+    at: datetime
+    source: str  # "anl" or "watchdog"
+    mode: str  # "sync" or "shadow"
+    ok: bool
+    checked: int
+    matched: int
+    mismatched: int
+    missing_rows: int
+    held_above: int
+    in_flight: int
+    outside: int = 0
+    tolerance: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParityDay:
+    """Every run of one UTC day, summed: how many, how many compared movies with the sync on and
+    found nothing wrong, how many found something wrong (either mode), and the modes seen."""
+
+    day: str  # YYYY-MM-DD
+    runs: int
+    clean_sync_runs: int
+    wrong_runs: int
+    shadow_runs: int
+    mismatched: int  # the most any run of the day found
+    last_at: datetime
+
+
+class ParityLog(Protocol):
+    """Where parity runs are recorded (MongoDB, beside the rollups)."""
+
+    def record(self, run: ParityRun) -> None: ...
+
+    def days(self, since: str | None = None) -> list[ParityDay]:
+        """Summaries of the days that have runs, from `since` (YYYY-MM-DD; None: all), newest first."""
+        ...
+
+    def last(self) -> ParityRun | None:
+        """The latest run; None when none was ever recorded."""
+        ...
+
+    def claim_day(self, day: str, by: str, now: datetime) -> bool:
+        """True for the one caller that claims `by`'s run of `day` (the watchdog's daily run)."""
+        ...
+
+    def release_day(self, day: str, by: str) -> None:
+        """Give a claimed day back (its run failed before it was recorded): a later call may run it."""
+        ...

@@ -8,15 +8,27 @@ from typing import Any
 
 from analytics_pipeline.errors import FieldError, InvalidRequest, StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import LabelReader, RollupReader
+from analytics_pipeline.ports import RollupReader, SiteFacts, SiteReader
 from analytics_pipeline.rollups import Entity, Totals, zero_counts
 from analytics_pipeline.vocabulary import (
     MAX_PERIODS,
     MIN_RATINGS_DEFAULT,
     RATINGS_AVG,
+    STATE_FIGURES,
     SYNC_TARGET,
     SyncTarget,
 )
+
+# what every totals answer and every ranked item carries from the site's own tables (null where the
+# site does not say): its names, and its state figures (movies, with MYSQL_STATE)
+SITE_FIELDS: tuple[str, ...] = ("label", "title", *STATE_FIGURES)
+
+
+def site_fields(facts: SiteFacts | None) -> dict[str, Any]:
+    """The site's fields of an answer; all null without facts."""
+    if facts is None:
+        return dict.fromkeys(SITE_FIELDS)
+    return {name: getattr(facts, name) for name in SITE_FIELDS}
 
 
 def parse_day(field: str, value: str) -> date:
@@ -68,6 +80,11 @@ def _counts(totals: Totals | None) -> dict[str, int]:
     return dict(totals.counts) if totals is not None else zero_counts()
 
 
+def _item(entity_id: str, totals: Totals, facts: SiteFacts | None) -> dict[str, Any]:
+    counts = _counts(totals)
+    return {"entity_id": entity_id, **counts, "ratings_avg": totals.ratings_avg, **site_fields(facts)}
+
+
 @dataclass(frozen=True, slots=True)
 class QueryService:
     """Reads for the admin dashboard.
@@ -80,8 +97,8 @@ class QueryService:
 
     reader: RollupReader
     domains: tuple[str, ...]
-    labels: LabelReader | None = None  # the site's MySQL; None when it is not configured
-    sync: SyncTarget = SYNC_TARGET  # the entities the site's table names (its movies)
+    site: SiteReader | None = None  # the site's MySQL, read-only; None when it is not configured
+    sync: SyncTarget = SYNC_TARGET  # the site's domain, and the entities its `jav` table names
 
     def _entity(self, domain: str, entity_type: str, entity_id: str = "") -> Entity:
         if domain not in self.domains:
@@ -89,9 +106,12 @@ class QueryService:
         return Entity(domain, entity_type, entity_id)
 
     def totals(self, domain: str, entity_type: str, entity_id: str) -> dict[str, Any]:
-        """The entity's counters (zeros when unknown) and its average rating (null without ratings)."""
-        totals = self.reader.find_totals(self._entity(domain, entity_type, entity_id)) or Totals()
-        return {**_counts(totals), "ratings_avg": totals.ratings_avg}
+        """The entity's counters (zeros when unknown), its average rating (null without ratings),
+        and what the site's tables say of it (its label, title and state figures; null where none)."""
+        entity = self._entity(domain, entity_type, entity_id)
+        totals = self.reader.find_totals(entity) or Totals()
+        facts = self._facts(entity, [entity_id]).get(entity_id)
+        return {**_counts(totals), "ratings_avg": totals.ratings_avg, **site_fields(facts)}
 
     def top(
         self,
@@ -107,6 +127,8 @@ class QueryService:
         broken by entity_id so pages are stable; by `ratings_avg`, among those with >= min_ratings."""
         kind = self._entity(domain, entity_type)
         days = self._days(first, last)
+        if counter in STATE_FIGURES:
+            return self._top_by_state(kind, counter, limit, min_ratings, days)
         if days is not None:
             ranked = self.reader.top_in_range(
                 kind.domain, kind.entity_type, counter, limit, days[0], days[1], min_ratings
@@ -115,16 +137,30 @@ class QueryService:
             ranked = self.reader.top_by_average(kind.domain, kind.entity_type, min_ratings, limit)
         else:
             ranked = self.reader.top(kind.domain, kind.entity_type, counter, limit)
-        labels = self._labels(kind, [entity_id for entity_id, _ in ranked])
+        facts = self._facts(kind, [entity_id for entity_id, _ in ranked])
+        return {"items": [_item(entity_id, totals, facts.get(entity_id)) for entity_id, totals in ranked]}
+
+    def _top_by_state(
+        self, kind: Entity, figure: str, limit: int, min_ratings: int, days: tuple[str, str] | None
+    ) -> dict[str, Any]:
+        """Movies ranked by the site's own tables (as its admin page ranks them), with their counters."""
+        if (kind.domain, kind.entity_type) != (self.sync.domain, self.sync.entity_type):
+            problem = f"ranks {self.sync.domain} {self.sync.entity_type}s only: the site's state is theirs"
+            raise InvalidRequest([FieldError("counter", problem)])
+        if self.site is None or figure not in self.site.figures():
+            table = "ratings" if figure.startswith("ratings") else figure.removesuffix("_active")
+            problem = f"{figure} needs the site's {table} table: MYSQL_STATE does not name it"
+            raise InvalidRequest([FieldError("counter", problem)])
+        if days is not None:
+            problem = f"{figure} is the site's state now: from and to do not apply"
+            raise InvalidRequest([FieldError("from", problem)])
+        ranked = self.site.rank(figure, limit, min_ratings)  # the site's MySQL failing is a 503
+        movies = [Entity(kind.domain, kind.entity_type, entity_id) for entity_id, _ in ranked]
+        totals = self.reader.totals(movies) if movies else {}
         return {
             "items": [
-                {
-                    "entity_id": entity_id,
-                    **_counts(totals),
-                    "ratings_avg": totals.ratings_avg,
-                    "label": labels.get(entity_id),
-                }
-                for entity_id, totals in ranked
+                _item(movie.entity_id, totals.get(movie, Totals()), facts)
+                for movie, (_, facts) in zip(movies, ranked, strict=True)
             ]
         }
 
@@ -141,16 +177,17 @@ class QueryService:
         periods("day", start, end)  # at most MAX_PERIODS days
         return start.isoformat(), end.isoformat()
 
-    def _labels(self, kind: Entity, entity_ids: list[str]) -> dict[str, str]:
-        """The site's labels of ranked movies; none for other kinds, without MySQL, or when it fails."""
-        if self.labels is None or not entity_ids:
+    def _facts(self, kind: Entity, entity_ids: list[str]) -> dict[str, SiteFacts]:
+        """What the site's tables say of these entities, in one query; none for another domain, a
+        type the site does not name, without MySQL, or when it fails (the answer stands without)."""
+        if self.site is None or not entity_ids or kind.domain != self.sync.domain:
             return {}
-        if (kind.domain, kind.entity_type) != (self.sync.domain, self.sync.entity_type):
+        if not self.site.labelled(kind.entity_type):
             return {}
         try:
-            return self.labels.labels(entity_ids)
-        except StoreError as exc:  # the ranking stands without its labels
-            logger.warning("labels unavailable", error=str(exc))
+            return self.site.facts(kind.entity_type, entity_ids)
+        except StoreError as exc:
+            logger.warning("site facts unavailable", entity_type=kind.entity_type, error=str(exc))
             return {}
 
     def series(

@@ -25,16 +25,41 @@ class Counters(BaseModel):
     ratings_sum: int
 
 
-class TotalsOut(Counters):
-    ratings_avg: float | None
+class SiteFigures(BaseModel):
+    """What the site's own tables say (docs/api.md, "What each figure means"); null where they do not."""
+
+    label: str | None = Field(
+        description="The site's name of the entity: a movie's MYSQL_LABEL_COLUMN (its code), another"
+        " type's label column in MYSQL_LABELS; null when unknown or not configured"
+    )
+    title: str | None = Field(
+        description="A movie's MYSQL_TITLE_COLUMN (its title); null for other types, when unset or empty"
+    )
+    favorites_active: int | None = Field(
+        description="Movies: rows of the site's favorites table now (MYSQL_STATE); a removed favorite"
+        " is not counted. Null when not configured"
+    )
+    watchlists_active: int | None = Field(
+        description="Movies: rows of the site's watchlists table now (MYSQL_STATE); null when not configured"
+    )
+    ratings_current_count: int | None = Field(
+        description="Movies: rows of the site's ratings table now, one per user however often they"
+        " changed it (MYSQL_STATE); null when not configured"
+    )
+    ratings_current_avg: float | None = Field(
+        description="Movies: the average of those ratings; null without any or when not configured"
+    )
 
 
-class TopItem(Counters):
+class TotalsOut(Counters, SiteFigures):
+    ratings_avg: float | None = Field(
+        description="ratings_sum / ratings_count (events); null without ratings"
+    )
+
+
+class TopItem(Counters, SiteFigures):
     entity_id: str
     ratings_avg: float | None = Field(description="ratings_sum / ratings_count; null without ratings")
-    label: str | None = Field(
-        description="The movie's code or title from the site's table; null when unknown"
-    )
 
 
 class TopOut(BaseModel):
@@ -69,8 +94,32 @@ class WatchdogOut(BaseModel):
     at: str = Field(description="When the watchdog's last run ended (RFC 3339)")
 
 
+class ParityLast(BaseModel):
+    """The last parity run's summary (an `anl parity` run or the watchdog's daily one)."""
+
+    at: str = Field(description="When it ran (RFC 3339)")
+    source: Literal["anl", "watchdog"]
+    mode: Literal["sync", "shadow"]
+    ok: bool = Field(description="It compared movies and found nothing wrong")
+    checked: int
+    matched: int
+    mismatched: int
+    missing_rows: int
+    held_above: int
+    in_flight: int
+    outside: int = Field(description="Shadow runs: movies outside the tolerance (0 in sync mode)")
+
+
+class ParityOut(BaseModel):
+    clean_days: int = Field(
+        description="Consecutive UTC days up to today (or yesterday, before today's first run) whose"
+        " parity runs compared movies with the sync on and found nothing wrong"
+    )
+    last: ParityLast | None = Field(description="Null when no run was ever recorded")
+
+
 class StatusError(BaseModel):
-    check: Literal["redis", "spool", "dead_letter", "watchdog"]
+    check: Literal["redis", "spool", "dead_letter", "watchdog", "parity"]
     message: str
 
 
@@ -81,6 +130,7 @@ class StatusOut(BaseModel):
     spool: Depth | None
     dead_letter: Depth | None
     watchdog: WatchdogOut | None
+    parity: ParityOut | None = Field(description="Null when the parity records could not be read")
     errors: list[StatusError]
 
 

@@ -15,9 +15,22 @@ EntityType = Literal["movie", "actor", "tag", "provider"]
 Action = Literal["view", "download", "favorite", "rating", "watchlist"]
 Counter = Literal["views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum"]
 Bucket = Literal["day", "week", "month", "year"]
-# what a ranking may be by: a counter, or the average rating (ratings_sum / ratings_count)
+# the site's own state (its favorites, watchlists and ratings tables, MYSQL_STATE): what is favorited
+# or rated now, beside the counters above, which count events and never subtract
+StateFigure = Literal["favorites_active", "watchlists_active", "ratings_current_count", "ratings_current_avg"]
+# what a ranking may be by: a counter, the average rating (ratings_sum / ratings_count), or a state figure
 RankBy = Literal[
-    "views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum", "ratings_avg"
+    "views",
+    "downloads",
+    "favorites",
+    "watchlists",
+    "ratings_count",
+    "ratings_sum",
+    "ratings_avg",
+    "favorites_active",
+    "watchlists_active",
+    "ratings_current_count",
+    "ratings_current_avg",
 ]
 
 ENTITY_TYPES: tuple[str, ...] = get_args(EntityType)
@@ -25,7 +38,15 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 COUNTERS: tuple[str, ...] = get_args(Counter)
 BUCKETS: tuple[str, ...] = get_args(Bucket)
 RANK_BY: tuple[str, ...] = get_args(RankBy)
+STATE_FIGURES: tuple[str, ...] = get_args(StateFigure)
 RATINGS_AVG = "ratings_avg"
+RATINGS_CURRENT_AVG = "ratings_current_avg"
+# the site's state tables (MYSQL_STATE's keys) and the figures each one gives
+STATE_TABLES: dict[str, tuple[str, ...]] = {
+    "favorites": ("favorites_active",),
+    "watchlists": ("watchlists_active",),
+    "ratings": ("ratings_current_count", "ratings_current_avg"),
+}
 
 # The counter each action adds 1 to; a rating also adds its value to ratings_sum.
 ACTION_COUNTER: dict[str, str] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics_pipeline.errors import HotStoreFull, RolloutRefused, StoreError
 from analytics_pipeline.flush import FlushReport, FlushService
@@ -25,6 +25,9 @@ from analytics_pipeline.ports import (
 from analytics_pipeline.rollups import Entity, Totals
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
+if TYPE_CHECKING:
+    from analytics_pipeline.parity_history import DailyParity
+
 
 @dataclass
 class WatchdogReport:
@@ -35,6 +38,7 @@ class WatchdogReport:
     mismatches: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     lag: Lag | None = None
+    parity: dict[str, Any] | None = None  # the day's parity run, when this run made it
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -49,6 +53,7 @@ class WatchdogReport:
             "checked": self.checked,
             "mismatches": self.mismatches,
             "errors": self.errors + self.flush.errors,
+            "parity": self.parity,
         }
         # the lag is unknown (null) when Redis cannot be read: the keys are there all the same
         body.update(asdict(self.lag) if self.lag is not None else dict.fromkeys(Lag.FIELDS))
@@ -78,6 +83,7 @@ class WatchdogService:
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
         checks: CheckLog | None = None,
+        daily_parity: DailyParity | None = None,
     ) -> None:
         self._policy = policy
         self._flush = flush
@@ -89,6 +95,7 @@ class WatchdogService:
         self._clock = clock
         self._sync = sync
         self._checks = checks
+        self._daily_parity = daily_parity
 
     def run(self) -> WatchdogReport:
         report = WatchdogReport()
@@ -101,7 +108,20 @@ class WatchdogService:
         except StoreError as exc:
             report.errors.append(f"lag: {exc}")
         self._record(report)
+        self._parity(report)
         return report
+
+    def _parity(self, report: WatchdogReport) -> None:
+        """Once each UTC day, a full parity run, recorded; the other runs of the day pass at once.
+
+        Last in the run, after the summary above: the day's long check delays nothing the status
+        route or the next minute's run needs."""
+        if self._daily_parity is None:
+            return
+        try:
+            report.parity = self._daily_parity.run()
+        except StoreError as exc:
+            report.errors.append(f"parity: {exc}")
 
     def _record(self, report: WatchdogReport) -> None:
         """Leave this run's summary for the status route (it fails when Redis does: then it says so)."""
