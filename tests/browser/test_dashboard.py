@@ -901,3 +901,22 @@ def test_the_empty_rankings_message_is_shown_whole_on_a_phone(stand_in, browser,
     assert note.is_displayed() and note.text == "Nothing counted in this period."
     box = browser.execute_script(VISIBLE_WHOLE, note)
     assert box["left"] >= 0 and box["right"] <= box["width"] and not box["clipped"], box
+
+
+def test_a_domain_or_entity_from_the_address_that_could_name_another_path_is_never_requested(
+    stand_in, browser
+):
+    seed_periods(stand_in)
+    open_dashboard(browser, stand_in.url, period="7d", domain="..", entity="..")
+    wait_ready(browser, "top-table", "status")
+    assert 'Domain "..": 1\u201332 characters of A-Z a-z 0-9 _ -: showing jav instead.' in text(
+        browser, "#messages"
+    )
+    assert "Entity id from the address: 1\u201364 characters" in text(browser, "#messages")
+    paths = [path for path, _, _ in stand_in.api.requests]
+    assert paths and all(
+        path == "/api/v1/analytics/status" or path.startswith("/api/v1/analytics/jav/") for path in paths
+    )
+    assert all(".." not in path for path in paths)
+    address = query_of(browser.current_url)
+    assert address["domain"] == "jav" and address["entity"] == "m-recent"  # the ranking's first, chosen anew
