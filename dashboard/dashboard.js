@@ -105,6 +105,7 @@ function readUrl(search = window.location.search) {
   state.domain = pick("domain") ?? state.domain; // checked against the configuration before use
   state.type = pick("type", TYPES) ?? state.type;
   state.counter = pick("counter", RANKINGS) ?? state.counter;
+  if (isState(state.counter) && state.type !== "movie") state.counter = "views"; // the site's tables: movies
   state.min_ratings = pick("min_ratings") ?? state.min_ratings;
   state.limit = pick("limit") ?? state.limit;
   const entity = pick("entity") ?? "";
@@ -157,6 +158,8 @@ function syncControls() {
   $("period").value = state.period;
   $("from").value = DAY.test(state.from) ? state.from : "";
   $("to").value = DAY.test(state.to) ? state.to : "";
+  // the site's own tables hold movies' favorites and ratings: no such ranking of another type
+  for (const option of $("counter").querySelectorAll("option")) option.disabled = isState(option.value) && state.type !== "movie";
   $("counter").value = state.counter;
   $("min-ratings").value = state.min_ratings;
   $("min-ratings-field").hidden = !AVERAGES.includes(state.counter);
@@ -1410,6 +1413,8 @@ function wire() {
   });
   $("entity-type").addEventListener("change", () => {
     state.type = $("entity-type").value;
+    if (isState(state.counter) && state.type !== "movie") state.counter = "views";
+    syncControls();
     state.entity = ""; // an id names an entity of one type
     $("entity-id").value = "";
     reloadData();

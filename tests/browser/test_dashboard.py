@@ -859,6 +859,13 @@ def test_ranking_by_a_state_figure_asks_for_the_sites_now_and_charts_its_events(
     Select(browser.find_element(By.ID, "counter")).select_by_value("ratings_current_avg")
     assert browser.find_element(By.ID, "min-ratings").is_displayed()
 
+    Select(browser.find_element(By.ID, "entity-type")).select_by_value("actor")  # the site's tables: movies
+    wait_for(browser, "#top-table[data-state='ready'] tr[data-entity-id='a-1']")
+    assert browser.find_element(By.ID, "counter").get_attribute("value") == "views"
+    assert api_calls(stand_in, "/actor/top")[-1]["counter"] == "views"
+    option = browser.find_element(By.CSS_SELECTOR, "#counter option[value='favorites_active']")
+    assert not option.is_enabled()
+
 
 def test_a_state_ranking_the_api_cannot_answer_says_why(stand_in, browser):
     seed_labels(stand_in)  # no site_state: not configured
