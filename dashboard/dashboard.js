@@ -9,11 +9,16 @@ const COUNTERS = ["views", "downloads", "favorites", "watchlists", "ratings_coun
 // what the pipeline counted (events), and what the site's own tables hold now (its state, movies only)
 const EVENT_RANKINGS = [...COUNTERS, "ratings_avg"];
 const STATE_FIGURES = ["favorites_active", "watchlists_active", "ratings_current_count", "ratings_current_avg"];
-const STATE_RANKINGS = ["favorites_active", "ratings_current_avg"];
+const STATE_RANKINGS = STATE_FIGURES; // every one, ranked from the site's tables (movies, all time)
 const RANKINGS = [...EVENT_RANKINGS, ...STATE_RANKINGS];
 const AVERAGES = ["ratings_avg", "ratings_current_avg"];
 // a state figure has no history: its charts show the events it comes from
-const CHARTED_AS = { favorites_active: "favorites", ratings_current_avg: "ratings_avg" };
+const CHARTED_AS = {
+  favorites_active: "favorites",
+  watchlists_active: "watchlists",
+  ratings_current_count: "ratings_count",
+  ratings_current_avg: "ratings_avg",
+};
 const TYPES = ["movie", "actor", "tag", "provider"];
 const PERIODS = ["7d", "30d", "90d", "month", "custom"];
 const MAX_DAYS = 400;
@@ -1259,9 +1264,13 @@ export function paritySummary(last) {
   const checked = count(last?.checked);
   const mismatched = count(last?.mismatched ?? last?.mismatches);
   const missing = count(last?.missing_rows);
+  const outside = count(last?.outside);
   if (checked !== null) parts.push(`${formatNumber(checked)} checked`);
   if (mismatched !== null) parts.push(`${formatNumber(mismatched)} ${mismatched === 1 ? "mismatch" : "mismatches"}`);
   if (missing) parts.push(`${formatNumber(missing)} without a row in the site's table`);
+  if (outside) parts.push(`${formatNumber(outside)} outside the tolerance`);
+  const by = { anl: "anl parity", watchdog: "the watchdog" }[last?.source];
+  if (by || last?.mode === "shadow") parts.push(`${last?.mode === "shadow" ? "shadow run" : "run"}${by ? ` by ${by}` : ""}`);
   if (typeof last?.summary === "string" && last.summary) parts.push(last.summary);
   const verdict = last?.ok === true ? "clean" : last?.ok === false ? "not clean" : null;
   return [verdict, parts.join(", ")].filter(Boolean).join(": ");
@@ -1279,22 +1288,24 @@ function renderParity(parity, failed) {
     } else {
       // no report recorded yet: the watchdog runs one each UTC day, `anl parity` any time
       setWaiting(streak, "no report yet");
-      setWaiting(report, "no parity report recorded yet");
+      setWaiting(report, "no parity report recorded yet (the watchdog runs one each UTC day)");
     }
     return;
   }
   const days = parity.clean_days;
+  const last = parity.last && typeof parity.last === "object" ? parity.last : null;
+  if (!last) {
+    // nothing recorded yet: a streak of 0 that no report made
+    setWaiting(streak, "no report yet");
+    setWaiting(report, "no parity report recorded yet (the watchdog runs one each UTC day)");
+    return;
+  }
   if (typeof days === "number" && Number.isFinite(days)) {
     streak.textContent = `${formatNumber(days)} ${days === 1 ? "day" : "days"}`;
     streak.dataset.value = String(days);
     streak.classList.remove("unknown", "na");
     box.classList.toggle("good", days >= PARITY_GATE_DAYS);
   } else setUnknown(streak);
-  const last = parity.last && typeof parity.last === "object" ? parity.last : null;
-  if (!last) {
-    setWaiting(report, "no parity report recorded yet");
-    return;
-  }
   const when = ago(last.at ?? last.time);
   report.textContent = [when ?? "time unknown", paritySummary(last)].filter(Boolean).join(" — ");
   report.dataset.value = String(last.at ?? last.time ?? "");

@@ -126,11 +126,18 @@ class StandInApi:
             return _json(200, self._series(parts[1], [parts[2]], query))
         if len(parts) == 4 and parts[3] == "totals":
             counts = self._sum(parts[1], parts[2], None)
-            body: dict[str, Any] = {**counts, "ratings_avg": self._avg(counts)}
-            if parts[1] == "movie":
-                body.update(self._state(parts[2]))
+            body = {**counts, "ratings_avg": self._avg(counts), **self._site(parts[1], parts[2])}
             return _json(200, body)
         return _json(404, {"status": "not_found"})
+
+    def _site(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        """What the site's tables say of an entity: its label, a movie's title and state figures."""
+        movie = entity_type == "movie"
+        return {
+            "label": self.labels.get(entity_id),
+            "title": self.titles.get(entity_id) if movie else None,
+            **(self._state(entity_id) if movie else dict.fromkeys(STATE)),
+        }
 
     def _state(self, entity_id: str) -> dict[str, Any]:
         """The contract's four state figures of a movie: null when MYSQL_STATE is not configured."""
@@ -163,7 +170,7 @@ class StandInApi:
             ids |= set(self.site_state or {})  # ranked from the site's tables, counted or not
         for entity_id in sorted(ids):
             counts = self._sum(entity_type, entity_id, days)
-            held = self._state(entity_id) if entity_type == "movie" else {}
+            held = self._state(entity_id) if entity_type == "movie" else dict.fromkeys(STATE)
             if counter not in STATE and not any(counts.values()):
                 continue
             average = self._avg(counts)
@@ -187,11 +194,9 @@ class StandInApi:
                     entity_id,
                     {
                         "entity_id": entity_id,
-                        "label": self.labels.get(entity_id),
-                        **({"title": self.titles[entity_id]} if entity_id in self.titles else {}),
                         **counts,
                         "ratings_avg": average,
-                        **held,
+                        **self._site(entity_type, entity_id),
                     },
                 )
             )

@@ -228,6 +228,16 @@ def stand_in() -> Iterator[StandIn]:
     server.close()
 
 
+def parity_run(at: str, **figures: Any) -> dict[str, Any]:
+    """The summary of one recorded parity run, as the status carries it under parity.last."""
+    zero = dict.fromkeys(
+        ("checked", "matched", "mismatched", "missing_rows", "held_above", "in_flight", "outside"), 0
+    )
+    counts = {**zero, **figures}
+    ok = counts["checked"] > 0 and counts["mismatched"] == 0 and counts["outside"] == 0
+    return {"at": at, "source": "watchdog", "mode": "sync", "ok": ok, **counts}
+
+
 def seed_periods(stand_in: StandIn) -> None:
     """m-recent leads the last 7 days; m-older leads over 90 days; ratings set the averages apart."""
     api = stand_in.api
@@ -249,16 +259,7 @@ def seed_periods(stand_in: StandIn) -> None:
         "spool": {"pending": 7},
         "dead_letter": {"pending": 2},
         "watchdog": {"checked": 120, "mismatches": 0, "errors": 0, "at": "2026-12-01T10:00:00Z"},
-        "parity": {
-            "clean_days": 3,
-            "last": {
-                "at": "2026-12-01T03:00:00Z",
-                "ok": True,
-                "checked": 1000,
-                "mismatched": 0,
-                "missing_rows": [],
-            },
-        },
+        "parity": {"clean_days": 3, "last": parity_run("2026-12-01T03:00:00Z", checked=1000)},
         "errors": [],
     }
 
@@ -400,7 +401,7 @@ def test_status_shows_lag_spool_dead_letter_and_the_watchdogs_last_check(stand_i
     }
     assert figures["watchdog-at"].startswith("2026-12-01 10:00:00 UTC (")
     assert figures["parity-last"].startswith("2026-12-01 03:00:00 UTC (")
-    assert figures["parity-last"].endswith("ago) — clean: 1,000 checked, 0 mismatches")
+    assert figures["parity-last"].endswith("ago) — clean: 1,000 checked, 0 mismatches, run by the watchdog")
     assert "warn" in browser.find_element(By.ID, "status").get_attribute("class")  # 2 in the dead letter
     assert not browser.find_element(By.ID, "status-errors").is_displayed()
 
@@ -454,6 +455,7 @@ FRESH_STATUS = {
     "spool": {"pending": 0},
     "dead_letter": None,  # a file spool: no dead-letter queue, and no error
     "watchdog": None,  # not run yet, and no error
+    "parity": {"clean_days": 0, "last": None},  # no parity run recorded yet
     "errors": [],
 }
 
@@ -467,7 +469,8 @@ def test_before_the_first_run_and_with_a_file_spool_the_status_says_so_without_a
     assert figures["dead-letter"] == "n/a (file spool)"
     assert figures["watchdog-at"] == "waiting for the first run (every minute)"
     assert (figures["checked"], figures["mismatches"], figures["watchdog-errors"]) == ("—", "—", "—")
-    assert figures["parity-days"] == "no report yet"
+    assert figures["parity-days"] == "no report yet"  # not a streak of 0 that a report made
+    assert figures["parity-last"] == "no parity report recorded yet (the watchdog runs one each UTC day)"
     assert figures["last-flush"] == "—"
     assert browser.find_elements(By.CSS_SELECTOR, "#status dd.unknown") == []  # no red "unknown"
     assert not browser.find_element(By.ID, "status-errors").is_displayed()
@@ -485,20 +488,14 @@ def test_a_queue_spool_without_a_dead_letter_queue_is_named_as_such(stand_in, br
 
 def test_the_parity_streak_and_a_report_that_found_mismatches(stand_in, browser):
     seed_periods(stand_in)
-    last = {
-        "at": "2026-12-07T03:00:00Z",
-        "ok": False,
-        "checked": 998,
-        "mismatched": 2,
-        "missing_rows": ["x", "y"],
-    }
+    last = parity_run("2026-12-07T03:00:00Z", checked=998, matched=994, mismatched=2, missing_rows=2)
     stand_in.api.status = {**FRESH_STATUS, "parity": {"clean_days": 0, "last": last}}
     open_dashboard(browser, stand_in.url)
     wait_ready(browser, "status")
     figures = status_figures(browser)
     assert figures["parity-days"] == "0 days"
     assert figures["parity-last"].endswith(
-        "— not clean: 998 checked, 2 mismatches, 2 without a row in the site's table"
+        "— not clean: 998 checked, 2 mismatches, 2 without a row in the site's table, run by the watchdog"
     )
     streak = browser.find_element(By.ID, "status-parity-days").find_element(By.XPATH, "..")
     assert "bad" in streak.get_attribute("class").split()
@@ -506,11 +503,12 @@ def test_the_parity_streak_and_a_report_that_found_mismatches(stand_in, browser)
 
     stand_in.api.status = {
         **FRESH_STATUS,
-        "parity": {"clean_days": 7, "last": {**last, "ok": True, "mismatched": 0}},
+        "parity": {"clean_days": 7, "last": {**last, "ok": True, "mismatched": 0, "source": "anl"}},
     }
     browser.find_element(By.ID, "refresh").click()
     wait_for(browser, "#status-parity-days[data-value='7']")
     assert "good" in streak.get_attribute("class").split()  # the rollout's gate: a week of clean reports
+    assert text(browser, "#status-parity-last").endswith("run by anl parity")
 
 
 def test_a_failed_status_request_shows_every_figure_as_unknown(stand_in, browser):
@@ -642,7 +640,9 @@ def _state_site(stand_in: StandIn) -> None:
 
 
 def _parity_failed(stand_in: StandIn) -> None:
-    last = {"at": "2026-12-07T03:00:00Z", "ok": False, "checked": 998, "mismatched": 2, "missing_rows": ["x"]}
+    last = parity_run(
+        "2026-12-07T03:00:00Z", checked=998, mismatched=2, missing_rows=1, mode="shadow", outside=3
+    )
     stand_in.api.status = {**FRESH_STATUS, "parity": {"clean_days": 0, "last": last}}
 
 
