@@ -793,6 +793,7 @@ def test_an_id_with_nothing_counted_and_no_label_is_no_such_movie_not_zeros(stan
         browser, "#totals"
     )
     assert totals(browser) == {}  # no row of zeros
+    assert not browser.find_element(By.ID, "series").is_displayed()  # nor a chart of them
 
     entity_form(browser, "NOPE-999")  # a code nobody has (or an id): no such movie either
     wait_for(browser, "#totals[data-entity='NOPE-999'][data-state='missing']")
