@@ -3,15 +3,30 @@
 // authorization code + PKCE). Plain ES module, no dependencies, no build step: the charts are inline SVG.
 
 const CONFIG_URL = "/dashboard/config.json";
-const DEFAULT_CONFIG = { issuer: null, client_id: null, api: "/api/v1/analytics", movie_url: null };
+const DEFAULT_CONFIG = { issuer: null, client_id: null, api: "/api/v1/analytics", movie_url: null, domains: null };
 const STATUS_EVERY_MS = 10000;
 const COUNTERS = ["views", "downloads", "favorites", "watchlists", "ratings_count"];
-const RANKINGS = [...COUNTERS, "ratings_avg"];
+// what the pipeline counted (events), and what the site's own tables hold now (its state, movies only)
+const EVENT_RANKINGS = [...COUNTERS, "ratings_avg"];
+const STATE_FIGURES = ["favorites_active", "watchlists_active", "ratings_current_count", "ratings_current_avg"];
+const STATE_RANKINGS = STATE_FIGURES; // every one, ranked from the site's tables (movies, all time)
+const RANKINGS = [...EVENT_RANKINGS, ...STATE_RANKINGS];
+const AVERAGES = ["ratings_avg", "ratings_current_avg"];
+// a state figure has no history: its charts show the events it comes from
+const CHARTED_AS = {
+  favorites_active: "favorites",
+  watchlists_active: "watchlists",
+  ratings_current_count: "ratings_count",
+  ratings_current_avg: "ratings_avg",
+};
 const TYPES = ["movie", "actor", "tag", "provider"];
 const PERIODS = ["7d", "30d", "90d", "month", "custom"];
 const MAX_DAYS = 400;
 const ENTITY_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const DOMAIN = /^[A-Za-z0-9_-]{1,32}$/;
+const UUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const PARITY_GATE_DAYS = 7; // the rollout's gate: a week of clean reports before the legacy path goes
 const LABELS = {
   views: "views",
   downloads: "downloads",
@@ -19,7 +34,26 @@ const LABELS = {
   watchlists: "watchlists",
   ratings_count: "ratings",
   ratings_avg: "average rating",
+  favorites_active: "favorites now",
+  watchlists_active: "watchlists now",
+  ratings_current_count: "ratings now",
+  ratings_current_avg: "average rating now",
 };
+// The metric dictionary, in the dashboard's words: what each figure counts, and what it does not.
+export const MEANINGS = {
+  views: "Views counted: every view event the pipeline accepted (attempts, as the site counted them). Bots and replayed events are not counted.",
+  downloads: "Downloads counted: every download event accepted (attempts, not completed files).",
+  favorites: "Favorite events: each time someone favorited it. A favorite removed on the site is not subtracted.",
+  watchlists: "Watchlist events: each time someone added it to a watchlist. A removal is not subtracted.",
+  ratings_count: "Rating events: every rating given. A changed rating counts again, as a new rating.",
+  ratings_avg: "The average of every rating event (their sum over their count), changed ratings included: not the site's current average.",
+  favorites_active: "Favorites on the site now, read from its own table: removed ones are gone. The state now, not a period's.",
+  watchlists_active: "Watchlist entries on the site now, read from its own table. The state now, not a period's.",
+  ratings_current_count: "Ratings on the site now, read from its own table: each user's current rating once.",
+  ratings_current_avg: "The average of the site's current ratings, as its own admin page ranks top-rated titles.",
+};
+const NOT_CONFIGURED = "not configured";
+const NOT_CONFIGURED_WHY = "The site's own tables are not configured (MYSQL_STATE): these figures are not read, which is not 0.";
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 // sessionStorage keys: the tab's sign-in, gone when the tab closes (never localStorage)
@@ -42,12 +76,15 @@ export function formatNumber(value, format = integer) {
 
 const $ = (id) => document.getElementById(id);
 const seg = encodeURIComponent;
-const formatOf = (counter) => (counter === "ratings_avg" ? average : integer);
+const formatOf = (counter) => (AVERAGES.includes(counter) ? average : integer);
+const isState = (counter) => STATE_RANKINGS.includes(counter);
+const charted = (counter) => CHARTED_AS[counter] ?? counter;
 
 // --- state, read from and written back to the URL (deep links) --------------------------------------
 
+const DEFAULT_DOMAIN = "jav";
 const state = {
-  domain: "jav",
+  domain: DEFAULT_DOMAIN,
   type: "movie",
   period: "30d",
   from: "",
@@ -70,12 +107,15 @@ function readUrl(search = window.location.search) {
     const value = params.get(name);
     return value !== null && (!allowed || allowed.includes(value)) ? value : null;
   };
-  state.domain = pick("domain") ?? state.domain;
+  state.domain = pick("domain") ?? state.domain; // checked against the configuration before use
   state.type = pick("type", TYPES) ?? state.type;
   state.counter = pick("counter", RANKINGS) ?? state.counter;
+  if (isState(state.counter) && state.type !== "movie") state.counter = "views"; // the site's tables: movies
   state.min_ratings = pick("min_ratings") ?? state.min_ratings;
   state.limit = pick("limit") ?? state.limit;
-  state.entity = pick("entity") ?? "";
+  const entity = pick("entity") ?? "";
+  state.entity = ENTITY_ID.test(entity) ? entity : ""; // never a path of its own (".." and the like)
+  if (entity && !state.entity) showMessage("entity", "Entity id from the address: 1–64 characters of A-Z a-z 0-9 _ -");
   const from = pick("from");
   const to = pick("to");
   // a range without a named period is a custom one
@@ -93,21 +133,41 @@ function writeUrl() {
   for (const name of URL_FIELDS) {
     if (state[name] === "") continue;
     if ((name === "from" || name === "to") && state.period !== "custom") continue; // a preset moves with today
-    if (name === "min_ratings" && state.counter !== "ratings_avg") continue;
+    if (name === "min_ratings" && !AVERAGES.includes(state.counter)) continue;
     params.set(name, state[name]);
   }
   window.history.replaceState(null, "", `${window.location.pathname}?${params}`);
 }
 
+/** The domains the page may ask about: the configured ones, or (no list served) the current one. */
+function domainChoices() {
+  return config.domains ?? [state.domain];
+}
+
+/** The domain from the address, checked against the vocabulary before any request uses it. */
+export function checkDomain(domain, allowed) {
+  const shown = domain.length > 40 ? `${domain.slice(0, 40)}…` : domain;
+  if (!DOMAIN.test(domain)) return `Domain "${shown}": 1–32 characters of A-Z a-z 0-9 _ -`;
+  if (allowed && !allowed.includes(domain)) return `Domain "${shown}" is not configured here (${allowed.join(", ")})`;
+  return null;
+}
+
 function syncControls() {
-  $("domain").value = state.domain;
+  const choices = domainChoices();
+  const select = $("domain");
+  if ([...select.options].map((option) => option.value).join() !== choices.join()) {
+    select.replaceChildren(...choices.map((name) => new Option(name, name)));
+  }
+  select.value = state.domain;
   $("entity-type").value = state.type;
   $("period").value = state.period;
   $("from").value = DAY.test(state.from) ? state.from : "";
   $("to").value = DAY.test(state.to) ? state.to : "";
+  // the site's own tables hold movies' favorites and ratings: no such ranking of another type
+  for (const option of $("counter").querySelectorAll("option")) option.disabled = isState(option.value) && state.type !== "movie";
   $("counter").value = state.counter;
   $("min-ratings").value = state.min_ratings;
-  $("min-ratings-field").hidden = state.counter !== "ratings_avg";
+  $("min-ratings-field").hidden = !AVERAGES.includes(state.counter);
   $("limit").value = state.limit;
   $("entity-id").value = state.entity;
   $("top-entity-header").textContent = state.type;
@@ -464,8 +524,10 @@ const kindPath = () => `/${seg(state.domain)}/${seg(state.type)}`;
 
 // --- values -----------------------------------------------------------------------------------------------
 
-/** A counter of one item or point; ratings_avg is computed from sum and count where the API gives none. */
+/** A counter of one item or point; ratings_avg is computed from sum and count where the API gives none; a
+ * figure of the site's state is null when the API has none (not configured), never 0. */
 export function valueOf(item, counter) {
+  if (STATE_FIGURES.includes(counter)) return typeof item?.[counter] === "number" ? item[counter] : null;
   if (counter !== "ratings_avg") return Number(item?.[counter]) || 0;
   if (typeof item?.ratings_avg === "number") return item.ratings_avg;
   const count = Number(item?.ratings_count) || 0;
@@ -497,9 +559,24 @@ function movieLink(entityId) {
 
 function rankingCaption() {
   const rows = /^\d+$/.test(state.limit) ? `${state.limit} ` : "";
-  const floor = state.counter === "ratings_avg" ? `, at least ${state.min_ratings} ratings` : "";
-  return `${rows}${state.type}s by ${LABELS[state.counter]}, ${state.from} to ${state.to}${floor}`;
+  const floor = AVERAGES.includes(state.counter) ? `, at least ${state.min_ratings} ratings` : "";
+  const when = isState(state.counter) ? "from the site's tables, now (events: all time)" : `${state.from} to ${state.to}`;
+  return `${rows}${state.type}s by ${LABELS[state.counter]}, ${when}${floor}`;
 }
+
+// labels (and titles) of the entities the API named, by type and id: the selected one's name
+const names = new Map();
+const nameKey = (type, id) => `${type}/${id}`;
+
+function remember(type, items) {
+  for (const item of items) {
+    const label = typeof item?.label === "string" && item.label !== "" ? item.label : null;
+    const title = typeof item?.title === "string" && item.title !== "" && item.title !== label ? item.title : null;
+    if (typeof item?.entity_id === "string" && (label || title)) names.set(nameKey(type, item.entity_id), { label, title });
+  }
+}
+
+const nameOf = (id, type = state.type) => names.get(nameKey(type, id)) ?? null;
 
 async function loadTop() {
   const table = $("top-table");
@@ -507,8 +584,14 @@ async function loadTop() {
   table.setAttribute("aria-busy", "true");
   $("top-caption").textContent = rankingCaption();
   $("top-table-caption").textContent = `Top ${rankingCaption()}`;
-  const query = new URLSearchParams({ counter: state.counter, limit: state.limit, from: state.from, to: state.to });
-  if (state.counter === "ratings_avg") query.set("min_ratings", state.min_ratings);
+  // a state figure is the site's now: ranked as its own admin page ranks it, not over a period
+  const query = new URLSearchParams({ counter: state.counter, limit: state.limit });
+  if (!isState(state.counter)) {
+    query.set("from", state.from);
+    query.set("to", state.to);
+  }
+  if (AVERAGES.includes(state.counter)) query.set("min_ratings", state.min_ratings);
+  const type = state.type;
   const result = await load("top", api(`${kindPath()}/top?${query}`));
   if (!result) return;
   table.removeAttribute("aria-busy");
@@ -521,6 +604,7 @@ async function loadTop() {
   }
   clearMessage("top");
   lastTop = Array.isArray(result.body.items) ? result.body.items : [];
+  remember(type, lastTop);
   table.dataset.state = "ready";
   renderTop(lastTop);
   if (!state.entity && lastTop.length) selectEntity(lastTop[0].entity_id);
@@ -530,7 +614,8 @@ async function loadTop() {
 function entityCell(item) {
   const cell = document.createElement("td");
   cell.className = "entity";
-  const label = typeof item.label === "string" && item.label !== "" ? item.label : null;
+  const known = nameOf(item.entity_id);
+  const label = known?.label ?? null;
   const href = movieLink(item.entity_id);
   if (label) {
     const name = document.createElement(href ? "a" : "span");
@@ -543,6 +628,13 @@ function entityCell(item) {
       name.title = `Open ${label} on the site (new tab)`;
     }
     cell.append(name);
+  }
+  if (known?.title) {
+    const title = document.createElement("span");
+    title.className = "title";
+    title.textContent = known.title;
+    title.title = known.title;
+    cell.append(title);
   }
   const select = document.createElement("button");
   select.type = "button";
@@ -564,10 +656,29 @@ function entityCell(item) {
   return cell;
 }
 
+/** The table's figures: the state figure it is ranked by first, if any (in sight on a narrow screen),
+ * then every event figure. */
+const columns = () => (isState(state.counter) ? [state.counter, ...EVENT_RANKINGS] : EVENT_RANKINGS);
+
+function renderHead() {
+  const row = $("top-table").tHead.rows[0];
+  for (const th of [...row.cells].slice(2)) th.remove();
+  for (const counter of columns()) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.className = "num";
+    th.dataset.counter = counter;
+    th.title = MEANINGS[counter];
+    th.textContent = LABELS[counter];
+    row.append(th);
+  }
+}
+
 function renderTop(items) {
   const table = $("top-table");
   table.dataset.count = String(items.length);
   $("top-entity-header").textContent = state.type;
+  renderHead();
   for (const th of table.querySelectorAll("thead th[data-counter]")) {
     const active = th.dataset.counter === state.counter;
     th.classList.toggle("active", active);
@@ -581,7 +692,7 @@ function renderTop(items) {
     rank.className = "num rank";
     rank.textContent = String(index + 1);
     row.append(rank, entityCell(item));
-    for (const counter of RANKINGS) {
+    for (const counter of columns()) {
       const cell = document.createElement("td");
       cell.className = counter === state.counter ? "num active" : "num";
       cell.dataset.counter = counter;
@@ -590,16 +701,15 @@ function renderTop(items) {
     }
     return row;
   });
-  if (!rows.length) {
-    const row = document.createElement("tr");
-    const cell = document.createElement("td");
-    cell.colSpan = 2 + RANKINGS.length;
-    cell.className = "empty";
-    cell.textContent =
-      table.dataset.state === "error" ? "Could not load the ranking (see the message above)." : "Nothing counted in this period.";
-    row.append(cell);
-    rows.push(row);
-  }
+  // the empty table's message stands outside the scrolling table, so a narrow screen shows it whole
+  const empty = $("top-empty");
+  empty.hidden = rows.length > 0;
+  empty.textContent =
+    table.dataset.state === "error"
+      ? "Could not load the ranking (see the message above)."
+      : isState(state.counter)
+        ? `No ${state.type} in the site's tables for ${LABELS[state.counter]}.`
+        : `Nothing counted in this period.`;
   table.tBodies[0].replaceChildren(...rows);
   markSelected();
 }
@@ -628,9 +738,8 @@ function selectEntity(entityId) {
 }
 
 function renderEntityCaption() {
-  const item = lastTop.find((row) => row.entity_id === state.entity);
-  const label = item && typeof item.label === "string" && item.label ? item.label : null;
-  $("entity-caption").textContent = state.entity ? (label ?? state.entity) : "";
+  const known = state.entity ? nameOf(state.entity) : null;
+  $("entity-caption").textContent = state.entity ? (known?.label ?? known?.title ?? state.entity) : "";
 }
 
 async function loadTotals() {
@@ -638,6 +747,7 @@ async function loadTotals() {
   renderEntityCaption();
   if (!state.entity) {
     box.dataset.state = "empty";
+    delete box.dataset.entity;
     const hint = document.createElement("p");
     hint.className = "hint";
     hint.textContent = "Nothing selected.";
@@ -647,6 +757,7 @@ async function loadTotals() {
   box.dataset.state = "loading";
   box.setAttribute("aria-busy", "true");
   const entity = state.entity;
+  const type = state.type;
   const result = await load("totals", api(`${kindPath()}/${seg(entity)}/totals`));
   if (!result) return;
   box.removeAttribute("aria-busy");
@@ -656,18 +767,42 @@ async function loadTotals() {
     return;
   }
   clearMessage("totals");
-  renderTotals(entity, result.body);
-  box.dataset.state = "ready";
+  remember(type, [{ ...result.body, entity_id: entity }]); // an API that labels its totals names them too
+  renderEntityCaption();
+  const missing = isMissing(result.body, nameOf(entity, type));
+  renderTotals(entity, type, result.body, missing);
+  box.dataset.state = missing ? "missing" : "ready";
 }
 
-function renderTotals(entity, totals) {
-  const box = $("totals");
-  box.dataset.entity = entity;
-  const name = document.createElement("p");
+/** Nothing ever counted, nothing in the site's tables, and no label: no such entity (not a row of zeros). */
+export function isMissing(totals, known) {
+  if (known) return false;
+  const counted = COUNTERS.some((counter) => Number(totals?.[counter]) > 0) || Number(totals?.ratings_sum) > 0;
+  const held = STATE_FIGURES.some((figure) => typeof totals?.[figure] === "number" && totals[figure] > 0);
+  return !counted && !held;
+}
+
+function entityName(entity, type) {
+  const known = nameOf(entity, type);
+  const name = document.createElement("div");
   name.className = "entity-name";
+  if (known?.label) {
+    const label = document.createElement("span");
+    label.className = "label";
+    label.textContent = known.label;
+    name.append(label);
+  }
+  if (known?.title) {
+    const title = document.createElement("span");
+    title.className = "title";
+    title.textContent = known.title;
+    name.append(title);
+  }
+  const line = document.createElement("span");
+  line.className = "id-line";
   const code = document.createElement("code");
   code.textContent = entity;
-  name.append("All-time totals of ", code);
+  line.append(code);
   const href = movieLink(entity);
   if (href) {
     const open = document.createElement("a");
@@ -675,22 +810,131 @@ function renderTotals(entity, totals) {
     open.target = "_blank";
     open.rel = "noopener noreferrer";
     open.textContent = "open on the site";
-    name.append(" · ", open);
+    line.append(" · ", open);
   }
+  name.append(line);
+  return name;
+}
+
+function figureList(fields, totals, configured) {
   const list = document.createElement("dl");
   list.className = "figures";
-  for (const field of RANKINGS) {
+  for (const field of fields) {
     const item = document.createElement("div");
     item.className = field === state.counter ? "figure active" : "figure";
+    item.title = MEANINGS[field];
     const term = document.createElement("dt");
     term.textContent = LABELS[field];
     const value = document.createElement("dd");
     value.dataset.field = field;
-    value.textContent = formatNumber(valueOf(totals, field), formatOf(field));
+    if (configured) {
+      value.textContent = formatNumber(valueOf(totals, field), formatOf(field));
+    } else {
+      value.textContent = NOT_CONFIGURED;
+      value.classList.add("na");
+    }
     item.append(term, value);
     list.append(item);
   }
-  box.replaceChildren(name, list);
+  return list;
+}
+
+function renderTotals(entity, type, totals, missing) {
+  const box = $("totals");
+  box.dataset.entity = entity;
+  const parts = [entityName(entity, type)];
+  if (missing) {
+    const note = document.createElement("p");
+    note.className = "missing";
+    note.dataset.testid = "missing";
+    note.textContent =
+      `No such ${type}: nothing was ever counted for this id, and no label is known for it. ` +
+      (type === "movie" ? "Check the id, or look the movie up by its code." : "Check the id, or look it up by its name.");
+    parts.push(note);
+    box.replaceChildren(...parts);
+    return;
+  }
+  const counted = document.createElement("h4");
+  counted.textContent = "Counted events, all time";
+  parts.push(counted, figureList(EVENT_RANKINGS, totals, true));
+  if (type === "movie") {
+    // the site's own tables: present when configured (numbers), null or absent otherwise
+    const configured = STATE_FIGURES.some((figure) => typeof totals?.[figure] === "number");
+    const now = document.createElement("h4");
+    now.textContent = "On the site now (its own tables)";
+    parts.push(now, figureList(STATE_FIGURES, totals, configured));
+    if (!configured) {
+      const why = document.createElement("p");
+      why.className = "hint";
+      why.dataset.testid = "state-not-configured";
+      why.textContent = NOT_CONFIGURED_WHY;
+      parts.push(why);
+    }
+  }
+  box.replaceChildren(...parts);
+}
+
+// --- looking an entity up by the site's label (a movie's code, an actor's name) ----------------------------
+
+/** Ids labelled `text` (case aside): the API's label search, or where it has none, the labels of the
+ * all-time rankings it answers with (their first 100 by each counter). */
+async function findByLabel(type, text) {
+  const wanted = text.toLocaleLowerCase();
+  const matching = (items) => {
+    remember(type, items);
+    return items.filter((item) => typeof item?.label === "string" && item.label.toLocaleLowerCase() === wanted);
+  };
+  const lookup = await load("lookup", api(`${kindPath()}/lookup?${new URLSearchParams({ label: text })}`));
+  if (!lookup) return null;
+  if (!lookup.error) return { items: matching(Array.isArray(lookup.body.items) ? lookup.body.items : []), searched: null };
+  if (lookup.error.status !== 404) throw lookup.error;
+  // no label search in this API: the labels its rankings carry
+  for (const counter of COUNTERS) {
+    const ranked = await load("lookup", api(`${kindPath()}/top?${new URLSearchParams({ counter, limit: "100" })}`));
+    if (!ranked) return null;
+    if (ranked.error) throw ranked.error;
+    const found = matching(Array.isArray(ranked.body.items) ? ranked.body.items : []);
+    if (found.length) return { items: found, searched: counter };
+  }
+  return { items: [], searched: "all" };
+}
+
+async function lookUp(value) {
+  const type = state.type;
+  // an id as the API names them (a UUID, a number) is shown at once; anything else is a label first
+  if (UUID.test(value) || /^\d{1,19}$/.test(value)) {
+    clearMessage("entity");
+    selectEntity(UUID.test(value) ? value.toLowerCase() : value);
+    return;
+  }
+  const form = $("entity-form");
+  form.dataset.state = "searching";
+  let found;
+  try {
+    found = await findByLabel(type, value);
+  } catch (error) {
+    form.dataset.state = "error";
+    showMessage("entity", `Looking up "${value}": ${error.message}`);
+    return;
+  }
+  if (!found || state.type !== type) return; // a newer search, or another type chosen meanwhile
+  form.dataset.state = "done";
+  const ids = [...new Set(found.items.map((item) => item.entity_id))];
+  if (ids.length) {
+    if (ids.length > 1) showMessage("entity", `${ids.length} ${type}s are labelled "${value}": showing ${ids[0]} (also ${ids.slice(1).join(", ")}).`);
+    else clearMessage("entity");
+    selectEntity(ids[0]);
+    return;
+  }
+  const where = found.searched === "all" ? " among the 100 highest of each ranking (this API has no label search)" : "";
+  if (ENTITY_ID.test(value)) {
+    // no label: perhaps an id of another form (a slug); its totals say whether anything has it
+    if (where) showMessage("entity", `No ${type} labelled "${value}"${where}: shown as an id.`);
+    else clearMessage("entity");
+    selectEntity(value);
+    return;
+  }
+  showMessage("entity", `No ${type} labelled "${value}"${where}.`);
 }
 
 async function loadSeries() {
@@ -733,7 +977,7 @@ function showChartError(part, text) {
 function drawSeries() {
   if (!lastSeries) return;
   const { entity, from, to, points } = lastSeries;
-  const counter = state.counter;
+  const counter = charted(state.counter);
   drawChart($("series-chart"), {
     title: `${LABELS[counter]} per day of ${entity}, ${from} to ${to}`,
     periods: points.map((point) => point.period),
@@ -742,9 +986,16 @@ function drawSeries() {
   });
   const figure = aggregate(points, counter);
   $("series-caption").textContent =
-    counter === "ratings_avg"
+    (counter === "ratings_avg"
       ? `Average rating in the period: ${formatNumber(figure, average)}`
-      : `${formatNumber(figure)} ${LABELS[counter]} in the period`;
+      : `${formatNumber(figure)} ${LABELS[counter]} in the period`) + stateNote();
+}
+
+/** Ranked by a state figure, the charts show the events it comes from: the site's tables keep no history. */
+function stateNote() {
+  return isState(state.counter)
+    ? ` (${LABELS[charted(state.counter)]} events: the site's tables keep no history of ${LABELS[state.counter]})`
+    : "";
 }
 
 // --- the site-wide trend, beside the previous period ---------------------------------------------------------
@@ -753,7 +1004,7 @@ async function loadTrend() {
   const box = $("trend");
   box.dataset.state = "loading";
   box.setAttribute("aria-busy", "true");
-  $("trend-caption").textContent = `${LABELS[state.counter]} of every ${state.type}, per day`;
+  $("trend-caption").textContent = `${LABELS[charted(state.counter)]} of every ${state.type}, per day`;
   const previous = previousRange(state.from, state.to);
   const url = (range) => api(`${kindPath()}/series?${new URLSearchParams({ bucket: "day", ...range })}`);
   running.get("trend-previous")?.abort();
@@ -783,9 +1034,9 @@ async function loadTrend() {
 
 function drawTrend() {
   if (!lastTrend) return;
-  const counter = state.counter;
+  const counter = charted(state.counter);
   const { current, previous, range, previousRange: before } = lastTrend;
-  $("trend-caption").textContent = `${LABELS[counter]} of every ${state.type}, per day`;
+  $("trend-caption").textContent = `${LABELS[counter]} of every ${state.type}, per day${stateNote()}`;
   $("trend-legend-current").textContent = `this period, ${range.from} to ${range.to}`;
   $("trend-legend-previous").textContent = `previous period, ${before.from} to ${before.to}`;
   const format = formatOf(counter);
@@ -848,9 +1099,12 @@ export function niceTicks(max, count = 4, whole = true) {
 function drawChart(host, { title, periods, lines, counter }) {
   const format = formatOf(counter);
   const all = lines.flatMap((line) => line.values).filter((value) => typeof value === "number");
-  const ticks = niceTicks(Math.max(0, ...all), 4, counter !== "ratings_avg");
+  // a rating is 1 to 5: its axis is the scale itself, whatever the values (one day's average included)
+  const rated = AVERAGES.includes(counter);
+  const ticks = rated ? [1, 2, 3, 4, 5] : niceTicks(Math.max(0, ...all), 4, true);
+  const bottom = ticks[0];
   const top = ticks[ticks.length - 1];
-  const tickText = ticks.map((tick) => formatNumber(tick, counter === "ratings_avg" ? decimal : integer));
+  const tickText = ticks.map((tick) => formatNumber(tick, integer));
   const width = Math.max(240, Math.floor(host.clientWidth || 600));
   const height = width < 480 ? 200 : 240;
   const charWidth = 7;
@@ -859,7 +1113,7 @@ function drawChart(host, { title, periods, lines, counter }) {
   const plotHeight = height - margin.top - margin.bottom;
   const step = periods.length > 1 ? plotWidth / (periods.length - 1) : 0;
   const x = (index) => margin.left + (periods.length > 1 ? step * index : plotWidth / 2);
-  const y = (value) => margin.top + plotHeight - (value / top) * plotHeight;
+  const y = (value) => margin.top + plotHeight - ((value - bottom) / (top - bottom)) * plotHeight;
 
   const chart = svg("svg", {
     viewBox: `0 0 ${width} ${height}`,
@@ -870,6 +1124,7 @@ function drawChart(host, { title, periods, lines, counter }) {
     class: "chart",
     "data-counter": counter,
     "data-points": periods.length,
+    "data-ticks": ticks.join(","),
   });
   chart.append(svg("title", {}, title));
   ticks.forEach((tick, index) => {
@@ -940,7 +1195,7 @@ function setUnknown(cell, why = "unknown") {
   cell.textContent = why;
   cell.dataset.value = "";
   cell.classList.add("unknown");
-  cell.classList.remove("up", "down");
+  cell.classList.remove("up", "down", "na");
 }
 
 function setFigure(cell, value, format = integer) {
@@ -948,12 +1203,12 @@ function setFigure(cell, value, format = integer) {
     // present but empty (nothing waiting has no age): none, which is not an error
     cell.textContent = "—";
     cell.dataset.value = "";
-    cell.classList.remove("unknown");
+    cell.classList.remove("unknown", "na");
     return;
   }
   cell.textContent = formatNumber(value, format);
   cell.dataset.value = String(value);
-  cell.classList.remove("unknown");
+  cell.classList.remove("unknown", "na");
 }
 
 async function pollStatus() {
@@ -986,6 +1241,78 @@ function ago(rfc3339) {
   return `${moment.toISOString().slice(0, 19).replace("T", " ")} UTC (${elapsed(seconds)} ago)`;
 }
 
+/** A figure that does not apply, or not yet: said in words, muted, never an error and never 0. */
+function setWaiting(cell, why) {
+  cell.textContent = why;
+  cell.dataset.value = "";
+  cell.classList.remove("unknown");
+  cell.classList.add("na");
+}
+
+function setMoment(cell, rfc3339) {
+  const text = ago(rfc3339);
+  if (!text) return setUnknown(cell, "unknown");
+  cell.textContent = text;
+  cell.dataset.value = rfc3339;
+  cell.classList.remove("unknown", "na");
+}
+
+/** "1,000 checked, 0 mismatches, 2 movies without a row": the last parity report in a line. */
+export function paritySummary(last) {
+  const count = (value) => (Array.isArray(value) ? value.length : typeof value === "number" ? value : null);
+  const parts = [];
+  const checked = count(last?.checked);
+  const mismatched = count(last?.mismatched ?? last?.mismatches);
+  const missing = count(last?.missing_rows);
+  const outside = count(last?.outside);
+  if (checked !== null) parts.push(`${formatNumber(checked)} checked`);
+  if (mismatched !== null) parts.push(`${formatNumber(mismatched)} ${mismatched === 1 ? "mismatch" : "mismatches"}`);
+  if (missing) parts.push(`${formatNumber(missing)} without a row in the site's table`);
+  if (outside) parts.push(`${formatNumber(outside)} outside the tolerance`);
+  const by = { anl: "anl parity", watchdog: "the watchdog" }[last?.source];
+  if (by || last?.mode === "shadow") parts.push(`${last?.mode === "shadow" ? "shadow run" : "run"}${by ? ` by ${by}` : ""}`);
+  if (typeof last?.summary === "string" && last.summary) parts.push(last.summary);
+  const verdict = last?.ok === true ? "clean" : last?.ok === false ? "not clean" : null;
+  return [verdict, parts.join(", ")].filter(Boolean).join(": ");
+}
+
+function renderParity(parity, failed) {
+  const streak = $("status-parity-days");
+  const report = $("status-parity-last");
+  const box = streak.parentElement;
+  box.classList.remove("bad", "good");
+  if (!parity) {
+    if (failed) {
+      setUnknown(streak);
+      setUnknown(report);
+    } else {
+      // no report recorded yet: the watchdog runs one each UTC day, `anl parity` any time
+      setWaiting(streak, "no report yet");
+      setWaiting(report, "no parity report recorded yet (the watchdog runs one each UTC day)");
+    }
+    return;
+  }
+  const days = parity.clean_days;
+  const last = parity.last && typeof parity.last === "object" ? parity.last : null;
+  if (!last) {
+    // nothing recorded yet: a streak of 0 that no report made
+    setWaiting(streak, "no report yet");
+    setWaiting(report, "no parity report recorded yet (the watchdog runs one each UTC day)");
+    return;
+  }
+  if (typeof days === "number" && Number.isFinite(days)) {
+    streak.textContent = `${formatNumber(days)} ${days === 1 ? "day" : "days"}`;
+    streak.dataset.value = String(days);
+    streak.classList.remove("unknown", "na");
+    box.classList.toggle("good", days >= PARITY_GATE_DAYS);
+  } else setUnknown(streak);
+  const when = ago(last.at ?? last.time);
+  report.textContent = [when ?? "time unknown", paritySummary(last)].filter(Boolean).join(" — ");
+  report.dataset.value = String(last.at ?? last.time ?? "");
+  report.classList.remove("unknown", "na");
+  box.classList.toggle("bad", last.ok === false);
+}
+
 function renderStatus(status, failure) {
   const section = $("status");
   const part = (name) => (status && status[name] && typeof status[name] === "object" ? status[name] : null);
@@ -993,24 +1320,7 @@ function renderStatus(status, failure) {
   const spool = part("spool");
   const deadLetter = part("dead_letter");
   const watchdog = part("watchdog");
-  const fill = (id, owner, field, format) => (owner ? setFigure($(id), owner[field], format) : setUnknown($(id)));
-  fill("status-dirty", lag, "dirty");
-  fill("status-in-flight", lag, "in_flight");
-  fill("status-oldest-dirty", lag, "oldest_dirty_s", decimal);
-  fill("status-oldest-in-flight", lag, "oldest_in_flight_s", decimal);
-  fill("status-last-flush", lag, "last_flush_age_s", decimal);
-  fill("status-spool", spool, "pending");
-  fill("status-dead-letter", deadLetter, "pending");
-  fill("status-checked", watchdog, "checked");
-  fill("status-mismatches", watchdog, "mismatches");
-  fill("status-watchdog-errors", watchdog, "errors");
-  const at = $("status-watchdog-at");
-  if (!watchdog) setUnknown(at, "unknown: no check read");
-  else if (ago(watchdog.at)) {
-    at.textContent = ago(watchdog.at);
-    at.dataset.value = watchdog.at;
-    at.classList.remove("unknown");
-  } else setUnknown(at, "unknown");
+  const parity = part("parity");
 
   const errors = [];
   if (failure) errors.push({ check: "status", message: failure });
@@ -1018,7 +1328,38 @@ function renderStatus(status, failure) {
     errors.push({ check: String(error?.check ?? "status"), message: String(error?.message ?? error) });
   }
   const named = new Set(errors.map((error) => error.check));
-  for (const [name, owner] of [["redis", lag], ["spool", spool], ["dead_letter", deadLetter], ["watchdog", watchdog]]) {
+  // A part the API answers as null without naming an error was never recorded or does not exist here:
+  // the dead-letter queue of a spool that has none, the watchdog before its first run, parity before its
+  // first report. Only a part that failed (or a status that could not be read) is unknown.
+  const failed = (name) => !status || named.has(name);
+
+  const fill = (id, owner, field, format) => (owner ? setFigure($(id), owner[field], format) : setUnknown($(id)));
+  fill("status-dirty", lag, "dirty");
+  fill("status-in-flight", lag, "in_flight");
+  fill("status-oldest-dirty", lag, "oldest_dirty_s", decimal);
+  fill("status-oldest-in-flight", lag, "oldest_in_flight_s", decimal);
+  fill("status-last-flush", lag, "last_flush_age_s", decimal);
+  fill("status-spool", spool, "pending");
+  if (deadLetter || failed("dead_letter")) fill("status-dead-letter", deadLetter, "pending");
+  else {
+    const kind = typeof spool?.kind === "string" ? spool.kind : "file";
+    setWaiting($("status-dead-letter"), kind === "file" ? "n/a (file spool)" : `n/a (no dead-letter queue)`);
+  }
+  const watchdogCells = ["status-checked", "status-mismatches", "status-watchdog-errors"];
+  if (watchdog || failed("watchdog")) {
+    fill("status-checked", watchdog, "checked");
+    fill("status-mismatches", watchdog, "mismatches");
+    fill("status-watchdog-errors", watchdog, "errors");
+    const at = $("status-watchdog-at");
+    if (!watchdog) setUnknown(at, "unknown: no check read");
+    else setMoment(at, watchdog.at);
+  } else {
+    for (const id of watchdogCells) setWaiting($(id), "—");
+    setWaiting($("status-watchdog-at"), "waiting for the first run (every minute)");
+  }
+  renderParity(parity, failed("parity"));
+
+  for (const [name, owner] of [["redis", lag], ["spool", spool]]) {
     if (status && !owner && !named.has(name)) errors.push({ check: name, message: "not reported (the check did not run)" });
   }
   const list = $("status-errors");
@@ -1038,6 +1379,7 @@ function renderStatus(status, failure) {
     ["status-dead-letter", deadLetter?.pending > 0],
     ["status-mismatches", watchdog?.mismatches > 0],
     ["status-watchdog-errors", watchdog?.errors > 0],
+    ["status-parity-days", parity?.last?.ok === false],
   ];
   for (const [id, bad] of flagged) $(id).parentElement.classList.toggle("bad", Boolean(bad));
   const trouble = flagged.some(([, bad]) => bad);
@@ -1067,18 +1409,23 @@ function reloadData() {
 function wire() {
   $("controls").addEventListener("submit", (event) => {
     event.preventDefault();
-    state.domain = $("domain").value.trim();
+    state.domain = $("domain").value;
     state.limit = $("limit").value.trim();
     state.min_ratings = $("min-ratings").value.trim();
     reloadData();
     pollStatus();
   });
   $("domain").addEventListener("change", () => {
-    state.domain = $("domain").value.trim();
+    state.domain = $("domain").value; // one of the configured domains: the list is the control
+    clearMessage("domain");
+    state.entity = "";
+    $("entity-id").value = "";
     reloadData();
   });
   $("entity-type").addEventListener("change", () => {
     state.type = $("entity-type").value;
+    if (isState(state.counter) && state.type !== "movie") state.counter = "views";
+    syncControls();
     state.entity = ""; // an id names an entity of one type
     $("entity-id").value = "";
     reloadData();
@@ -1101,7 +1448,7 @@ function wire() {
   $("counter").addEventListener("change", () => {
     const before = state.counter;
     state.counter = $("counter").value;
-    $("min-ratings-field").hidden = state.counter !== "ratings_avg";
+    $("min-ratings-field").hidden = !AVERAGES.includes(state.counter);
     writeUrl();
     if (rangeProblem(state.from, state.to)) return;
     loadTop();
@@ -1128,12 +1475,12 @@ function wire() {
   $("entity-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const value = $("entity-id").value.trim();
-    if (!ENTITY_ID.test(value)) {
-      showMessage("entity", "Entity id: 1–64 characters of A-Z a-z 0-9 _ -");
+    if (!value) {
+      showMessage("entity", `Id or label: type a ${state.type}'s id or its label (a movie's code such as ABP-123)`);
       return;
     }
-    clearMessage("entity");
-    selectEntity(value);
+    if (rangeProblem(state.from, state.to)) return;
+    lookUp(value);
   });
   $("sign-in").addEventListener("click", () => {
     clearMessage("auth");
@@ -1168,6 +1515,10 @@ async function loadConfig() {
       client_id: typeof body.client_id === "string" ? body.client_id : null,
       api: typeof body.api === "string" && body.api ? body.api : DEFAULT_CONFIG.api,
       movie_url: typeof body.movie_url === "string" && body.movie_url ? body.movie_url : null,
+      domains:
+        Array.isArray(body.domains) && body.domains.length && body.domains.every((name) => DOMAIN.test(String(name)))
+          ? body.domains.map(String)
+          : null,
     };
   } catch (error) {
     showMessage("config", `Configuration (${CONFIG_URL}): ${error.message}; calling the API without signing in.`);
@@ -1183,6 +1534,14 @@ async function start() {
   syncControls();
   wire();
   config = await loadConfig();
+  const wrong = checkDomain(state.domain, config.domains);
+  if (wrong) {
+    // never asked of the API: the address may come from anyone's link
+    const fallback = config.domains?.[0] ?? DEFAULT_DOMAIN;
+    showMessage("domain", `${wrong}: showing ${fallback} instead.`);
+    state.domain = fallback;
+  }
+  syncControls();
   token = await signIn();
   document.documentElement.dataset.ready = "true";
   if (token === undefined) {

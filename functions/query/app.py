@@ -136,11 +136,18 @@ DASHBOARD_FILES = {
     "": ("index.html", "text/html; charset=utf-8"),
     "dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
     "dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
+    "favicon.svg": ("favicon.svg", "image/svg+xml"),  # its own icon: no request the policy refuses
 }
+# Only its own files and API; the issuer's endpoints over https; no <base>, no form posted elsewhere,
+# no plugin, no framing.
+DASHBOARD_CSP = (
+    "default-src 'self'; connect-src 'self' https:; img-src 'self'; object-src 'none';"
+    " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 DASHBOARD_HEADERS = {
     "Cache-Control": "no-cache",  # a new deployment shows at the next load
     "Referrer-Policy": "no-referrer",  # the sign-in's ?code= never leaves in a Referer
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' https:; frame-ancestors 'none'",
+    "Content-Security-Policy": DASHBOARD_CSP,
     "X-Content-Type-Options": "nosniff",
 }
 
@@ -162,6 +169,7 @@ def _dashboard(name: str) -> Response[Any]:
                 "movie_url": s.dashboard_movie_url,
                 # the site's state figures this deployment reads (MYSQL_STATE): the rankings to offer
                 "state_figures": list(site.figures()) if (site := container().site) else [],
+                "domains": list(s.domains),  # the page refuses any other domain from its address
             }
         )
         return Response(200, JSON, body, headers=DASHBOARD_HEADERS)

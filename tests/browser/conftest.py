@@ -71,6 +71,7 @@ def chromium(profile: Path, user_agent: str | None = None) -> Any:
         *([f"--user-agent={user_agent}"] if user_agent else []),
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for get_log("browser")
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver

@@ -1,13 +1,17 @@
 """A stand-in for the dashboard's server side: its files, config.json, the read API and an OIDC provider.
 
-The API answers in the contract's shapes (period rankings, site-wide series, labels, status) from a small
-table of daily counts, so the dashboard's tests can drive what the query function does not serve yet. The
+The API answers in the contract's shapes (period rankings, site-wide series, labels of every type, the
+site's state figures, status with its parity streak) from a small table of daily counts, so the
+dashboard's tests can drive what the query function does not serve yet. Beyond the contract it can serve
+the label search the dashboard asks for first (`{type}/lookup?label=`; `lookup=False` answers it 404,
+as an API without it does). The files go out with the query function's Content-Security-Policy. The
 provider implements the authorization code flow with PKCE (S256 checked) on a port of its own, so the
 token request is cross-origin as with a real provider.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import itertools
@@ -23,10 +27,24 @@ from wsgiref.simple_server import make_server
 
 from anl.serve import SilentHandler, ThreadingServer
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "dashboard"
 API = "/api/v1/analytics"
 COUNTERS = ("views", "downloads", "favorites", "watchlists", "ratings_count", "ratings_sum")
+STATE = ("favorites_active", "watchlists_active", "ratings_current_count", "ratings_current_avg")
 Answer = tuple[int, dict[str, str], bytes]
+
+
+def dashboard_csp() -> str:
+    """The query function's policy for the dashboard's files, read from its source (loading the module
+    would build the pipeline's container)."""
+    tree = ast.parse((ROOT / "functions" / "query" / "app.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "DASHBOARD_CSP" for t in node.targets
+        ):
+            return str(ast.literal_eval(node.value))
+    raise LookupError("functions/query/app.py: no DASHBOARD_CSP")
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Answer:
@@ -43,7 +61,12 @@ class StandInApi:
     """The read API over `counts[(entity_type, entity_id)][day] = {counter: n}`."""
 
     counts: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # entity_id -> label, whatever its type
+    titles: dict[str, str] = field(default_factory=dict)  # entity_id -> title (beside a movie's code)
+    # MYSQL_STATE: the site's favorites/watchlists/ratings of each movie; None: not configured
+    site_state: dict[str, dict[str, Any]] | None = None
+    lookup: bool = True  # False: no label search route (404), as an API without it
+    domains: tuple[str, ...] = ("jav",)
     status: dict[str, Any] | None = None
     tokens: set[str] | None = None  # None: no token needed (a local `anl serve`)
     forbidden: set[str] = field(default_factory=set)
@@ -80,12 +103,21 @@ class StandInApi:
         parts = path[len(API) + 1 :].split("/")
         if parts == ["status"]:
             return _json(200, self.status) if self.status is not None else _json(500, {"status": "error"})
+        if parts[0] not in self.domains:
+            message = f"must be one of: {', '.join(self.domains)}"
+            return _json(400, {"status": "rejected", "errors": [{"field": "domain", "message": message}]})
+        if len(parts) == 3 and parts[2] == "lookup" and self.lookup:
+            return _json(200, {"items": self._lookup(parts[1], query.get("label", ""))})
         first, last = query.get("from"), query.get("to")
         if first and last and first > last:
             return _json(
                 400, {"status": "rejected", "errors": [{"field": "from", "message": "must not be after to"}]}
             )
         if len(parts) == 3 and parts[2] == "top":
+            if query.get("counter") in STATE and self.site_state is None:
+                message = f"{query['counter']} needs the site's tables (MYSQL_STATE)"
+                errors = [{"field": "counter", "message": message}]
+                return _json(400, {"status": "rejected", "errors": errors})
             return _json(200, {"items": self._top(parts[1], query)})
         if len(parts) == 3 and parts[2] == "series":
             ids = [entity_id for kind, entity_id in self.counts if kind == parts[1]]
@@ -94,22 +126,66 @@ class StandInApi:
             return _json(200, self._series(parts[1], [parts[2]], query))
         if len(parts) == 4 and parts[3] == "totals":
             counts = self._sum(parts[1], parts[2], None)
-            return _json(200, {**counts, "ratings_avg": self._avg(counts)})
+            body = {**counts, "ratings_avg": self._avg(counts), **self._site(parts[1], parts[2])}
+            return _json(200, body)
         return _json(404, {"status": "not_found"})
+
+    def _site(self, entity_type: str, entity_id: str) -> dict[str, Any]:
+        """What the site's tables say of an entity: its label, a movie's title and state figures."""
+        movie = entity_type == "movie"
+        return {
+            "label": self.labels.get(entity_id),
+            "title": self.titles.get(entity_id) if movie else None,
+            **(self._state(entity_id) if movie else dict.fromkeys(STATE)),
+        }
+
+    def _state(self, entity_id: str) -> dict[str, Any]:
+        """The contract's four state figures of a movie: null when MYSQL_STATE is not configured."""
+        if self.site_state is None:
+            return dict.fromkeys(STATE)
+        held = self.site_state.get(entity_id, {})
+        ratings = held.get("ratings", [])
+        return {
+            "favorites_active": held.get("favorites", 0),
+            "watchlists_active": held.get("watchlists", 0),
+            "ratings_current_count": len(ratings),
+            "ratings_current_avg": sum(ratings) / len(ratings) if ratings else None,
+        }
+
+    def _lookup(self, entity_type: str, label: str) -> list[dict[str, Any]]:
+        kinds = {entity_id: kind for kind, entity_id in self.counts}
+        return [
+            {"entity_id": entity_id, "label": name, "title": self.titles.get(entity_id)}
+            for entity_id, name in sorted(self.labels.items())
+            if name.lower() == label.lower() and kinds.get(entity_id, entity_type) == entity_type
+        ]
 
     def _top(self, entity_type: str, query: dict[str, str]) -> list[dict[str, Any]]:
         days = set(_days(query["from"], query["to"])) if "from" in query else None
         counter = query.get("counter", "views")
+        floor = int(query.get("min_ratings", "5"))
         rows = []
-        for kind, entity_id in self.counts:
-            counts = self._sum(kind, entity_id, days) if kind == entity_type else None
-            if counts is None or not any(counts.values()):
+        ids = {entity_id for kind, entity_id in self.counts if kind == entity_type}
+        if counter in STATE and entity_type == "movie":
+            ids |= set(self.site_state or {})  # ranked from the site's tables, counted or not
+        for entity_id in sorted(ids):
+            counts = self._sum(entity_type, entity_id, days)
+            held = self._state(entity_id) if entity_type == "movie" else dict.fromkeys(STATE)
+            if counter not in STATE and not any(counts.values()):
                 continue
             average = self._avg(counts)
             if counter == "ratings_avg":
-                if counts["ratings_count"] < int(query.get("min_ratings", "5")):
+                if counts["ratings_count"] < floor:
                     continue
                 key = average
+            elif counter == "ratings_current_avg":
+                if held["ratings_current_count"] < floor:
+                    continue
+                key = held[counter]
+            elif counter in STATE:
+                if not held[counter]:
+                    continue
+                key = held[counter]
             else:
                 key = counts[counter]
             rows.append(
@@ -118,9 +194,9 @@ class StandInApi:
                     entity_id,
                     {
                         "entity_id": entity_id,
-                        "label": self.labels.get(entity_id),
                         **counts,
                         "ratings_avg": average,
+                        **self._site(entity_type, entity_id),
                     },
                 )
             )
@@ -239,9 +315,12 @@ class StandIn:
         self.api = StandInApi(tokens=set() if signin else None)
         self.provider = StandInProvider("dashboard-client", self.api, **provider) if signin else None
         self.movie_url = movie_url
+        self.csp = dashboard_csp()
         self._provider_server = Served(_wsgi(self._provider)) if self.provider else None
         if self.provider and self._provider_server:
             self.provider.url = self._provider_server.url
+            # a real provider is on https:, which the policy allows; this one is plain http on localhost
+            self.csp = self.csp.replace("connect-src ", f"connect-src {self.provider.url} ", 1)
         self._server = Served(_wsgi(self._site))
         self.url = self._server.url
 
@@ -256,19 +335,20 @@ class StandIn:
     def _site(self, environ: dict[str, Any]) -> Answer:
         path = environ["PATH_INFO"]
         files = {
-            "/dashboard": ("index.html", "text/html"),
-            "/dashboard/dashboard.js": ("dashboard.js", "text/javascript"),
-            "/dashboard/dashboard.css": ("dashboard.css", "text/css"),
+            "/dashboard": ("index.html", "text/html; charset=utf-8"),
+            "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
+            "/dashboard/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
+            "/dashboard/favicon.svg": ("favicon.svg", "image/svg+xml"),
         }
         if path in files:
             name, kind = files[path]
-            return 200, {"Content-Type": f"{kind}; charset=utf-8"}, (DASHBOARD / name).read_bytes()
+            headers = {"Content-Type": kind, "Content-Security-Policy": self.csp}
+            return 200, headers, (DASHBOARD / name).read_bytes()
         if path == "/dashboard/config.json":
             issuer = self.provider.url if self.provider else None
             client = self.provider.client_id if self.provider else None
-            return _json(
-                200, {"issuer": issuer, "client_id": client, "api": API, "movie_url": self.movie_url}
-            )
+            config = {"issuer": issuer, "client_id": client, "api": API, "movie_url": self.movie_url}
+            return _json(200, {**config, "domains": list(self.api.domains)})
         if path.startswith(API + "/"):
             return self.api.answer(path, _query(environ), environ.get("HTTP_AUTHORIZATION"))
         return _json(404, {"status": "not_found"})

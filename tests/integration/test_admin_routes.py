@@ -11,7 +11,10 @@ from anl.local import http_event, load_handler, response_json
 from tests.pipeline import Pipeline, counted
 
 STATUS = "/api/v1/analytics/status"
-CSP = "default-src 'self'; connect-src 'self' https:; frame-ancestors 'none'"
+CSP = (
+    "default-src 'self'; connect-src 'self' https:; img-src 'self'; object-src 'none';"
+    " base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 @pytest.fixture
@@ -134,6 +137,7 @@ def test_the_watchdog_records_its_errors_in_its_summary(pipeline, get, monkeypat
         ("/dashboard/", "text/html", "<!doctype html"),
         ("/dashboard/dashboard.js", "text/javascript", ""),
         ("/dashboard/dashboard.css", "text/css", ""),
+        ("/dashboard/favicon.svg", "image/svg+xml", "<svg"),
     ],
 )
 def test_the_dashboard_files_are_served_with_their_headers(pipeline, get, path, content_type, marker):
@@ -164,6 +168,7 @@ def test_the_dashboard_config_names_the_sign_in_and_the_api(pipeline, get):
         "api": "/api/v1/analytics",
         "movie_url": movie_url,
         "state_figures": [],  # no MYSQL_STATE
+        "domains": ["jav"],
     }
 
 

@@ -271,7 +271,7 @@ def test_every_function_imports_from_the_sam_build_output(sam_build, tmp_path):
 def test_the_dashboard_ships_in_the_query_functions_package(sam_build):
     """functions/query/dashboard links to dashboard/: sam build copies the files it points at."""
     shipped = sam_build / "QueryFunction" / "dashboard"
-    for name in ("index.html", "dashboard.js", "dashboard.css"):
+    for name in ("index.html", "dashboard.js", "dashboard.css", "favicon.svg"):
         path = shipped / name
         assert path.is_file() and not path.is_symlink(), name
         assert path.read_bytes() == (ROOT / "dashboard" / name).read_bytes(), name

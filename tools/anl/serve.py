@@ -28,8 +28,6 @@ from anl.local import load_function, load_handler, project_root
 from anl.wsgi import make_app
 
 DOCS_PATH = "/api/v1/analytics/docs"
-_swagger_enabled = False
-_swagger_lock = threading.Lock()
 
 
 class ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -93,17 +91,13 @@ def _file_page(relative: str) -> Callable[[], tuple[int, str, bytes]]:
 
 def build_app(scheduler: Scheduler) -> Callable[..., Any]:
     """The WSGI app of `anl serve`."""
+    from anl.apipage import api_page
     from anl.openapi import openapi_document
 
     load_handler("ingest")
-    query_app = load_function("query").app
-    global _swagger_enabled
-    with _swagger_lock:
-        if not _swagger_enabled:  # once per process: the query app lives as long as the process
-            query_app.enable_swagger(path=DOCS_PATH, title="Analytics query API")
-            _swagger_enabled = True
-
+    load_function("query")
     document = openapi_document().encode()
+    docs_page = api_page(document.decode())  # every route, ingest and query
 
     def index() -> tuple[int, str, bytes]:
         links = [
@@ -114,12 +108,16 @@ def build_app(scheduler: Scheduler) -> Callable[..., Any]:
             ("/clients/js/dist/analytics.min.js", "browser client (classic script, one global)"),
         ]
         items = "".join(f'<li><a href="{href}">{text}</a></li>' for href, text in links)
-        page = f"<!doctype html><title>analytics</title><h1>Analytics pipeline</h1><ul>{items}</ul>"
+        page = (
+            '<!doctype html><meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>analytics</title><h1>Analytics pipeline</h1><ul>{items}</ul>"
+        )
         return 200, "text/html; charset=utf-8", page.encode()
 
     pages = {
         "/": index,
         "/openapi.json": lambda: (200, "application/json", document),
+        DOCS_PATH: lambda: (200, "text/html; charset=utf-8", docs_page),
         "/clients/js/analytics.js": _file_page("clients/js/analytics.js"),
         "/clients/js/dist/analytics.min.js": _file_page("clients/js/dist/analytics.min.js"),
     }
