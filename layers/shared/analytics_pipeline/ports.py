@@ -330,3 +330,14 @@ class CheckLog(Protocol):
 
 class Rollups(RollupStore, RollupReader, Protocol):
     """The rollups as the composition root builds them: written by the flush, read by the query API."""
+
+
+class RolloutRecord(Protocol):
+    """The sync mode a flush last ran in with MySQL, kept beside the rollups: a flush that runs without
+    MySQL reads it there and refuses, instead of moving counts that would never reach the site."""
+
+    def recorded(self) -> str | None:
+        """ "on" or "shadow"; None when no flush ever ran with MySQL."""
+        ...
+
+    def record(self, mode: str, now: datetime) -> None: ...
