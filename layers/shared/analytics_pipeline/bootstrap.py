@@ -444,6 +444,7 @@ _refused: Container | None = None
 _SPOOLING = (
     "spool_queue_url",
     "spool_dlq_url",
+    "spool_path",
     "domains",
     "clock_skew_s",
     "rate_limit_per_minute",
