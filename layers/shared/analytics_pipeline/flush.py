@@ -171,9 +171,9 @@ class FlushService:
                 self._claims.mark_flushed(self._clock())
         except StoreError as exc:
             # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
-            setting = store_setting(exc)
+            setting = getattr(exc, "setting", None)
             logger.warning("flush stopped: store unavailable", setting=setting, error=str(exc))
-            report.errors.append(f"{setting}: {exc}")
+            report.errors.append(f"{setting}: {exc}" if setting else str(exc))
         report.lag = self._safe_lag()
         if report.missing_rows:
             # never a silent count: the ids, where the operator looks (the report and this line)
