@@ -145,3 +145,13 @@ def test_store_errors_name_their_variable():
     assert store_setting(SpoolUnavailable("x")) == "SPOOL_QUEUE_URL"
     assert store_setting(StoreError("x")) == "a store"
     assert TEST_REDIS_URL  # the flush tests above ran on the real Redis
+
+
+def test_a_backfill_against_an_unreachable_mongodb_is_one_short_line(make_container, legacy, capsys):
+    legacy.insert([("m1", 5, 0)])
+    make_container(MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", **legacy.env)
+    assert cli.main(["backfill"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("anl: MONGODB_URI: MongoDB failed (") and "a rerun is safe" in err
+    assert "Topology" not in err and len(err) < 400

@@ -100,6 +100,7 @@ class FlushService:
     ) -> None:
         self._policy = policy
         self._record = record
+        self._remembered: str | None = None
         self._claims = claims
         self._rollups = rollups
         self._replica = replica
@@ -131,13 +132,13 @@ class FlushService:
                     " counts that never reach the site's table (set MYSQL_URL again; nothing was flushed)"
                 )
             return
-        self._remember(self._policy.sync_mode)
         state = self._replica.rollout_state()
         if self._policy.sync_mode == "shadow":
             if state.mode != "shadow":
                 state = self._replica.enter_shadow(start_t0=False)
                 logger.warning("MySQL sync off (shadow): the site's columns are not written")
             self._zero_after_id = state.t0_max_id
+            self._remember("shadow")
             return
         self._zero_after_id = None
         if state.mode == "shadow":
@@ -148,11 +149,19 @@ class FlushService:
                 )
             self._replica.cut_over()
             logger.warning("MySQL sync on: cutover recorded")
+        self._remember("on")
 
     def _remember(self, mode: str) -> None:
-        """Keep the mode beside the rollups too, where a flush without MySQL finds it (once per change)."""
-        if self._record is not None and self._record.recorded() != mode:
+        """Keep the mode beside the rollups too, where a flush without MySQL finds it.
+
+        Read once per process and written when it differs: only flushes with MySQL write it, each its
+        own mode, and what a flush without MySQL needs to know is that one ran, whichever mode.
+        """
+        if self._record is None or self._remembered == mode:
+            return
+        if self._record.recorded() != mode:
             self._record.record(mode, self._clock())
+        self._remembered = mode
 
     def run(self) -> FlushReport:
         """Flush until nothing is dirty, `max_batches` were done, or a store fails."""
