@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from analytics_pipeline.adapters.spool import FileSpool
 from analytics_pipeline.bootstrap import reset_container
+from analytics_pipeline.errors import ConfigurationError
 from anl import cli
 from anl.local import http_event, load_handler, response_json
 
@@ -242,3 +243,14 @@ def test_a_deployed_ingest_spools_the_events_of_a_refused_configuration(deployed
     assert spool.pending() == 1
     (batch,) = spool.take(10)
     assert [e.event_id for e in batch.events] == [body["event_id"]]
+
+
+def test_the_sync_setting_is_refused_where_counts_move_not_where_they_are_read(make_container, rollups):
+    # the query function runs without the writers' MySQL secret; MYSQL_SYNC in the stack's Globals is
+    # no reason to refuse it, nor ingest (which counts in Redis and never writes the site's table)
+    c = make_container(overrides={"rollups": rollups}, MYSQL_SYNC="on")
+    answer = load_handler("query")(http_event("GET", "/api/v1/analytics/jav/movie/m1/totals"), None)
+    assert answer["statusCode"] == 200
+    for build in (lambda: c.flush, lambda: c.watchdog, c.backfill):
+        with pytest.raises(ConfigurationError, match=r"^MYSQL_SYNC=on is set but MYSQL_URL"):
+            build()

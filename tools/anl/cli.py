@@ -339,11 +339,13 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
-    from analytics_pipeline.config import check_store_pairing, load_settings
+    from analytics_pipeline.config import check_store_pairing, check_sync, load_settings
 
-    # a configuration that mixes real and embedded stores stops here, before the port opens (the
-    # container is built later, once the server knows its spool)
-    check_store_pairing(load_settings())
+    # a configuration that mixes real and embedded stores, or that its flush could not carry out,
+    # stops here, before the port opens (the container is built later, once the server knows its spool)
+    settings = load_settings()
+    check_store_pairing(settings)
+    check_sync(settings)
     from anl.serve import SpoolInUse, serve
 
     try:

@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from analytics_pipeline.config import Settings, check_store_pairing, load_settings, parse_server_keys
+from analytics_pipeline.config import (
+    Settings,
+    check_store_pairing,
+    check_sync,
+    load_settings,
+    parse_server_keys,
+)
 from analytics_pipeline.errors import ConfigurationError
 from analytics_pipeline.observability import logger
 
@@ -289,6 +295,7 @@ class Container:
             from analytics_pipeline.flush import FlushPolicy, FlushService
 
             s = self.settings
+            check_sync(s)  # the flush (and the watchdog, through it) is where counts would go astray
             policy = FlushPolicy(
                 s.flush_batch_size,
                 s.flush_max_batches,
@@ -350,6 +357,7 @@ class Container:
 
     def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
+        check_sync(self.settings)
         if self.replica is None:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService

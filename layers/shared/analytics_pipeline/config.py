@@ -253,13 +253,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
             )
-        if "mysql_sync" in self.model_fields_set and not self.real_mysql:
-            # an explicit sync that cannot happen: the flush would move counts that never reach the site
-            raise ValueError(
-                f"MYSQL_SYNC={self.mysql_sync} is set but MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset:"
-                " a flush would move counts that never reach the site's table (set MYSQL_URL, or unset"
-                " MYSQL_SYNC)"
-            )
         return self
 
     @property
@@ -382,6 +375,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             message = str(err["msg"]).removeprefix("Value error, ")
             problems.append(message if name == "configuration" else f"{name}: {message}")
         raise ConfigurationError("; ".join(problems)) from exc
+
+
+def check_sync(settings: Settings) -> None:
+    """Refuse an explicit MYSQL_SYNC without MySQL where counts move (flush, watchdog, backfill).
+
+    The flush would move counts into MongoDB that never reach the site's table. Checked where counts
+    move, not in every function: ingest and query never write the site's table, and the query
+    function runs with read-only credentials of its own.
+    """
+    if "mysql_sync" in settings.model_fields_set and not settings.real_mysql:
+        raise ConfigurationError(
+            f"MYSQL_SYNC={settings.mysql_sync} is set but MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset:"
+            " a flush would move counts that never reach the site's table (set MYSQL_URL, or unset"
+            " MYSQL_SYNC)"
+        )
 
 
 def check_store_pairing(settings: Settings, *, demo_table: bool = False) -> None:
