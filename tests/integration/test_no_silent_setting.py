@@ -17,6 +17,7 @@ import pytest
 from analytics_pipeline.adapters.spool import FileSpool
 from analytics_pipeline.bootstrap import reset_container
 from analytics_pipeline.errors import ConfigurationError
+from analytics_pipeline.rollups import Entity
 from anl import cli
 from anl.local import http_event, load_handler, response_json
 
@@ -254,3 +255,33 @@ def test_the_sync_setting_is_refused_where_counts_move_not_where_they_are_read(m
     for build in (lambda: c.flush, lambda: c.watchdog, c.backfill):
         with pytest.raises(ConfigurationError, match=r"^MYSQL_SYNC=on is set but MYSQL_URL"):
             build()
+
+
+def test_serve_refuses_an_explicit_sync_without_mysql_before_it_opens_its_port(tmp_path):
+    from tests.support import free_port
+
+    line = one_line(run_anl(tmp_path, "serve", "--port", str(free_port()), "--quiet", MYSQL_SYNC="shadow"))
+    assert line.startswith("anl: configuration error: MYSQL_SYNC=shadow needs MYSQL_URL")
+    line = one_line(run_anl(tmp_path, "serve", "--port", str(free_port()), "--quiet", MYSQL_SYNC="on"))
+    assert line.startswith("anl: configuration error: MYSQL_SYNC=on is set but MYSQL_URL")
+
+
+def test_the_events_spooled_under_a_refused_configuration_are_counted_once_it_is_fixed(
+    deployed_with_a_near_miss, clock, monkeypatch, make_container, rollups
+):
+    body = event(clock)
+    request = http_event(
+        "POST", "/api/v1/analytics/events", body=json.dumps(body), headers={"user-agent": BROWSER}
+    )
+    assert load_handler("ingest")(request, None)["statusCode"] == 202
+    assert load_handler("ingest")(request, None)["statusCode"] == 202  # a client's retry, spooled too
+    # fixed: REDIS_URI removed, and the functions deployed again
+    monkeypatch.delenv("REDIS_URI")
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    reset_container()
+    c = make_container(overrides={"rollups": rollups}, SPOOL_PATH=str(deployed_with_a_near_miss))
+    report = c.watchdog.run()
+    assert report.spool["counted"] == 1 and c.spool.pending() == 0
+    c.flush.run()
+    movie = Entity("jav", "movie", body["entity_id"])
+    assert c.rollups.totals([movie])[movie]["views"] == 1  # spooled twice, counted once
