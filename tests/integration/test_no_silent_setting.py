@@ -285,3 +285,25 @@ def test_the_events_spooled_under_a_refused_configuration_are_counted_once_it_is
     c.flush.run()
     movie = Entity("jav", "movie", body["entity_id"])
     assert c.rollups.totals([movie])[movie]["views"] == 1  # spooled twice, counted once
+
+
+def test_a_refusal_is_counted_where_an_alarm_watches(deployed_with_a_near_miss, monkeypatch):
+    # a refused invocation succeeds as far as Lambda is concerned (its answer is the 503): the alarm
+    # watches the metric the refusal publishes
+    import yaml
+    from analytics_pipeline import observability
+
+    class CloudFormation(yaml.SafeLoader):
+        """The template's own tags (!Ref, !If, …) read as nothing: only plain values are compared."""
+
+    CloudFormation.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+    published: list[dict[str, float]] = []
+    monkeypatch.setattr(observability, "publish", lambda counts, *a, **k: published.append(dict(counts)))
+    load_handler("flush")({}, None)
+    assert published == [{"ConfigurationRefused": 1}]
+    text = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
+    template = yaml.load(text, Loader=CloudFormation)
+    alarm = template["Resources"]["ConfigurationRefusedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (observability.NAMESPACE, "ConfigurationRefused")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": observability.SERVICE}]
