@@ -155,3 +155,12 @@ def test_a_backfill_against_an_unreachable_mongodb_is_one_short_line(make_contai
     assert out == "" and err.count("\n") == 1
     assert err.startswith("anl: MONGODB_URI: MongoDB failed (") and "a rerun is safe" in err
     assert "Topology" not in err and len(err) < 400
+
+
+def test_resync_names_the_movies_it_skipped(pipeline, two_without_rows, capsys):
+    pipeline.flush()
+    capsys.readouterr()
+    assert cli.main(["resync"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["written"], report["skipped_no_row"]) == (1, 2)
+    assert sorted(report["missing_rows"]) == two_without_rows
