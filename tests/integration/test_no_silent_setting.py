@@ -246,14 +246,15 @@ def test_a_deployed_ingest_spools_the_events_of_a_refused_configuration(deployed
     assert [e.event_id for e in batch.events] == [body["event_id"]]
 
 
-def test_the_sync_setting_is_refused_where_counts_move_not_where_they_are_read(make_container, rollups):
+@pytest.mark.parametrize("mode", ["on", "shadow"])
+def test_the_sync_setting_is_refused_where_counts_move_not_where_they_are_read(make_container, rollups, mode):
     # the query function runs without the writers' MySQL secret; MYSQL_SYNC in the stack's Globals is
     # no reason to refuse it, nor ingest (which counts in Redis and never writes the site's table)
-    c = make_container(overrides={"rollups": rollups}, MYSQL_SYNC="on")
+    c = make_container(overrides={"rollups": rollups}, MYSQL_SYNC=mode)
     answer = load_handler("query")(http_event("GET", "/api/v1/analytics/jav/movie/m1/totals"), None)
     assert answer["statusCode"] == 200
     for build in (lambda: c.flush, lambda: c.watchdog, c.backfill):
-        with pytest.raises(ConfigurationError, match=r"^MYSQL_SYNC=on is set but MYSQL_URL"):
+        with pytest.raises(ConfigurationError, match=rf"^MYSQL_SYNC={mode} (is set but|needs) MYSQL_URL"):
             build()
 
 

@@ -249,10 +249,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
             )
-        if self.mysql_sync == "shadow" and not (self.mysql_url or self.mysql_url_secret_arn):
-            raise ValueError(
-                "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
-            )
         return self
 
     @property
@@ -384,6 +380,10 @@ def check_sync(settings: Settings) -> None:
     move, not in every function: ingest and query never write the site's table, and the query
     function runs with read-only credentials of its own.
     """
+    if settings.mysql_sync == "shadow" and not settings.real_mysql:
+        raise ConfigurationError(
+            "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
+        )
     if "mysql_sync" in settings.model_fields_set and not settings.real_mysql:
         raise ConfigurationError(
             f"MYSQL_SYNC={settings.mysql_sync} is set but MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset:"
