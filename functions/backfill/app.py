@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from analytics_pipeline.bootstrap import container
+from analytics_pipeline.errors import StoreError
+from analytics_pipeline.flush import store_setting
 from analytics_pipeline.models import validation_errors
 from analytics_pipeline.observability import lambda_entry, logger, publish
 from analytics_pipeline.query_api import BackfillIn
@@ -21,18 +23,31 @@ def lambda_handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]
     except ValidationError as exc:
         errors = validation_errors(exc.errors(include_url=False, include_input=False))
         return {"status": "rejected", "errors": [e.as_dict() for e in errors]}
-    report = (
-        container()
-        .backfill()
-        .run(
-            dry_run=request.dry_run,
-            chunk=request.chunk,
-            after_id=request.after_id,
-            progress=lambda r: logger.info(
-                "backfill progress", read=r.read, seeded=r.seeded, last_id=r.last_id
-            ),
-            out_of_time=lambda: context.get_remaining_time_in_millis() < MARGIN_MS,
+    reached = {"last_id": request.after_id}
+
+    def progress(r: Any) -> None:
+        reached["last_id"] = r.last_id
+        logger.info("backfill progress", read=r.read, seeded=r.seeded, last_id=r.last_id)
+
+    try:
+        report = (
+            container()
+            .backfill()
+            .run(
+                dry_run=request.dry_run,
+                chunk=request.chunk,
+                after_id=request.after_id,
+                progress=progress,
+                out_of_time=lambda: context.get_remaining_time_in_millis() < MARGIN_MS,
+            )
         )
-    )
+    except StoreError as exc:
+        # every write is a capture made once ever: what landed is kept, and a rerun adds nothing twice
+        line = (
+            f"backfill stopped: {store_setting(exc)}: {exc}; every write it made is idempotent,"
+            f" so a rerun is safe (after_id {reached['last_id']} resumes after the last full chunk)"
+        )
+        logger.error("backfill stopped: store unavailable", error=line)
+        return {"status": "unavailable", "after_id": reached["last_id"], "errors": [line]}
     publish({"LegacyRowsRead": report.read, "LegacyBaselinesSeeded": report.seeded})
     return {"status": "complete" if report.complete else "partial", **report.as_dict()}

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics_pipeline.bootstrap import container
+from analytics_pipeline.bootstrap import cors_origin, serving_container
 from analytics_pipeline.http import batch_answer, event_answer, ingest_request, new_resolver
 from analytics_pipeline.observability import http_lock, lambda_entry, publish
 from aws_lambda_powertools.event_handler import Response
 
-app = new_resolver(container().settings.cors_allow_origin)
+app = new_resolver(cors_origin())
 
 
 @app.post("/api/v1/analytics/events")
 def post_event() -> Response:
-    c = container()
+    c = serving_container()
     result = c.ingest.ingest_one(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(
         {
@@ -30,7 +30,7 @@ def post_event() -> Response:
 
 @app.post("/api/v1/analytics/events/batch")
 def post_batch() -> Response:
-    c = container()
+    c = serving_container()
     result = c.ingest.ingest_batch(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(
         {

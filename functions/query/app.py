@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from analytics_pipeline.bootstrap import container
+from analytics_pipeline.bootstrap import container, cors_origin
 from analytics_pipeline.http import JSON, json_response, new_resolver
 from analytics_pipeline.observability import http_lock, lambda_entry
 from analytics_pipeline.query_api import (
@@ -35,7 +35,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-app = new_resolver(container().settings.cors_allow_origin, enable_validation=True)
+app = new_resolver(cors_origin(), enable_validation=True)
 API = "/api/v1/analytics"
 PREFIX = f"{API}/<domain>/<entity_type>"
 

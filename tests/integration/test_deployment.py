@@ -84,10 +84,26 @@ def test_ingest_function_imports_no_mongo_mysql_or_aws_sdk():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
-def test_a_lambda_refuses_to_start_without_redis_url():
+def test_a_lambda_without_redis_url_starts_and_refuses_every_invocation_naming_it(monkeypatch):
+    # a function that cannot start would answer every request with an error of the runtime's; this one
+    # starts, logs the one line, and answers 503 (ingest spools: tests/integration/test_no_silent_setting.py)
     result = _import_ingest({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"})
-    assert result.returncode != 0
-    assert "REDIS_URL" in result.stderr
+    assert result.returncode == 0, result.stderr
+    from analytics_pipeline.bootstrap import reset_container
+    from anl.local import load_handler
+
+    reset_container()
+    for name in ("REDIS_URL", "MONGODB_URI", "MYSQL_URL", "MYSQL_SYNC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "FlushFunction")
+    try:
+        answer = load_handler("flush")({}, None)
+    finally:
+        reset_container()
+    assert answer["statusCode"] == 503
+    assert answer["errors"] == [
+        "configuration refused: REDIS_URL (or REDIS_URL_SECRET_ARN) is required in AWS Lambda"
+    ]
 
 
 QUERY_EXPECTED = {

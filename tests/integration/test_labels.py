@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+from analytics_pipeline.errors import ConfigurationError
 from anl.local import http_event, load_handler, response_json
 
 from tests.pipeline import Pipeline, counted
@@ -105,5 +106,10 @@ def test_a_missing_label_column_leaves_the_ranking_with_null_labels(pipeline, le
     a = str(uuid.uuid4())
     ranked(pipeline, legacy, {a: ("ABC-123", "")}, {a: 1})
     pipeline.build(MYSQL_LABEL_COLUMN="no_such_column")
+    # a label column set explicitly and absent is refused (no setting is silently ignored)
+    with pytest.raises(ConfigurationError, match=r"MYSQL_LABEL_COLUMN: .* has no column `no_such_column`"):
+        top()
+    legacy.execute(f"ALTER TABLE `{legacy.name}` DROP COLUMN code")
+    pipeline.build()  # the default column, absent: the ranking stands without labels
     status, body = top()
     assert (status, body["items"][0]["label"]) == (200, None)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from analytics_pipeline.config import check_store_pairing, load_settings
+from analytics_pipeline.config import check_store_pairing, check_sync, load_settings
 from analytics_pipeline.errors import ConfigurationError
 
 
@@ -102,7 +102,7 @@ def test_an_unknown_sync_mode_is_refused_and_named(mode):
 
 def test_the_shadow_needs_mysql():
     with pytest.raises(ConfigurationError, match="MYSQL_SYNC=shadow needs MYSQL_URL"):
-        load_settings({"MYSQL_SYNC": "shadow"})
+        check_sync(load_settings({"MYSQL_SYNC": "shadow"}))
 
 
 def test_empty_variables_count_as_unset():

@@ -132,7 +132,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         p = steps["parity"]
         _print_table(
             "Parity (MySQL against totals)",
-            [(k, p[k]) for k in ("checked", "matched", "mismatched", "missing_rows")],
+            [
+                ("checked", p["checked"]),
+                ("matched", p["matched"]),
+                ("mismatched", p["mismatched"]),
+                ("missing_rows", len(p["missing_rows"])),
+            ],
         )
     w = steps["watchdog"]
     _print_table(
@@ -206,11 +211,30 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-    report = (
-        container()
-        .backfill()
-        .run(dry_run=args.dry_run, chunk=args.chunk, after_id=args.after_id, progress=progress)
-    )
+    from analytics_pipeline.errors import StoreError
+
+    reached = {"last_id": args.after_id}
+
+    def noted(report: Any) -> None:
+        reached["last_id"] = report.last_id
+        progress(report)
+
+    try:
+        report = (
+            container()
+            .backfill()
+            .run(dry_run=args.dry_run, chunk=args.chunk, after_id=args.after_id, progress=noted)
+        )
+    except StoreError as exc:
+        if interactive:
+            print(file=sys.stderr)
+        # every write of the backfill is a capture that happens once ever (INSERT IGNORE, and a flag
+        # on the totals): what landed before the failure is kept, and a rerun adds nothing twice
+        raise UsageError(
+            f"{_store_problem(exc)}; the backfill stopped: every write it made is idempotent, so a"
+            f" rerun is safe (`anl backfill --after-id {reached['last_id']}` resumes after the last full"
+            " chunk)"
+        ) from None
     if interactive:
         print(file=sys.stderr)
     print(json.dumps(report.as_dict(), indent=2))
@@ -231,11 +255,15 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         for m in report.mismatches:
             print(f"MISMATCH {m['entity_id']}: {m['check']}: expected {m['expected']}, found {m['found']}")
+        for entity_id in report.missing_rows:
+            print(
+                f"NO ROW {entity_id}: totals in MongoDB, no row in the site's table (skipped, never inserted)"
+            )
         rows: list[tuple[str, Any]] = [
             ("movies checked", report.checked),
             ("matched", report.matched),
             ("mismatched", report.mismatched),
-            ("no MySQL row", report.missing_rows),
+            ("no MySQL row", len(report.missing_rows)),
             ("held above the totals (legacy)", report.held_above),
             ("in a batch in flight", report.in_flight),
         ]
@@ -371,11 +399,13 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
-    from analytics_pipeline.config import check_store_pairing, load_settings
+    from analytics_pipeline.config import check_store_pairing, check_sync, load_settings
 
-    # a configuration that mixes real and embedded stores stops here, before the port opens (the
-    # container is built later, once the server knows its spool)
-    check_store_pairing(load_settings())
+    # a configuration that mixes real and embedded stores, or that its flush could not carry out,
+    # stops here, before the port opens (the container is built later, once the server knows its spool)
+    settings = load_settings()
+    check_store_pairing(settings)
+    check_sync(settings)
     from anl.serve import SpoolInUse, serve
 
     try:
@@ -472,7 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
         "resync", help="write the absolute totals of every (or the listed) movie to MySQL now"
     )
     resync.add_argument(
-        "--uuid", action="append", metavar="UUID", help="only this movie (repeat the option for more)"
+        "--uuid",
+        action="extend",
+        nargs="+",
+        metavar="UUID",
+        help="only these movies (several after one --uuid, or the option repeated)",
     )
     resync.add_argument(
         "--allow-lower",

@@ -17,6 +17,7 @@ from analytics_pipeline.config import (
     MIN_DEDUPE_KEY_LENGTH,
     Settings,
     check_store_pairing,
+    check_sync,
     load_settings,
     parse_server_keys,
 )
@@ -24,6 +25,7 @@ from analytics_pipeline.errors import ConfigurationError, HotStoreError
 from analytics_pipeline.observability import logger
 
 if TYPE_CHECKING:
+    from analytics_pipeline.adapters.mysql_columns import Column
     from analytics_pipeline.adapters.redis_keys import KeyLayout
     from analytics_pipeline.backfill import BackfillService
     from analytics_pipeline.flush import FlushService
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
         HotStore,
         ParityLog,
         ReplicaStore,
+        RolloutRecord,
         Rollups,
         SiteReader,
         Spool,
@@ -288,6 +291,8 @@ class Container:
 
             return MySqlReplicaStore.from_url(
                 url,
+                columns=required_columns(s),
+                timeouts=(s.mysql_connect_timeout_s, s.mysql_read_timeout_s, s.mysql_write_timeout_s),
                 table=s.mysql_table,
                 uuid_column=s.mysql_uuid_column,
                 views_column=s.mysql_views_column,
@@ -350,6 +355,19 @@ class Container:
         from analytics_pipeline.parity_history import ParityHistory
 
         return self._once("parity_history", lambda: ParityHistory(self.parity_log, self.clock))
+    def rollout_record(self) -> RolloutRecord | None:
+        """The sync mode beside the rollups, where a flush without MySQL still reads it (None: a fake)."""
+
+        def build() -> RolloutRecord | None:
+            from analytics_pipeline.adapters.mongo_rollout import MongoRolloutRecord
+
+            # a test's stand-in for the rollups may have no database (or answer every name with a call)
+            database = getattr(self.rollups, "database", None)
+            if database is None or not hasattr(type(database), "__getitem__"):
+                return None
+            return MongoRolloutRecord(database)
+
+        return self._once("rollout_record", build)
 
     @property
     def changes(self) -> ChangeFeed | None:
@@ -389,6 +407,7 @@ class Container:
             from analytics_pipeline.flush import FlushPolicy, FlushService
 
             s = self.settings
+            check_sync(s)  # the flush (and the watchdog, through it) is where counts would go astray
             policy = FlushPolicy(
                 s.flush_batch_size,
                 s.flush_max_batches,
@@ -396,7 +415,9 @@ class Container:
                 sync=s.sync_target,
                 sync_mode=s.mysql_sync,
             )
-            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, self.changes)
+            return FlushService(
+                policy, self.claims, self.rollups, self.replica, self.clock, self.changes, self.rollout_record
+            )
 
         return self._once("flush", build)
 
@@ -461,6 +482,7 @@ class Container:
 
     def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
+        check_sync(self.settings)
         if self.replica is None:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
@@ -514,6 +536,101 @@ def container(*, demo_table: bool = False) -> Container:
     return _container
 
 
+def required_columns(settings: Settings) -> list[Column]:
+    """The site's columns the settings name, each with its setting; the label column when it is set."""
+    from analytics_pipeline.adapters.mysql_columns import Column
+
+    s = settings
+    columns = [
+        Column(s.mysql_id_column, "MYSQL_ID_COLUMN"),
+        Column(s.mysql_uuid_column, "MYSQL_UUID_COLUMN"),
+        Column(s.mysql_views_column, "MYSQL_VIEWS_COLUMN"),
+        Column(s.mysql_downloads_column, "MYSQL_DOWNLOADS_COLUMN"),
+    ]
+    # the default label column (`code`) may be absent: the rankings then carry no labels
+    if "mysql_label_column" in s.model_fields_set:
+        columns.append(Column(s.mysql_label_column, "MYSQL_LABEL_COLUMN"))
+    if s.mysql_touch_column:
+        columns.append(Column(s.mysql_touch_column, "MYSQL_TOUCH_COLUMN"))
+    return columns
+
+
+class RefusedHotStore:
+    """A hot store that refuses every call with a configuration problem: ingest spools, as for a Redis
+    that cannot be reached, and the watchdog replays the spool once the configuration is fixed."""
+
+    def __init__(self, problem: str) -> None:
+        self._problem = problem
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            from analytics_pipeline.errors import HotStoreUnavailable
+
+            raise HotStoreUnavailable(f"configuration refused: {self._problem}")
+
+        return refuse
+
+
+_refused: Container | None = None
+
+# what a deployed ingest function needs to spool events under a refused configuration
+_SPOOLING = (
+    "spool_queue_url",
+    "spool_dlq_url",
+    "spool_path",
+    "domains",
+    "clock_skew_s",
+    "rate_limit_per_minute",
+    "server_key_rate_limit_per_minute",
+    "max_body_bytes",
+    "server_keys",
+    "server_keys_secret_arn",
+    "cors_allow_origin",
+)
+
+
+def serving_container() -> Container:
+    """The ingest function's container: in AWS Lambda, a configuration refused (one line, logged)
+    still takes the events, into the spool, as when Redis cannot be reached; they are counted once
+    the configuration is fixed. Elsewhere (`anl`, tests) the refusal is raised."""
+    global _refused
+    from analytics_pipeline.observability import deployed
+
+    try:
+        return container()
+    except ConfigurationError as exc:
+        if not deployed():
+            raise
+        if _refused is None:
+            logger.error("configuration refused: spooling every event", error=str(exc))
+            import os
+
+            from analytics_pipeline.config import _ENV
+
+            raw = {f: os.environ[n] for n, f in _ENV.items() if f in _SPOOLING and os.environ.get(n)}
+            try:
+                settings = Settings.model_validate(raw)
+            except ValueError:
+                raise exc from None  # not even the spool can be named: answered 503
+            _refused = Container(settings, overrides={"hot_store": RefusedHotStore(str(exc))})
+        return _refused
+
+
+def cors_origin() -> str:
+    """The CORS origin a resolver is built with at import: a refused configuration is answered per
+    request (503, or spooled), not by a function that cannot start."""
+    from analytics_pipeline.observability import deployed
+
+    try:
+        return container().settings.cors_allow_origin
+    except ConfigurationError:
+        if not deployed():
+            raise
+        import os
+
+        return os.environ.get("CORS_ALLOW_ORIGIN") or "*"
+
+
 def use_container(instance: Container) -> Container:
     """Install a container (tests, the local runner); returns it."""
     global _container
@@ -523,6 +640,7 @@ def use_container(instance: Container) -> Container:
 
 
 def reset_container() -> None:
-    global _container
+    global _container, _refused
     with _container_lock:
         _container = None
+        _refused = None

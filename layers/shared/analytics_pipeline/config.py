@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -83,6 +83,19 @@ _ENV: dict[str, str] = {
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
     # read by Powertools' Logger itself; checked here so that a bad value is named, not a traceback
     "POWERTOOLS_LOG_LEVEL": "log_level",
+    # store timeouts: how long a slow MySQL is waited for before the run stops (MongoDB's come from its URI)
+    "MYSQL_CONNECT_TIMEOUT_S": "mysql_connect_timeout_s",
+    "MYSQL_READ_TIMEOUT_S": "mysql_read_timeout_s",
+    "MYSQL_WRITE_TIMEOUT_S": "mysql_write_timeout_s",
+}
+
+# Names other programs use for one of our settings: refused with ours even when too far to be a typo.
+_ALIASES: dict[str, str] = {
+    "MONGO_URI": "MONGODB_URI",
+    "MONGO_URL": "MONGODB_URI",
+    "MONGODB_URL": "MONGODB_URI",
+    "REDIS_URI": "REDIS_URL",
+    "MYSQL_URI": "MYSQL_URL",
 }
 
 _SECRET_PAIRS = (
@@ -209,6 +222,11 @@ class Settings(BaseModel):
     lambda_function_name: str | None = None
     log_level: str | None = None
 
+    # store timeouts (MongoDB's are the URI's own options: socketTimeoutMS, serverSelectionTimeoutMS, ...)
+    mysql_connect_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    mysql_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    mysql_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
     @field_validator("domains", "server_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -328,10 +346,6 @@ class Settings(BaseModel):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
             )
-        if self.mysql_sync == "shadow" and not (self.mysql_url or self.mysql_url_secret_arn):
-            raise ValueError(
-                "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
-            )
         return self
 
     @model_validator(mode="after")
@@ -438,9 +452,58 @@ def parse_server_keys(raw: str) -> tuple[str, ...]:
     return parsed
 
 
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of a and b, or limit + 1 once it is known to exceed limit."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def near_miss(name: str, settings: Iterable[str] | None = None) -> str | None:
+    """The setting an environment variable most likely meant, when its name is not one but nearly is.
+
+    A name another program uses for our setting (`MONGO_URI`), or one or two characters off a setting's
+    name, case aside (one for names under ten characters, where two would reach `REDIS_HOST`-like names
+    of other programs). The settings are `_ENV`'s names, so a setting added there is covered at once.
+    """
+    known = tuple(_ENV if settings is None else settings)
+    if name in known:
+        return None
+    upper = name.upper()
+    if upper in _ALIASES and _ALIASES[upper] in known:
+        return _ALIASES[upper]
+    best: tuple[int, str] | None = None
+    for setting in known:
+        limit = 1 if len(setting) < 10 else 2
+        distance = _distance(upper, setting, limit)
+        if distance <= limit and (best is None or distance < best[0]):
+            best = (distance, setting)
+    return best[1] if best else None
+
+
+def check_names(env: Mapping[str, str]) -> None:
+    """Refuse a variable whose name is a near miss of a setting: it would be silently ignored."""
+    problems = [
+        f"{name} is not a setting: did you mean {meant}?"
+        for name in sorted(env)
+        if (meant := near_miss(name)) is not None
+    ]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings; raise ConfigurationError with every problem listed."""
     env = os.environ if environ is None else environ
+    check_names(env)
     raw = {field: env[name] for name, field in _ENV.items() if env.get(name, "") != ""}
     try:
         return Settings.model_validate(raw)
@@ -453,6 +516,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             message = str(err["msg"]).removeprefix("Value error, ")
             problems.append(message if name == "configuration" else f"{name}: {message}")
         raise ConfigurationError("; ".join(problems)) from exc
+
+
+def check_sync(settings: Settings) -> None:
+    """Refuse an explicit MYSQL_SYNC without MySQL where counts move (flush, watchdog, backfill).
+
+    The flush would move counts into MongoDB that never reach the site's table. Checked where counts
+    move, not in every function: ingest and query never write the site's table, and the query
+    function runs with read-only credentials of its own.
+    """
+    if settings.mysql_sync == "shadow" and not settings.real_mysql:
+        raise ConfigurationError(
+            "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
+        )
+    if "mysql_sync" in settings.model_fields_set and not settings.real_mysql:
+        raise ConfigurationError(
+            f"MYSQL_SYNC={settings.mysql_sync} is set but MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset:"
+            " a flush would move counts that never reach the site's table (set MYSQL_URL, or unset"
+            " MYSQL_SYNC)"
+        )
 
 
 def check_store_pairing(settings: Settings, *, demo_table: bool = False) -> None:

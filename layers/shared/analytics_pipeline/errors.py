@@ -66,13 +66,19 @@ class RateLimited(RequestRejected):
 class StoreError(AnalyticsError):
     """A backing store failed; the operation may be retried."""
 
+    setting: str | None = None  # the variable that points at the store, for the operator's one line
+
 
 class HotStoreUnavailable(StoreError):
     """Redis could not be reached or did not answer in time."""
 
+    setting = "REDIS_URL"
+
 
 class HotStoreError(StoreError):
     """Redis answered with an error (for instance a script that refused to run)."""
+
+    setting = "REDIS_URL"
 
 
 class HotStoreFull(HotStoreError):
@@ -82,9 +88,13 @@ class HotStoreFull(HotStoreError):
 class ChangeFeedUnavailable(StoreError):
     """The change feed (EventBridge) did not take the events, after its retries."""
 
+    setting = "CHANGE_BUS_NAME"
+
 
 class SpoolUnavailable(StoreError):
     """The durable spool could not take the events."""
+
+    setting = "SPOOL_QUEUE_URL"
 
 
 class Unavailable(AnalyticsError):

@@ -31,9 +31,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import ChangeFeedUnavailable, RolloutRefused, StoreError
+from analytics_pipeline.errors import ChangeFeedUnavailable, ConfigurationError, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
+from analytics_pipeline.ports import (
+    ChangeFeed,
+    ClaimStore,
+    Clock,
+    Lag,
+    ReplicaStore,
+    RolloutRecord,
+    RollupStore,
+)
 from analytics_pipeline.rollups import Batch, Entity, batch_key, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
@@ -50,6 +58,7 @@ class FlushReport:
     baselines_seeded: int = 0
     mysql_written: int = 0
     mysql_skipped: int = 0
+    missing_rows: list[str] = field(default_factory=list)  # the ids skipped: no row in the site's table
     changes_published: int = 0  # movies announced in CountersSynced events
     changes_deferred: int = 0  # movies whose event failed: the watchdog publishes them again
     errors: list[str] = field(default_factory=list)
@@ -71,6 +80,11 @@ class FlushPolicy:
     sync_mode: str = "on"  # "shadow": never write the site's columns
 
 
+def store_setting(exc: StoreError) -> str:
+    """The variable that points at the store which failed (adapters name it on their errors)."""
+    return str(getattr(exc, "setting", None) or "a store")
+
+
 class FlushService:
     """Claim dirty counters in batches and carry each batch through to the end."""
 
@@ -82,8 +96,11 @@ class FlushService:
         replica: ReplicaStore | None,
         clock: Clock,
         changes: ChangeFeed | None = None,
+        record: RolloutRecord | None = None,
     ) -> None:
         self._policy = policy
+        self._record = record
+        self._remembered: str | None = None
         self._claims = claims
         self._rollups = rollups
         self._replica = replica
@@ -107,6 +124,13 @@ class FlushService:
         """
         self.prepare()
         if self._replica is None:
+            recorded = self._record.recorded() if self._record is not None else None
+            if recorded is not None:
+                raise ConfigurationError(
+                    "MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset, but a flush ran with"
+                    f" MYSQL_SYNC={recorded} before (recorded beside the rollups): a flush now would move"
+                    " counts that never reach the site's table (set MYSQL_URL again; nothing was flushed)"
+                )
             return
         state = self._replica.rollout_state()
         if self._policy.sync_mode == "shadow":
@@ -114,6 +138,7 @@ class FlushService:
                 state = self._replica.enter_shadow(start_t0=False)
                 logger.warning("MySQL sync off (shadow): the site's columns are not written")
             self._zero_after_id = state.t0_max_id
+            self._remember("shadow")
             return
         self._zero_after_id = None
         if state.mode == "shadow":
@@ -124,6 +149,19 @@ class FlushService:
                 )
             self._replica.cut_over()
             logger.warning("MySQL sync on: cutover recorded")
+        self._remember("on")
+
+    def _remember(self, mode: str) -> None:
+        """Keep the mode beside the rollups too, where a flush without MySQL finds it.
+
+        Read once per process and written when it differs: only flushes with MySQL write it, each its
+        own mode, and what a flush without MySQL needs to know is that one ran, whichever mode.
+        """
+        if self._record is None or self._remembered == mode:
+            return
+        if self._record.recorded() != mode:
+            self._record.record(mode, self._clock())
+        self._remembered = mode
 
     def run(self) -> FlushReport:
         """Flush until nothing is dirty, `max_batches` were done, or a store fails."""
@@ -142,9 +180,17 @@ class FlushService:
                 self._claims.mark_flushed(self._clock())
         except StoreError as exc:
             # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
-            logger.warning("flush stopped: store unavailable", error=str(exc))
-            report.errors.append(str(exc))
+            setting = getattr(exc, "setting", None)
+            logger.warning("flush stopped: store unavailable", setting=setting, error=str(exc))
+            report.errors.append(f"{setting}: {exc}" if setting else str(exc))
         report.lag = self._safe_lag()
+        if report.missing_rows:
+            # never a silent count: the ids, where the operator looks (the report and this line)
+            logger.warning(
+                "movies without a row in the site's table skipped",
+                mysql_skipped=report.mysql_skipped,
+                missing_rows=report.missing_rows,
+            )
         return report
 
     def complete(self, batch: Batch, report: FlushReport) -> None:
@@ -198,6 +244,8 @@ class FlushService:
         written = self._replica.write_totals(rows, allow_lower)
         report.mysql_written += len(written)
         report.mysql_skipped += len(rows) - len(written)
+        found = {uuid for uuid, _, _ in written}
+        report.missing_rows.extend(uuid for uuid, *_ in rows if uuid not in found)
         self.announce(written, report)
 
     def announce(self, rows: list[tuple[str, int, int]], report: FlushReport) -> None:

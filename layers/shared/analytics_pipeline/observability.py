@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -14,6 +15,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+from analytics_pipeline.errors import ConfigurationError
 
 # Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE itself; these are the defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "analytics"
@@ -98,11 +101,40 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
 
         @functools.wraps(func)
         def entry(event: Any, context: Any = None) -> Any:
-            return logged(event, context if context is not None else StandInContext())
+            try:
+                return logged(event, context if context is not None else StandInContext())
+            except ConfigurationError as exc:
+                if not deployed():
+                    raise  # `anl` answers it: one line, exit status 2
+                return refused(event, exc)
 
         return entry
 
     return decorate(handler) if handler is not None else decorate
+
+
+def deployed() -> bool:
+    """True in AWS Lambda (the runtime sets the function's name), whatever the settings say."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
+def refused(event: Any, exc: ConfigurationError) -> dict[str, Any]:
+    """A deployed function's answer to a configuration that cannot take effect: one line, and 503.
+
+    An HTTP request gets the contract's `503 {"status": "unavailable"}` (the cause stays in the log,
+    not in a public answer); a direct or scheduled invocation gets the cause in its answer too.
+    """
+    line = str(exc)
+    logger.error("configuration refused", error=line)
+    publish({"ConfigurationRefused": 1})
+    if isinstance(event, dict) and "requestContext" in event:
+        return {
+            "statusCode": 503,
+            "headers": {"Content-Type": "application/json", "Cache-Control": "no-store", "Retry-After": "60"},
+            "body": json.dumps({"status": "unavailable"}),
+            "isBase64Encoded": False,
+        }
+    return {"statusCode": 503, "status": "unavailable", "errors": [f"configuration refused: {line}"]}
 
 
 def _lag_gauges(lag: Any) -> dict[str, tuple[float, MetricUnit]]:

@@ -35,7 +35,7 @@ class ParityReport:
     checked: int = 0
     matched: int = 0
     mismatched: int = 0
-    missing_rows: int = 0
+    missing_rows: list[str] = field(default_factory=list)  # movies with totals and no row in the table
     held_above: int = 0
     in_flight: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
@@ -165,7 +165,8 @@ class ParityService:
         for movie in movies:
             row = rows.get(movie.entity_id)
             if row is None:
-                report.missing_rows += 1  # no row in the site's table: nothing to sync, never inserted
+                # no row in the site's table: nothing to sync, never inserted; named, never a silent count
+                report.missing_rows.append(movie.entity_id)
             else:
                 differences = column_differences(row, totals[movie])
                 if differences is None:

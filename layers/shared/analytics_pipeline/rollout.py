@@ -29,6 +29,7 @@ class ResyncReport:
     movies: int = 0
     written: int = 0
     skipped_no_row: int = 0
+    missing_rows: list[str] = field(default_factory=list)  # the ids skipped: no row in the site's table
     no_totals: list[str] = field(default_factory=list)
     in_flight: int = 0
     baselines_seeded: int = 0
@@ -93,6 +94,7 @@ class RolloutService:
             report.movies += len(idle)
             report.written += done.mysql_written
             report.skipped_no_row += done.mysql_skipped
+            report.missing_rows.extend(done.missing_rows)
             report.baselines_seeded += done.baselines_seeded
         return report
 

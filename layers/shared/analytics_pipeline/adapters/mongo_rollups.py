@@ -24,6 +24,7 @@ update different documents rather than one hot document each (see BENCHMARKS.md)
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import BulkWriteError, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError, ServerSelectionTimeoutError
 
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, SiteUpdate, Totals
@@ -63,7 +64,25 @@ SITE_SHARDS = 8
 
 
 class RollupStoreUnavailable(StoreError):
-    """MongoDB could not be reached or refused a write."""
+    """MongoDB could not be reached or refused a write: in one short line, whatever the driver said."""
+
+    setting = "MONGODB_URI"
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        cause = self.__cause__
+        if isinstance(cause, PyMongoError) and text.endswith(str(cause)):
+            text = text[: len(text) - len(str(cause))] + brief(cause)
+        return text
+
+
+def brief(exc: PyMongoError) -> str:
+    """pymongo's error without its topology description (hundreds of characters per server)."""
+    text = str(exc).split(", Topology Description:")[0].splitlines()[0] if str(exc) else type(exc).__name__
+    text = re.sub(r" \(configured timeouts: [^)]*\)", "", text)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        text = f"no server answered in time: {text}"
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def entity_key(entity: Entity) -> dict[str, str]:
@@ -166,6 +185,11 @@ class MongoRollupStore:
     def __init__(self, database: Any, serialize: bool = False) -> None:
         self._db = database
         self._lock: AbstractContextManager[Any] = threading.RLock() if serialize else nullcontext()
+
+    @property
+    def database(self) -> Any:
+        """The database the rollups live in (the rollout's record lives beside them)."""
+        return self._db
 
     def ensure_indexes(self) -> None:
         try:
@@ -428,9 +452,15 @@ def _by_kind(entities: Sequence[Entity]) -> dict[tuple[str, str], list[str]]:
 
 
 def connect(uri: str, database: str) -> Any:
+    from urllib.parse import parse_qsl, urlsplit
+
     from pymongo import MongoClient
 
-    client: MongoClient[Any] = MongoClient(
-        uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, retryWrites=True, appname="analytics"
-    )
+    # the URI's own options win (socketTimeoutMS, serverSelectionTimeoutMS, connectTimeoutMS, ...):
+    # keyword arguments would override them; these are only the defaults of a URI that says nothing.
+    # (Read from the query string: pymongo's parser resolves a mongodb+srv:// name in DNS first.)
+    given = {name.lower() for name, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True)}
+    defaults = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000, "retryWrites": True}
+    options = {name: value for name, value in defaults.items() if name.lower() not in given}
+    client: MongoClient[Any] = MongoClient(uri, appname="analytics", **options)
     return client[database]

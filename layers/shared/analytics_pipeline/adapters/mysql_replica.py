@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlparse
 import pymysql
 from pymysql.constants import CLIENT
 
+from analytics_pipeline.adapters.mysql_columns import Column, checking
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow
 from analytics_pipeline.rollups import Baseline, Entity
@@ -66,6 +67,7 @@ class ReplicaUnavailable(StoreError):
     def __init__(self, message: str, reason: str = "failed") -> None:
         super().__init__(message)
         self.reason = reason
+        self.setting = "MYSQL_TABLE" if reason == "missing_table" else "MYSQL_URL"
 
 
 def translate(exc: pymysql.MySQLError) -> ReplicaUnavailable:
@@ -128,7 +130,14 @@ class MySqlReplicaStore:
         self._chunk = chunk
 
     @classmethod
-    def from_url(cls, url: str, **names: Any) -> MySqlReplicaStore:
+    def from_url(
+        cls,
+        url: str,
+        columns: Sequence[Column] = (),
+        timeouts: tuple[float, float, float] = (5, 30, 30),
+        **names: Any,
+    ) -> MySqlReplicaStore:
+        """`columns`: checked at the first connection; `timeouts`: connect, read, write (seconds)."""
         params = connection_params(url)
 
         def connect() -> Any:
@@ -137,12 +146,12 @@ class MySqlReplicaStore:
                 autocommit=True,
                 charset="utf8mb4",
                 client_flag=CLIENT.FOUND_ROWS,  # rowcount = rows matched, changed or not
-                connect_timeout=5,
-                read_timeout=30,
-                write_timeout=30,
+                connect_timeout=timeouts[0],
+                read_timeout=timeouts[1],
+                write_timeout=timeouts[2],
             )
 
-        return cls(connect, **names)
+        return cls(checking(connect, names.get("table", "jav"), columns), **names)
 
     def _run(self, work: Callable[[Any], T]) -> T:
         connection = getattr(self._local, "connection", None)
