@@ -355,6 +355,7 @@ class Container:
         from analytics_pipeline.parity_history import ParityHistory
 
         return self._once("parity_history", lambda: ParityHistory(self.parity_log, self.clock))
+    @property
     def rollout_record(self) -> RolloutRecord | None:
         """The sync mode beside the rollups, where a flush without MySQL still reads it (None: a fake)."""
 
