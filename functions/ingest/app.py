@@ -9,7 +9,7 @@ from analytics_pipeline.http import batch_answer, event_answer, ingest_request, 
 from analytics_pipeline.observability import http_lock, lambda_entry, publish
 from aws_lambda_powertools.event_handler import Response
 
-app = new_resolver(container().settings.cors_allow_origin)
+app = new_resolver(container().settings.cors_allow_origin, origins=container().settings.allowed_origins)
 
 
 @app.post("/api/v1/analytics/events")

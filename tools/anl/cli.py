@@ -224,6 +224,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     else:
         for m in report.mismatches:
             print(f"MISMATCH {m['entity_id']}: {m['check']}: expected {m['expected']}, found {m['found']}")
+        for entity_id in report.malformed_ids:
+            print(f"MALFORMED ID {entity_id}: counted under an id the site never matches (docs/rollout.md)")
         rows: list[tuple[str, Any]] = [
             ("movies checked", report.checked),
             ("matched", report.matched),
@@ -231,6 +233,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             ("no MySQL row", report.missing_rows),
             ("held above the totals (legacy)", report.held_above),
             ("in a batch in flight", report.in_flight),
+            ("malformed ids (not compared)", len(report.malformed_ids)),
         ]
         if report.shadow:
             for item in report.outside_tolerance:

@@ -262,6 +262,8 @@ class Container:
                 clock_skew_s=s.clock_skew_s,
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,
+                id_formats=tuple(s.entity_id_formats.items()),
+                allowed_origins=s.allowed_origins,
             )
             return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
 
@@ -347,7 +349,14 @@ class Container:
         from analytics_pipeline.parity import ParityService
 
         replica = self._require_replica("the parity check")
-        return ParityService(self.rollups, replica, self.claims, sync=self.settings.sync_target)
+        s = self.settings
+        return ParityService(
+            self.rollups,
+            replica,
+            self.claims,
+            sync=s.sync_target,
+            id_format=s.entity_id_formats[s.sync_target.entity_type],
+        )
 
     def rollout(self) -> RolloutService:
         """Resync and rebaseline: the operator's commands of the rollout."""

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from analytics_pipeline.errors import (
     FieldError,
+    Forbidden,
     HotStoreError,
     HotStoreUnavailable,
     InvalidRequest,
@@ -24,8 +25,9 @@ from analytics_pipeline.errors import (
 from analytics_pipeline.errors import RateLimited as RateLimitedError
 from analytics_pipeline.models import CountedEvent, EventIn, validation_errors
 from analytics_pipeline.observability import logger
+from analytics_pipeline.origins import origin_allowed
 from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
-from analytics_pipeline.vocabulary import MAX_BATCH_EVENTS
+from analytics_pipeline.vocabulary import DEFAULT_ENTITY_ID_FORMATS, MAX_BATCH_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Caller:
     bearer: str | None = None
     user_agent: str | None = None
     client_user_agent: str | None = None
+    origin: str | None = None  # the Origin header, as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,9 @@ class IngestPolicy:
     clock_skew_s: int
     ip_limit_per_window: int
     key_limit_per_window: int
+    # each entity type's id format, and the site's origins (empty: no check)
+    id_formats: tuple[tuple[str, str], ...] = tuple(DEFAULT_ENTITY_ID_FORMATS.items())
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +109,7 @@ class IngestService:
         self._bots = bots
         self._clock = clock
         self._server_keys = server_keys
-        self._context = {"domains": policy.domains}
+        self._context = {"domains": policy.domains, "id_formats": dict(policy.id_formats)}
         self._skew = timedelta(seconds=policy.clock_skew_s)
 
     # --- public use cases ---------------------------------------------------------------------
@@ -155,7 +161,9 @@ class IngestService:
     # --- the checks, in the contract's order ----------------------------------------------------
 
     def _identify(self, caller: Caller) -> _Judged:
+        """The server key (401), then the origin (403); the budget to draw on and the agent's verdict."""
         if caller.bearer is None:
+            self._check_origin(caller)
             return _Judged(
                 budget=Budget(f"ip:{caller.source_ip}", self._policy.ip_limit_per_window),
                 is_bot=self._bots.is_bot(caller.user_agent),
@@ -163,12 +171,17 @@ class IngestService:
         key = self._match_server_key(caller.bearer)
         if key is None:
             raise Unauthorized("invalid server key")
+        self._check_origin(caller)
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         return _Judged(
             budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window),
             # a trusted backend that forwards no agent is not judged
             is_bot=caller.client_user_agent is not None and self._bots.is_bot(caller.client_user_agent),
         )
+
+    def _check_origin(self, caller: Caller) -> None:
+        if not origin_allowed(caller.origin, self._policy.allowed_origins):
+            raise Forbidden("origin not allowed")
 
     def _match_server_key(self, token: str) -> str | None:
         if not token:
