@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         HotStore,
         LabelReader,
         ReplicaStore,
+        RollupReader,
         Rollups,
         Spool,
     )
@@ -197,6 +198,11 @@ class Container:
 
             s = self.settings
             uri = self._connection_string(s.mongodb_uri, s.mongodb_uri_secret_arn)
+            if uri is None and (s.mongodb_read_uri or s.mongodb_read_uri_secret_arn):
+                raise ConfigurationError(
+                    "MONGODB_URI (or MONGODB_URI_SECRET_ARN) is unset: MONGODB_READ_URI serves only"
+                    " the query API's reads, not writes"
+                )
             if uri is None:
                 import warnings
 
@@ -204,6 +210,8 @@ class Container:
 
                 # the emulation accepts a cursor's batch_size and says, every time, that it ignores it
                 warnings.filterwarnings("ignore", message="'batch_size' is accepted", category=UserWarning)
+                # and maxTimeMS (the query API's time limit) likewise: it has no server to stop
+                warnings.filterwarnings("ignore", message="'maxTimeMS' is accepted", category=UserWarning)
                 logger.warning(
                     "MONGODB_URI is unset: using an embedded in-process MongoDB emulation (local only)"
                 )
@@ -237,6 +245,54 @@ class Container:
             )
 
         return self._once("replica", build)
+
+    # --- the query function's reads: its own read-only credentials, and a time limit -------------
+
+    @property
+    def read_rollups(self) -> RollupReader:
+        """The rollups as the query API reads them: with MONGODB_READ_URI (or its secret), a client of
+        its own; without, the writers' store (local runs: one process plays every function). Either
+        way each read stops at the server after QUERY_TIME_LIMIT_MS (maxTimeMS)."""
+
+        def build() -> RollupReader:
+            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
+
+            s = self.settings
+            uri = self._connection_string(s.mongodb_read_uri, s.mongodb_read_uri_secret_arn)
+            if uri is None:
+                bounded = getattr(self.rollups, "bounded", None)  # a test's fake may have no limit
+                return cast("RollupReader", bounded(s.query_time_limit_ms) if bounded else self.rollups)
+            return MongoRollupStore(
+                connect(uri, s.mongodb_database), read_time_limit_ms=s.query_time_limit_ms
+            )
+
+        return self._once("read_rollups", build)
+
+    @property
+    def labels(self) -> LabelReader | None:
+        """The site's labels for the query API: with MYSQL_READ_URL (or its secret), a read-only
+        login of its own whose reads stop at QUERY_TIME_LIMIT_MS; without, the writers' replica (local
+        runs); None without MySQL."""
+
+        def build() -> LabelReader | None:
+            s = self.settings
+            url = self._connection_string(s.mysql_read_url, s.mysql_read_url_secret_arn)
+            if url is None:
+                if s.in_lambda and s.real_mysql:
+                    # the deployed query function is given only the read login (docs/security.md)
+                    logger.warning("MYSQL_READ_URL is unset: the query API reads labels with MYSQL_URL")
+                return cast("LabelReader | None", self.replica)
+            from analytics_pipeline.adapters.mysql_read import MySqlReadStore
+
+            return MySqlReadStore.from_url(
+                url,
+                s.query_time_limit_ms,
+                table=s.mysql_table,
+                uuid_column=s.mysql_uuid_column,
+                label_column=s.mysql_label_column,
+            )
+
+        return self._once("labels", build)
 
     @property
     def changes(self) -> ChangeFeed | None:
@@ -318,8 +374,14 @@ class Container:
         def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
-            labels = cast("LabelReader | None", self.replica)
-            return QueryService(self.rollups, self.settings.domains, labels, self.settings.sync_target)
+            s = self.settings
+            return QueryService(
+                self.read_rollups,
+                s.domains,
+                self.labels,
+                s.sync_target,
+                id_formats=dict(s.entity_id_formats),
+            )
 
         return self._once("query", build)
 

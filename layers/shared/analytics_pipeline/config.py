@@ -314,7 +314,13 @@ class Settings(BaseModel):
 
     @property
     def real_mongodb(self) -> bool:
-        return bool(self.mongodb_uri or self.mongodb_uri_secret_arn)
+        # the query function is given only the read-only login: it names a real MongoDB too
+        return bool(
+            self.mongodb_uri
+            or self.mongodb_uri_secret_arn
+            or self.mongodb_read_uri
+            or self.mongodb_read_uri_secret_arn
+        )
 
     @property
     def real_mysql(self) -> bool:
