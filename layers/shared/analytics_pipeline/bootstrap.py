@@ -400,7 +400,14 @@ class Container:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
 
-        return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.settings.mysql_sync)
+        s = self.settings
+        return BackfillService(
+            self.replica,
+            self.rollups,
+            self.clock,
+            sync_mode=s.mysql_sync,
+            id_format=s.entity_id_formats[s.sync_target.entity_type],
+        )
 
     def _require_replica(self, what: str) -> ReplicaStore:
         if self.replica is None:
