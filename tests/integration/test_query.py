@@ -91,16 +91,22 @@ def test_top_is_ordered_by_the_counter_then_by_entity_id(pipeline, get):
 
 
 def test_top_defaults_to_views_and_ten(pipeline, get):
-    pipeline.count([counted(str(i), f"00000000-0000-4000-8000-0000000000{i:02d}", "2027-01-01") for i in range(12)])
+    pipeline.count(
+        [counted(str(i), f"00000000-0000-4000-8000-0000000000{i:02d}", "2027-01-01") for i in range(12)]
+    )
     pipeline.flush()
     status, body, _ = get("/jav/movie/top")
     assert status == 200
-    assert [i["entity_id"] for i in body["items"]] == [f"00000000-0000-4000-8000-0000000000{i:02d}" for i in range(10)]
+    assert [i["entity_id"] for i in body["items"]] == [
+        f"00000000-0000-4000-8000-0000000000{i:02d}" for i in range(10)
+    ]
 
 
 def test_series_by_day_has_every_day_with_zeros(pipeline, get):
     seed(pipeline)
-    status, body, _ = get(f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-12-30", "to": "2027-01-02"})
+    status, body, _ = get(
+        f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-12-30", "to": "2027-01-02"}
+    )
     assert status == 200
     assert body["bucket"] == "day"
     assert [(p["period"], p["views"]) for p in body["points"]] == [
@@ -113,7 +119,9 @@ def test_series_by_day_has_every_day_with_zeros(pipeline, get):
 
 def test_series_by_week_crosses_the_year_end_through_week_53(pipeline, get):
     seed(pipeline)
-    status, body, _ = get(f"/jav/movie/{M1}/series", bucket="week", **{"from": "2026-12-20", "to": "2027-01-10"})
+    status, body, _ = get(
+        f"/jav/movie/{M1}/series", bucket="week", **{"from": "2026-12-20", "to": "2027-01-10"}
+    )
     assert status == 200
     assert [(p["period"], p["views"], p["ratings_count"]) for p in body["points"]] == [
         ("2026-W51", 0, 0),
@@ -141,7 +149,9 @@ def test_series_by_month_and_year(pipeline, get):
 
 
 def test_a_one_day_range_is_one_period(pipeline, get):
-    status, body, _ = get(f"/jav/movie/{M1}/series", bucket="week", **{"from": "2027-01-01", "to": "2027-01-01"})
+    status, body, _ = get(
+        f"/jav/movie/{M1}/series", bucket="week", **{"from": "2027-01-01", "to": "2027-01-01"}
+    )
     assert (status, [p["period"] for p in body["points"]]) == (200, ["2026-W53"])
 
 
@@ -181,11 +191,17 @@ def test_every_bad_parameter_is_a_400_in_the_ingest_error_shape(pipeline, get, p
 
 
 def test_400_periods_are_served_and_401_are_not(pipeline, get):
-    assert get(f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-01-01", "to": "2027-02-04"})[0] == 200
-    assert get(f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-01-01", "to": "2027-02-05"})[0] == 400
+    assert (
+        get(f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-01-01", "to": "2027-02-04"})[0] == 200
+    )
+    assert (
+        get(f"/jav/movie/{M1}/series", bucket="day", **{"from": "2026-01-01", "to": "2027-02-05"})[0] == 400
+    )
 
 
-@pytest.mark.parametrize("path", [f"/jav/movie/{M1}", f"/jav/movie/{M1}/nope", f"/jav/movie/{M1}/totals/x", "/jav"])
+@pytest.mark.parametrize(
+    "path", [f"/jav/movie/{M1}", f"/jav/movie/{M1}/nope", f"/jav/movie/{M1}/totals/x", "/jav"]
+)
 def test_unknown_paths_are_404(pipeline, get, path):
     assert get(path)[0] == 404
 

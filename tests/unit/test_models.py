@@ -135,7 +135,9 @@ def test_an_id_not_in_its_types_format_is_an_error_on_entity_id(entity_type, sen
 
 
 def test_the_configured_formats_decide():
-    assert _event("tag", "summer-sale", {**DEFAULT_ENTITY_ID_FORMATS, "tag": "slug"}).entity_id == "summer-sale"
+    assert (
+        _event("tag", "summer-sale", {**DEFAULT_ENTITY_ID_FORMATS, "tag": "slug"}).entity_id == "summer-sale"
+    )
     with pytest.raises(ValidationError):
         _event("provider", "acme", {**DEFAULT_ENTITY_ID_FORMATS, "provider": "int"})
 

@@ -163,9 +163,7 @@ def _write_errors(exc: BulkWriteError) -> tuple[list[int], list[dict[str, Any]],
 class MongoRollupStore:
     """Rollups in one database. `serialize=True` guards an embedded emulation that is not thread-safe."""
 
-    def __init__(
-        self, database: Any, serialize: bool = False, read_time_limit_ms: int | None = None
-    ) -> None:
+    def __init__(self, database: Any, serialize: bool = False, read_time_limit_ms: int | None = None) -> None:
         self._db = database
         self._lock: AbstractContextManager[Any] = threading.RLock() if serialize else nullcontext()
         # the query API's reads stop at the server after this long (maxTimeMS); None: no limit

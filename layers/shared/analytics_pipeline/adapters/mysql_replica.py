@@ -459,7 +459,9 @@ class MySqlReplicaStore:
             return list(cur.fetchall())
 
         return [
-            LegacyRow(int(row_id), None if uuid is None else movie_id(uuid), int(views or 0), int(downloads or 0))
+            LegacyRow(
+                int(row_id), None if uuid is None else movie_id(uuid), int(views or 0), int(downloads or 0)
+            )
             for row_id, uuid, views, downloads in self._run(work)
         ]
 
