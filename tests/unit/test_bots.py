@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the corpus holds real agents, whole)
 """The agent matcher: CrawlerDetect's verdicts, on its own lists, by an automaton that never backtracks."""
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def test_entity_id_formats_override_the_types_they_name():
 
 @pytest.mark.parametrize("value", ["tag", "tag=", "studio=slug", "tag=uuid4", "movie=uuid;tag=int"])
 def test_a_bad_entity_id_format_is_refused_and_named(value):
-    with pytest.raises(ConfigurationError, match="^ENTITY_ID_FORMATS: "):
+    with pytest.raises(ConfigurationError, match=r"^ENTITY_ID_FORMATS: "):
         load_settings({"ENTITY_ID_FORMATS": value})
 
 
@@ -210,7 +210,7 @@ def test_allowed_origins_are_kept_in_their_serialized_form():
     ["example.com", "https://example.com/page", "https://u:p@example.com", "ftp://example.com", "null"],
 )
 def test_a_value_that_is_no_origin_is_refused_and_named(value):
-    with pytest.raises(ConfigurationError, match="^ALLOWED_ORIGINS: "):
+    with pytest.raises(ConfigurationError, match=r"^ALLOWED_ORIGINS: "):
         load_settings({"ALLOWED_ORIGINS": value})
 
 

@@ -13,6 +13,7 @@ Either error becomes ReadTimeLimit, which the query API answers with 503 and Ret
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -106,10 +107,8 @@ class MySqlReadStore:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
-            try:
+            with contextlib.suppress(pymysql.MySQLError):
                 connection.close()
-            except pymysql.MySQLError:
-                pass
 
     def labels(self, uuids: Sequence[str]) -> dict[str, str]:
         """The label of each movie that has a row and a non-empty label, in one query; keyed by the
