@@ -109,21 +109,25 @@ def api_calls(stand_in: StandIn, suffix: str) -> list[dict[str, str]]:
 # --- end to end on `anl serve` ---------------------------------------------------------------------------
 
 
+# movie and actor ids are UUIDs; these sort as their names do (a ranking's ties go by entity_id)
+ALPHA, BRAVO, CHARLIE, DELTA = (f"{n:08x}-0000-4000-8000-000000000000" for n in (0xA, 0xB, 0xC, 0xD))
+
+
 @pytest.fixture
 def seeded(live_server, clock):
     """Three movies and an actor counted on the days around the test clock (2026-03-01), then flushed."""
     events = [
-        counted("e-1", "m-alpha", "2026-02-27"),
-        views("e-2", "m-alpha", "2026-02-28", 1200),
-        views("e-3", "m-alpha", "2026-03-01", 34),
-        counted("e-4", "m-alpha", "2026-02-28", "download"),
-        counted("e-5", "m-alpha", "2026-03-01", "download"),
-        counted("e-6", "m-alpha", "2026-02-28", "rating", 4),
-        counted("e-7", "m-alpha", "2026-03-01", "rating", 5),
-        views("e-8", "m-bravo", "2026-02-28", 7),
-        counted("e-9", "m-bravo", "2026-02-28", "favorite"),
-        views("e-10", "m-charlie", "2026-03-01", 7),  # ties with m-bravo: entity_id decides
-        views("e-11", "a-delta", "2026-03-01", 5000, entity_type="actor"),
+        counted("e-1", ALPHA, "2026-02-27"),
+        views("e-2", ALPHA, "2026-02-28", 1200),
+        views("e-3", ALPHA, "2026-03-01", 34),
+        counted("e-4", ALPHA, "2026-02-28", "download"),
+        counted("e-5", ALPHA, "2026-03-01", "download"),
+        counted("e-6", ALPHA, "2026-02-28", "rating", 4),
+        counted("e-7", ALPHA, "2026-03-01", "rating", 5),
+        views("e-8", BRAVO, "2026-02-28", 7),
+        counted("e-9", BRAVO, "2026-02-28", "favorite"),
+        views("e-10", CHARLIE, "2026-03-01", 7),  # ties with BRAVO: entity_id decides
+        views("e-11", DELTA, "2026-03-01", 5000, entity_type="actor"),
     ]
     outcome = container().hot_store.record(events, None, clock())
     assert all(outcome.counted)
@@ -133,13 +137,13 @@ def seeded(live_server, clock):
 
 
 def test_dashboard_on_anl_serve_shows_the_ranking_totals_and_series_of_a_custom_period(seeded, browser):
-    open_dashboard(browser, seeded.url, entity="m-alpha", **{"from": "2026-02-25", "to": "2026-03-01"})
+    open_dashboard(browser, seeded.url, entity=ALPHA, **{"from": "2026-02-25", "to": "2026-03-01"})
     wait_ready(browser, "top-table", "totals", "series")
     assert browser.find_element(By.ID, "period").get_attribute("value") == "custom"
 
     rows = top_rows(browser)
     assert [row[0] for row in rows] == ["1", "2", "3"]
-    assert top_ids(browser) == ["m-alpha", "m-bravo", "m-charlie"]
+    assert top_ids(browser) == [ALPHA, BRAVO, CHARLIE]
     assert rows[0][2:] == ["1,235", "2", "0", "0", "2", "4.50"]  # the average rating, not the sum (9)
 
     assert totals(browser) == {
@@ -153,10 +157,10 @@ def test_dashboard_on_anl_serve_shows_the_ranking_totals_and_series_of_a_custom_
     assert line(browser, "series-chart", "current") == ["0", "0", "1", "1200", "34"]
     assert "1,235 views in the period" in text(browser, "#series-caption")
 
-    browser.find_element(By.CSS_SELECTOR, "#top-table tr[data-entity-id='m-bravo'] button").click()
-    wait_for(browser, "#totals[data-entity='m-bravo'][data-state='ready']")
+    browser.find_element(By.CSS_SELECTOR, f"#top-table tr[data-entity-id='{BRAVO}'] button").click()
+    wait_for(browser, f"#totals[data-entity='{BRAVO}'][data-state='ready']")
     assert totals(browser)["ratings_avg"] == "—"
-    assert "entity=m-bravo" in browser.current_url
+    assert f"entity={BRAVO}" in browser.current_url
     assert "Page error" not in browser.find_element(By.ID, "messages").get_attribute("textContent")
 
 
