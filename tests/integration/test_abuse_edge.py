@@ -275,6 +275,26 @@ def test_over_http_origins_agents_and_id_case_hold(served, clock):
     assert http(served, "GET", f"{API}/jav/movie/NEWB-0001/totals")[0] == 400
 
 
+def test_over_http_a_stopped_read_answers_503_and_admin_answers_are_not_stored(make_container, mongo_db):
+    stopped = ExecutionTimeout("operation exceeded time limit", 50)
+    rollups = MongoRollupStore(Recording(mongo_db, stopped), serialize=True)
+    make_container(overrides={"rollups": rollups})
+    from anl.serve import Scheduler
+
+    server = LiveServer(Scheduler(every_s=3600))
+    try:
+        request = urllib.request.Request(f"{server.url}{API}/jav/movie/top?from=2026-01-01&to=2026-12-31")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 503
+        assert json.loads(refused.value.read()) == {"status": "unavailable"}
+        assert int(refused.value.headers["Retry-After"]) >= 1
+        with urllib.request.urlopen(f"{server.url}{API}/status", timeout=30) as response:
+            assert response.headers["Cache-Control"] == "private, no-store"
+    finally:
+        server.close()
+
+
 # --- reads: a time limit at the store, 503 with Retry-After -------------------------------------------
 
 
