@@ -440,6 +440,7 @@ class Container:
             self.settings.mysql_sync,
             self.clock,
             sync=self.settings.sync_target,
+            id_format=self.settings.entity_id_formats[self.settings.sync_target.entity_type],
         )
 
 
