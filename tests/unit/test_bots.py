@@ -159,3 +159,11 @@ def test_an_agent_of_512_characters_is_judged_and_one_that_is_not_text_is_a_bot(
     bots = CrawlerDetectBots()
     assert not bots.is_bot((BROWSERS[0] + " x" * 300)[:MAX_AGENT_CHARS])
     assert bots.is_bot(BROWSERS[0] + "\udc80")
+
+
+def test_a_pattern_re2_refuses_is_still_matched_by_re_and_the_rest_by_re2():
+    matcher = AgentMatcher(["curl", "(?<=x)bot"], ["Mozilla(?<=zilla)"])
+    assert [p.pattern for p in matcher._residue] == ["(?<=x)bot"]
+    assert [p.pattern for p in matcher._exclusion_residue] == ["Mozilla(?<=zilla)"]
+    assert matcher.is_crawler("curl/8.5.0") and matcher.is_crawler("xbot")
+    assert not matcher.is_crawler("ybot") and not matcher.is_crawler("Mozilla")

@@ -83,34 +83,38 @@ class AgentMatcher:
         options.case_sensitive = False
         options.max_mem = _RE2_MAX_MEM
         self._re2, self._options = re2, options
-        compiled, residue = self._split(crawlers)
-        self._crawlers = self._compile(compiled)
-        excluded, excluded_residue = self._split(exclusions)
-        self._exclusions = self._compile(excluded)
+        self._crawlers, residue = self._build(crawlers)
+        self._exclusions, excluded_residue = self._build(exclusions)
         # patterns RE2 cannot take, matched by `re` (bounded: an agent is at most MAX_AGENT_CHARS)
         self._residue = [re.compile(p, re.IGNORECASE) for p in residue]
         self._exclusion_residue = [re.compile(p, re.IGNORECASE) for p in excluded_residue]
         if residue or excluded_residue:
             logger.warning("bot patterns matched by re", patterns=[*residue, *excluded_residue])
 
-    def _split(self, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
-        """(RE2 spellings of the patterns RE2 compiles, the original patterns it does not)."""
+    def _build(self, patterns: Iterable[str]) -> tuple[Any, list[str]]:
+        """(the RE2 alternation of every pattern RE2 compiles, or None; the patterns it refuses).
+
+        The whole list is compiled at once (a cold start compiles it once); only when RE2 refuses it
+        is each pattern tried on its own, to find the ones it refuses.
+        """
+        originals = list(patterns)
+        rewritten = [re2_pattern(p) for p in originals]
+        if not rewritten:
+            return None, []
+        try:
+            return self._re2.compile(_alternation(rewritten), self._options), []
+        except self._re2.error:
+            pass
         fine: list[str] = []
         rest: list[str] = []
-        for pattern in patterns:
-            rewritten = re2_pattern(pattern)
+        for original, spelled in zip(originals, rewritten, strict=True):
             try:
-                self._re2.compile(rewritten, self._options)
+                self._re2.compile(spelled, self._options)
             except self._re2.error:
-                rest.append(pattern)
+                rest.append(original)
             else:
-                fine.append(rewritten)
-        return fine, rest
-
-    def _compile(self, patterns: Sequence[str]) -> Any:
-        if not patterns:
-            return None
-        return self._re2.compile("|".join(f"(?:{p})" for p in patterns), self._options)
+                fine.append(spelled)
+        return (self._re2.compile(_alternation(fine), self._options) if fine else None), rest
 
     def is_crawler(self, agent: str) -> bool:
         """CrawlerDetect's `is_crawler` for this agent."""
@@ -126,6 +130,10 @@ class AgentMatcher:
         if self._crawlers is not None and self._crawlers.search(agent) is not None:
             return True
         return any(pattern.search(agent) for pattern in self._residue)
+
+
+def _alternation(patterns: Sequence[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
 
 
 def crawler_detect_matcher() -> AgentMatcher:
