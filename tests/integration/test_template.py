@@ -378,3 +378,12 @@ def test_ingest_is_given_the_allowed_origins_parameter(transformed):
         assert re.fullmatch(pattern, good)
     for bad in ("example.com", "https://example.com/", "https://a.com, https://b.com"):
         assert not re.fullmatch(pattern, bad)
+
+
+def test_the_query_functions_two_time_limited_reads_fit_its_timeout(transformed):
+    # a ranking reads the rollups, then the labels, each stopped at QueryTimeLimitMs at the most
+    deployed = Deployed(transformed)
+    timeout_s = deployed.resources["QueryFunction"]["Properties"]["Timeout"]
+    limit = _template()["Parameters"]["QueryTimeLimitMs"]
+    assert 2 * limit["MaxValue"] / 1000 < timeout_s
+    assert limit["Default"] == 5000
