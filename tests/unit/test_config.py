@@ -183,7 +183,8 @@ def test_a_cluster_needs_a_cluster_node_url(env, says):
 
 def test_the_edge_and_read_settings_default_to_the_contract():
     s = load_settings({})
-    assert s.entity_id_formats == {"movie": "uuid", "actor": "uuid", "tag": "int", "provider": "slug"}
+    assert s.id_formats == {"movie": "uuid", "actor": "uuid", "tag": "int", "provider": "slug"}
+    assert hash(s) == hash(load_settings({}))  # the settings stay hashable
     assert s.allowed_origins == ()
     assert s.query_time_limit_ms == 5000
     assert (s.mongodb_read_uri, s.mysql_read_url) == (None, None)
@@ -191,7 +192,7 @@ def test_the_edge_and_read_settings_default_to_the_contract():
 
 def test_entity_id_formats_override_the_types_they_name():
     s = load_settings({"ENTITY_ID_FORMATS": " tag = slug , actor=int"})
-    assert s.entity_id_formats == {"movie": "uuid", "actor": "int", "tag": "slug", "provider": "slug"}
+    assert s.id_formats == {"movie": "uuid", "actor": "int", "tag": "slug", "provider": "slug"}
 
 
 @pytest.mark.parametrize("value", ["tag", "tag=", "studio=slug", "tag=uuid4", "movie=uuid;tag=int"])

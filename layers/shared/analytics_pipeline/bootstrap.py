@@ -318,7 +318,7 @@ class Container:
                 clock_skew_s=s.clock_skew_s,
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,
-                id_formats=tuple(s.entity_id_formats.items()),
+                id_formats=s.entity_id_formats,
                 allowed_origins=s.allowed_origins,
             )
             return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
@@ -380,7 +380,7 @@ class Container:
                 s.domains,
                 self.labels,
                 s.sync_target,
-                id_formats=dict(s.entity_id_formats),
+                id_formats=s.id_formats,
             )
 
         return self._once("query", build)
@@ -406,7 +406,7 @@ class Container:
             self.rollups,
             self.clock,
             sync_mode=s.mysql_sync,
-            id_format=s.entity_id_formats[s.sync_target.entity_type],
+            id_format=s.id_formats[s.sync_target.entity_type],
         )
 
     def _require_replica(self, what: str) -> ReplicaStore:
@@ -424,7 +424,7 @@ class Container:
             replica,
             self.claims,
             sync=s.sync_target,
-            id_format=s.entity_id_formats[s.sync_target.entity_type],
+            id_format=s.id_formats[s.sync_target.entity_type],
         )
 
     def rollout(self) -> RolloutService:
@@ -440,7 +440,7 @@ class Container:
             self.settings.mysql_sync,
             self.clock,
             sync=self.settings.sync_target,
-            id_format=self.settings.entity_id_formats[self.settings.sync_target.entity_type],
+            id_format=self.settings.id_formats[self.settings.sync_target.entity_type],
         )
 
 

@@ -170,7 +170,8 @@ class Settings(BaseModel):
 
     # the edge's abuse controls: each entity type's id format (vocabulary.ID_FORMATS), and the site's
     # origins (a request whose Origin names another one is refused; empty: no check)
-    entity_id_formats: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ENTITY_ID_FORMATS))
+    # (type, format) pairs, every type listed: a tuple keeps the settings hashable (id_formats: a dict)
+    entity_id_formats: tuple[tuple[str, str], ...] = tuple(DEFAULT_ENTITY_ID_FORMATS.items())
     allowed_origins: CommaList
 
     # the query function's own read-only credentials (unset: the writers', for local runs only), and
@@ -198,7 +199,7 @@ class Settings(BaseModel):
                     f" one of {', '.join(ID_FORMATS)} (e.g. movie=uuid,actor=uuid,tag=int,provider=slug)"
                 )
             formats[entity_type] = id_format
-        return formats
+        return tuple(formats.items())
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -307,6 +308,11 @@ class Settings(BaseModel):
         if self.redis_shards is not None:
             return self.redis_shards
         return CLUSTER_SHARDS if self.redis_cluster else 1
+
+    @property
+    def id_formats(self) -> dict[str, str]:
+        """Each entity type's id format (ENTITY_ID_FORMATS over the defaults)."""
+        return dict(self.entity_id_formats)
 
     @property
     def real_redis(self) -> bool:
