@@ -5,11 +5,13 @@ over HTTP with `anl serve`'s app; the checks' order is the contract's."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 import uuid
 from typing import Any
 
+import pymysql
 import pytest
 from analytics_pipeline.adapters.bots import MAX_AGENT_CHARS
 from analytics_pipeline.adapters.mongo_rollups import DAILY, MONTHLY, TOTALS, MongoRollupStore
@@ -475,3 +477,43 @@ def test_parity_names_the_counts_kept_under_an_upper_case_id(site, legacy, clock
     assert f"MALFORMED ID {kept.upper()}" in capsys.readouterr().out
     assert cli.main(["parity", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["malformed_ids"] == [kept.upper()]
+
+
+READ_GRANT = re.compile(r"^GRANT .+ ON site\.(\w+) TO 'analytics_read'@'%';$", re.MULTILINE)
+
+
+def test_the_documented_read_login_labels_a_ranking_and_can_change_nothing(site, legacy, mysql_schema):
+    from tests.integration.test_mysql_grants import ROOT as REPO
+    from tests.integration.test_mysql_grants import as_root
+
+    grants = READ_GRANT.findall((REPO / "docs" / "deploying.md").read_text())
+    assert grants == ["jav"]
+    user, password = f"r{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    schema = mysql_schema["database"]
+    as_root(
+        f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}';"
+        f" GRANT SELECT ON `{schema}`.`{legacy.name}` TO '{user}'@'127.0.0.1';"
+    )
+    try:
+        movie = str(uuid.uuid4())
+        legacy.insert([(movie.upper(), 5, 0)])
+        legacy.execute(f"UPDATE `{legacy.name}` SET title = 'NEWB-0001'")
+        site.count([counted("a", movie, "2026-03-01")])
+        site.flush()
+        p = mysql_schema
+        read_url = f"mysql://{user}:{password}@{p['host']}:{p['port']}/{schema}"
+        # the writers' URL names no server here: the labels can only come through the read login
+        unreachable = "mysql://nobody:nothing@127.0.0.1:9/nodb"
+        site.build(MYSQL_READ_URL=read_url, MYSQL_URL=unreachable, MYSQL_LABEL_COLUMN="title")
+        answer = load_handler("query")(http_event("GET", f"{API}/jav/movie/top"), None)
+        assert [(i["entity_id"], i["label"]) for i in response_json(answer)["items"]] == [
+            (movie, "NEWB-0001")
+        ]
+        reader = pymysql.connect(
+            host=p["host"], port=p["port"], user=user, password=password, database=schema
+        )
+        with pytest.raises(pymysql.MySQLError), reader.cursor() as cur:
+            cur.execute(f"UPDATE `{legacy.name}` SET views = 0")
+        reader.close()
+    finally:
+        as_root(f"DROP USER IF EXISTS '{user}'@'127.0.0.1';")
