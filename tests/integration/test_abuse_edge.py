@@ -517,3 +517,17 @@ def test_the_documented_read_login_labels_a_ranking_and_can_change_nothing(site,
         reader.close()
     finally:
         as_root(f"DROP USER IF EXISTS '{user}'@'127.0.0.1';")
+
+
+def test_a_query_function_given_the_read_uri_reads_with_it_and_cannot_write(make_container):
+    from analytics_pipeline.errors import ConfigurationError
+
+    uri = "mongodb://reader:pw@read-replica.invalid:27017/"
+    container = make_container(MONGODB_READ_URI=uri, QUERY_TIME_LIMIT_MS="750")
+    reader = container.read_rollups
+    assert isinstance(reader, MongoRollupStore) and reader._limit_ms == 750
+    servers = reader._db.client.topology_description.server_descriptions()
+    assert set(servers) == {("read-replica.invalid", 27017)}  # a client of its own, on the read URI
+    reader._db.client.close()
+    with pytest.raises(ConfigurationError, match="MONGODB_URI"):
+        _ = container.rollups  # no writer's login: nothing to write with
