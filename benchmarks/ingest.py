@@ -97,7 +97,7 @@ def throughput(redis_url: str, mysql_url: str, size: dict[str, int], scratch: Pa
         uuids = movie_ids(LEGACY_ROWS, seed=7)
         schema.create_jav(uuids)
         rng = random.Random(20260219)
-        events = Events([f"m{i}" for i in range(ENTITIES)])
+        events = Events(movie_ids(ENTITIES, seed=3))
         update = "UPDATE jav SET views = views + 1 WHERE uuid = %s"
         cursor = schema.conn.cursor()
 
@@ -198,7 +198,7 @@ def round_trips(scratch: Path, warm_singles: int, warm_batches: int) -> dict[str
     """Client round trips counted by a private redis-server (INFO commandstats), nested script
     commands left out: the first call of a fresh container, then warm single and batch calls."""
     handler = load_function("ingest")
-    events = Events([f"m{i}" for i in range(ENTITIES)])
+    events = Events(movie_ids(ENTITIES, seed=3))
     with PrivateRedis() as server:
         install_container(settings_env(server.url, "benchrt", scratch))
         steps = [("first call", events.singles(1), 1), ("single", events.singles(warm_singles), 1)]
@@ -224,7 +224,7 @@ def memory(scratch: Path, events_wanted: int) -> dict[str, Any]:
     batch route (1,000 movies, so the counters stay few and the dedupe marks grow with the events),
     then again once the dedupe marks are deleted: what the dedupe window costs per event."""
     handler = load_function("ingest")
-    events = Events([f"m{i}" for i in range(ENTITIES)])
+    events = Events(movie_ids(ENTITIES, seed=3))
     calls = -(-events_wanted // BATCH_SIZE)
     with PrivateRedis() as server:
         install_container(settings_env(server.url, "benchmem", scratch))

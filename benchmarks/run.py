@@ -37,6 +37,7 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "analytics")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Analytics")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the containers' notes would mix with the table
 
+import agents  # noqa: E402
 import cluster  # noqa: E402
 import cold_import  # noqa: E402
 import ingest  # noqa: E402
@@ -66,6 +67,13 @@ SECTIONS = {
             a.redis_url, a.mysql_url, ingest.QUICK if a.quick else ingest.FULL, scratch, log
         ),
         ingest.throughput_rows,
+    ),
+    "agents": Section(
+        "what judging a User-Agent costs: the matchers, and the ingest handler by agent length",
+        lambda a, scratch, log: agents.measure(
+            a.redis_url, scratch, agents.QUICK if a.quick else agents.FULL, log
+        ),
+        agents.rows,
     ),
     "roundtrips": Section(
         "Redis round trips per call, counted by a private redis-server",

@@ -7,7 +7,11 @@ export type Action = "view" | "download" | "favorite" | "rating" | "watchlist";
 /** The entity types the pipeline counts. */
 export type EntityType = "movie" | "actor" | "tag" | "provider";
 
-/** An entity id: 1–64 characters of `A-Z a-z 0-9 _ -`, or a non-negative integer (tag ids). */
+/**
+ * An entity id in its type's format: a movie's or an actor's is a UUID (any case, sent in lower case),
+ * a tag's a decimal integer (a non-negative integer is sent as a string), a provider's 1–64 characters
+ * of `A-Z a-z 0-9 _ -`. An id in another form is dropped.
+ */
 export type EntityId = string | number;
 
 /** What the client needs of a Storage (sessionStorage and localStorage are ones). */

@@ -23,12 +23,17 @@
  * `doubleClickMs` (2 s), a double click, does not. See README.md next to this file.
  */
 
-export const VERSION = "0.1.0";
+export const VERSION = "0.2.0";
 
 const ACTIONS = ["view", "download", "favorite", "rating", "watchlist"];
 const ENTITY_TYPES = ["movie", "actor", "tag", "provider"];
 const STABLE_ID_ACTIONS = ["view"];
 const ENTITY_ID = /^[A-Za-z0-9_-]{1,64}$/;
+// Each entity type's id format, as the server's ENTITY_ID_FORMATS defaults: a UUID (any case, sent in
+// lower case: one movie whatever case the page holds), a decimal integer, or a slug (ENTITY_ID).
+const UUID_ID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
+const INT_ID = /^(0|[1-9][0-9]{0,18})$/;
+const ENTITY_ID_FORMATS = {"movie": "uuid", "actor": "uuid", "tag": "int", "provider": "slug"};
 const EVENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const BATCH_PATH = "/api/v1/analytics/events/batch";
 const MAX_BATCH = 100;
@@ -91,11 +96,15 @@ function resolveStorage(option) {
   }
 }
 
-function normalizeEntityId(entityId) {
-  if (typeof entityId === "number" && Number.isSafeInteger(entityId) && entityId >= 0) {
-    return String(entityId);
-  }
-  return typeof entityId === "string" && ENTITY_ID.test(entityId) ? entityId : null;
+/** The id in its type's one form (a UUID in lower case), or null when it is not in that format. */
+function normalizeEntityId(entityType, entityId) {
+  let id = entityId;
+  if (typeof id === "number" && Number.isSafeInteger(id) && id >= 0) id = String(id);
+  if (typeof id !== "string") return null;
+  const format = ENTITY_ID_FORMATS[entityType];
+  if (format === "uuid") return UUID_ID.test(id) ? id.toLowerCase() : null;
+  if (format === "int") return INT_ID.test(id) ? id : null;
+  return ENTITY_ID.test(id) ? id : null;
 }
 
 /** A rating's value as an integer 1–5, or null when it is not a finite number. */
@@ -284,7 +293,7 @@ export function createAnalytics(options = {}) {
     try {
       if (!ACTIONS.includes(action)) return debug("unknown action", action);
       if (!ENTITY_TYPES.includes(entityType)) return debug("unknown entity type", entityType);
-      const id = normalizeEntityId(entityId);
+      const id = normalizeEntityId(entityType, entityId);
       if (id === null) return debug("invalid entity id", entityId);
       let value = null;
       if (action === "rating") {

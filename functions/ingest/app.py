@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics_pipeline.bootstrap import cors_origin, serving_container
+from analytics_pipeline.bootstrap import cors_origins, serving_container
 from analytics_pipeline.http import batch_answer, event_answer, ingest_request, new_resolver
 from analytics_pipeline.observability import http_lock, lambda_entry, publish
 from aws_lambda_powertools.event_handler import Response
 
-app = new_resolver(cors_origin())
+app = new_resolver(*cors_origins())
 
 
 @app.post("/api/v1/analytics/events")

@@ -16,6 +16,7 @@ import fcntl
 import functools
 import io
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -318,18 +319,41 @@ def test_identical_actions_in_one_page_life_are_sent_once_in_one_batch(page, liv
 
 
 def test_a_queue_of_more_than_100_events_is_split_into_batches(page, live_server, recorder):
-    prefix = uuid.uuid4().hex[:12]
+    first_tag = random.randrange(10**9, 10**12) * 1000  # tag ids are integers
     page.open()
     # the client sends a full batch at once and the rest on flush
     page.run(
-        "for (let i = 0; i < 150; i++) window.analytics.track('view', 'tag', arguments[0] + '-' + i)", prefix
+        "for (let i = 0; i < 150; i++) window.analytics.track('view', 'tag', arguments[0] + i)", first_tag
     )
     assert page.flush() == 1
 
     posts = recorder.wait_posts(2)  # two beacons in flight at once: answered in either order
     assert sorted(len(p["body"]["events"]) for p in posts) == [50, 100]
     assert sorted(p["answer"]["accepted"] for p in posts) == [50, 100]
-    assert sorted(e["entity_id"] for e in sent(posts)) == sorted(f"{prefix}-{i}" for i in range(150))
+    assert sorted(e["entity_id"] for e in sent(posts)) == sorted(str(first_tag + i) for i in range(150))
+
+
+def test_ids_are_sent_in_their_types_form_and_others_dropped(page, live_server, recorder):
+    movie, actor = new_id(), new_id()
+    page.open()
+    page.track("view", "movie", movie.upper())  # one movie whatever case the page holds
+    page.track("view", "movie", movie)  # the same movie: a repeat within the page view
+    page.track("favorite", "actor", actor.upper())
+    for bad in ("NEWB-0001", "17", movie.replace("-", ""), "m1"):
+        page.track("download", "movie", bad)  # not a UUID: dropped, never sent
+    for bad in ("042", "-1", "x1", 1.5):
+        page.track("view", "tag", bad)
+    page.track("view", "provider", "acme_studio-2")
+    page.flush()
+
+    [post] = recorder.wait_posts(1)
+    assert [(e["entity_type"], e["entity_id"]) for e in post["body"]["events"]] == [
+        ("movie", movie),
+        ("actor", actor),
+        ("provider", "acme_studio-2"),
+    ]
+    assert post["answer"]["accepted"] == 3
+    assert totals(live_server, movie)["views"] == 1
 
 
 def test_queued_events_are_sent_every_few_seconds_without_a_flush(page, live_server, recorder):

@@ -115,6 +115,10 @@ CHARLIE = "cccccccc-0000-4000-8000-000000000003"
 DELTA = "dddddddd-0000-4000-8000-000000000004"
 
 
+# movie and actor ids are UUIDs; these sort as their names do (a ranking's ties go by entity_id)
+ALPHA, BRAVO, CHARLIE, DELTA = (f"{n:08x}-0000-4000-8000-000000000000" for n in (0xA, 0xB, 0xC, 0xD))
+
+
 @pytest.fixture
 def seeded(live_server, clock):
     """Three movies and an actor counted on the days around the test clock (2026-03-01), then flushed."""

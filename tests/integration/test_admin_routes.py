@@ -41,7 +41,7 @@ def body_of(response: dict[str, Any]) -> Any:
 
 def test_status_before_any_watchdog_run_has_a_null_watchdog_and_no_error(pipeline, get):
     response = get(STATUS)
-    assert (response["statusCode"], response["headers"]["Cache-Control"]) == (200, "no-store")
+    assert (response["statusCode"], response["headers"]["Cache-Control"]) == (200, "private, no-store")
     body = body_of(response)
     assert set(body) == {"lag", "spool", "dead_letter", "watchdog", "parity", "errors"}
     assert body["watchdog"] is None
@@ -204,7 +204,7 @@ def wsgi_get(app: Any, path: str, query: str = "") -> tuple[str, dict[str, str],
         ("/dashboard/dashboard.js", "200 OK", "no-cache"),
         ("/dashboard/config.json", "200 OK", "no-cache"),
         ("/dashboard/status.json", "404 Not Found", "no-store"),
-        (STATUS, "200 OK", "no-store"),
+        (STATUS, "200 OK", "private, no-store"),
     ],
 )
 def test_anl_serve_routes_the_dashboard_and_the_status_through_the_query_function(

@@ -37,6 +37,10 @@ def backfill(pipeline: Pipeline, **kwargs: Any) -> Any:
     return pipeline.container.backfill().run(**kwargs)
 
 
+ZERO_ROW = "00000000-0000-4000-8000-00000000ee00"  # a row whose counts are zero
+NO_ROW = "00000000-0000-4000-8000-0000000000ff"  # a movie without a row
+
+
 def events_for(movies: list[str], tag: str) -> list[Any]:
     return [counted(f"{tag}-{m}", m, "2027-01-01") for m in movies]
 
@@ -137,16 +141,16 @@ def test_dry_run_after_a_backfill_would_change_nothing(pipeline, legacy, movies)
 
 
 def test_rows_without_a_valid_uuid_or_with_zero_counts_are_reported_not_fatal(pipeline, legacy, movies):
-    legacy.insert([(None, 5, 5), ("", 3, 0), ("not a uuid!", 7, 0), ("zero-row", 0, 0)])
+    legacy.insert([(None, 5, 5), ("", 3, 0), ("not a uuid!", 7, 0), (ZERO_ROW, 0, 0)])
     report = backfill(pipeline, chunk=5)
     assert (report.read, report.seeded) == (14, 10)
     assert (report.skipped_no_uuid, report.skipped_invalid_uuid, report.skipped_zero) == (2, 1, 1)
     assert report.invalid_examples[0]["uuid"] == "not a uuid!"
     # the zero row was read by the backfill: a later change to it is not a legacy count
-    legacy.execute(f"UPDATE `{legacy.name}` SET views = 99 WHERE uuid = 'zero-row'")
-    pipeline.count([counted("z", "zero-row", "2027-01-01")])
+    legacy.execute(f"UPDATE `{legacy.name}` SET views = 99 WHERE uuid = %s", (ZERO_ROW,))
+    pipeline.count([counted("z", ZERO_ROW, "2027-01-01")])
     pipeline.flush()
-    assert totals_of(pipeline)["zero-row"] == (1, 0)
+    assert totals_of(pipeline)[ZERO_ROW] == (1, 0)
 
 
 def test_backfill_handler_answers_what_it_did(pipeline, legacy, movies):
@@ -194,7 +198,7 @@ def test_anl_backfill_command(pipeline, legacy, movies, capsys):
 
 def test_parity_passes_when_mysql_matches_the_totals(pipeline, legacy, movies, capsys):
     ids = list(movies)
-    pipeline.count([*events_for(ids[:3], "a"), counted("x", "no-row-movie", "2027-01-01")])
+    pipeline.count([*events_for(ids[:3], "a"), counted("x", NO_ROW, "2027-01-01")])
     pipeline.flush()
     backfill(pipeline)
     assert cli.main(["parity"]) == 0

@@ -45,10 +45,11 @@ def test_valid_event_is_counted_on_its_utc_day_and_marked_dirty(client, clock, r
 def test_replayed_event_id_is_a_duplicate_and_counts_nothing(client, clock, redis_client, prefix):
     body = event(clock)
     client.post(EVENTS, body)
-    status, answer, _ = client.post(EVENTS, dict(body, entity_id="someone-else"))
+    other = "5f2b7c1e-0000-4000-8000-00000000e15e"  # another movie
+    status, answer, _ = client.post(EVENTS, dict(body, entity_id=other))
     assert (status, answer) == (202, {"status": "accepted", "duplicate": True})
     assert counters(redis_client, prefix, body, "2026-03-01") == {"views": 1}
-    assert counters(redis_client, prefix, dict(body, entity_id="someone-else"), "2026-03-01") == {}
+    assert counters(redis_client, prefix, dict(body, entity_id=other), "2026-03-01") == {}
 
 
 def test_dedupe_mark_is_kept_for_the_configured_window_and_at_most_half_as_long_again(
@@ -94,7 +95,8 @@ def test_each_action_adds_to_its_counters(client, clock, redis_client, prefix, a
         {"event_id": "jav:movie:0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70:view:1771463820000:x7f3"},
         {"event_id": "a" * 128},
         {"entity_type": "tag", "entity_id": "42"},
-        {"entity_type": "actor", "entity_id": "A_b-9"},
+        {"entity_type": "actor", "entity_id": "0D6C7A4E-8A52-4F7E-B2C1-3B9D2F5E6A70"},
+        {"entity_type": "provider", "entity_id": "A_b-9"},
         {"entity_type": "provider", "entity_id": "p" * 64},
         {"user_id": 12345},
         {"unknown_field": {"nested": True}},

@@ -113,3 +113,19 @@ def test_a_missing_label_column_leaves_the_ranking_with_null_labels(pipeline, le
     pipeline.build()  # the default column, absent: the ranking stands without labels
     status, body = top()
     assert (status, body["items"][0]["label"]) == (200, None)
+
+
+def test_a_label_read_longer_than_the_time_limit_is_stopped_by_the_server(legacy):
+    # MariaDB here (SET STATEMENT max_statement_time); MySQL takes the MAX_EXECUTION_TIME hint instead
+    from analytics_pipeline.adapters.mysql_site import MySqlSiteReader
+    from analytics_pipeline.errors import ReadTimeLimit
+
+    store = MySqlSiteReader.from_url(legacy.url, table=legacy.name, limit_ms=100)
+    with pytest.raises(ReadTimeLimit):
+        store._select("SELECT SLEEP(5)", [])
+    assert store.facts("movie", []) == {}
+    legacy.insert([("0D6C7A4E-8A52-4F7E-B2C1-3B9D2F5E6A70", 1, 0)])
+    legacy.execute(f"UPDATE `{legacy.name}` SET title = 'NEWB-0001'")
+    store = MySqlSiteReader.from_url(legacy.url, table=legacy.name, label_column="title", limit_ms=5000)
+    facts = store.facts("movie", ["0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70"])
+    assert facts["0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70"].label == "NEWB-0001"

@@ -223,7 +223,7 @@ def test_resync_never_lowers_a_column_unless_allowed(pipeline, site, legacy, mov
     legacy.execute(f"UPDATE `{legacy.name}` SET views = 150 WHERE uuid IN (%s, %s)", (movie, other))
     assert anl(capsys, "resync")[0] == 0
     assert legacy.counts()[movie] == (150, 7)  # never lower
-    status, out, _ = anl(capsys, "resync", "--uuid", movie, "--allow-lower")
+    status, out, _ = anl(capsys, "resync", "--uuid", movie.upper(), "--allow-lower")  # any case
     assert status == 0 and json.loads(out)["written"] == 1
     assert legacy.counts()[movie] == (106, 7)
     assert legacy.counts()[other] == (150, 0)  # not listed, not touched
@@ -248,8 +248,9 @@ def test_resync_is_refused_in_the_shadow(pipeline, site, movie, capsys):
 
 def test_resync_refuses_a_malformed_uuid(pipeline, site, movie, capsys):
     cut_over(pipeline, site, movie)
-    status, _, err = anl(capsys, "resync", "--uuid", "not a uuid!")
-    assert status == 2 and "--uuid" in err and len(err.strip().splitlines()) == 1
+    for malformed in ("not a uuid!", "NEWB-0001"):
+        status, _, err = anl(capsys, "resync", "--uuid", malformed)
+        assert status == 2 and "--uuid" in err and len(err.strip().splitlines()) == 1
 
 
 # --- the parity gate ----------------------------------------------------------------------------------

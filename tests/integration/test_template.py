@@ -323,3 +323,67 @@ def test_the_dashboard_url_output_is_a_public_route_of_the_api(transformed, limi
     url = deployed.resolve(transformed["Outputs"]["DashboardUrl"]["Value"])["Fn::Sub"]
     path = "/" + url.removeprefix("https://").split("/", 1)[1]
     assert deployed.security(path) == [{"NONE": []}]
+
+
+# -- the query function's credentials: read-only logins of its own, no writer's secret ---------------
+
+WRITERS_SECRETS = ("MongoUriSecretArn", "MysqlUrlSecretArn", "ServerKeysSecretArn")
+
+
+def _refs(node: Any) -> set[str]:
+    """Every parameter or resource named by a Ref (or a Fn::Sub ${...}) anywhere in the node."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if set(node) == {"Ref"}:
+            found.add(node["Ref"])
+        for value in node.values():
+            found |= _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _refs(value)
+    elif isinstance(node, str):
+        found |= set(re.findall(r"\$\{([A-Za-z0-9]+)\}", node))
+    return found
+
+
+def test_the_query_function_can_read_no_writers_secret(transformed):
+    deployed = Deployed(transformed)
+    function = deployed.resources["QueryFunction"]["Properties"]
+    role = deployed.resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+    granted = _refs(role.get("Policies", [])) | _refs(role.get("ManagedPolicyArns", []))
+    assert {"MongoReadUriSecretArn", "MysqlReadUrlSecretArn"} <= granted
+    assert not granted & set(WRITERS_SECRETS)
+    # nor is it told where they are: the Globals' writer ARNs are blanked for it
+    variables = function["Environment"]["Variables"]
+    assert not _refs(variables) & set(WRITERS_SECRETS)
+    assert variables["MONGODB_URI_SECRET_ARN"] == variables["MYSQL_URL_SECRET_ARN"] == ""
+    assert variables["MONGODB_READ_URI_SECRET_ARN"] == {"Ref": "MongoReadUriSecretArn"}
+    assert variables["MYSQL_READ_URL_SECRET_ARN"] == {"Ref": "MysqlReadUrlSecretArn"}
+    assert variables["QUERY_TIME_LIMIT_MS"] == {"Ref": "QueryTimeLimitMs"}
+
+
+def test_the_writers_keep_their_secrets(transformed):
+    deployed = Deployed(transformed)
+    for name in ("FlushFunction", "BackfillFunction"):
+        function = deployed.resources[name]["Properties"]
+        role = deployed.resources[function["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert {"MongoUriSecretArn", "MysqlUrlSecretArn"} <= _refs(role["Policies"])
+
+
+def test_ingest_is_given_the_allowed_origins_parameter(transformed):
+    variables = Deployed(transformed).resources["IngestFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ALLOWED_ORIGINS"] == {"Ref": "AllowedOrigins"}
+    pattern = _template()["Parameters"]["AllowedOrigins"]["AllowedPattern"]
+    for good in ("", "https://example.com", "https://example.com,https://www.example.com:8443"):
+        assert re.fullmatch(pattern, good)
+    for bad in ("example.com", "https://example.com/", "https://a.com, https://b.com"):
+        assert not re.fullmatch(pattern, bad)
+
+
+def test_the_query_functions_two_time_limited_reads_fit_its_timeout(transformed):
+    # a ranking reads the rollups, then the labels, each stopped at QueryTimeLimitMs at the most
+    deployed = Deployed(transformed)
+    timeout_s = deployed.resources["QueryFunction"]["Properties"]["Timeout"]
+    limit = _template()["Parameters"]["QueryTimeLimitMs"]
+    assert 2 * limit["MaxValue"] / 1000 < timeout_s
+    assert limit["Default"] == 5000

@@ -176,3 +176,64 @@ def test_the_shards_default_to_one_on_one_primary_and_sixteen_in_a_cluster():
 def test_a_cluster_needs_a_cluster_node_url(env, says):
     with pytest.raises(ConfigurationError, match=says):
         load_settings(env)
+
+
+# --- the edge's abuse controls and the query function's reads --------------------------------------------
+
+
+def test_the_edge_and_read_settings_default_to_the_contract():
+    s = load_settings({})
+    assert s.id_formats == {"movie": "uuid", "actor": "uuid", "tag": "int", "provider": "slug"}
+    assert hash(s) == hash(load_settings({}))  # the settings stay hashable
+    assert s.allowed_origins == ()
+    assert s.query_time_limit_ms == 5000
+    assert (s.mongodb_read_uri, s.mysql_read_url) == (None, None)
+
+
+def test_entity_id_formats_override_the_types_they_name():
+    s = load_settings({"ENTITY_ID_FORMATS": " tag = slug , actor=int"})
+    assert s.id_formats == {"movie": "uuid", "actor": "int", "tag": "slug", "provider": "slug"}
+
+
+@pytest.mark.parametrize("value", ["tag", "tag=", "studio=slug", "tag=uuid4", "movie=uuid;tag=int"])
+def test_a_bad_entity_id_format_is_refused_and_named(value):
+    with pytest.raises(ConfigurationError, match=r"^ENTITY_ID_FORMATS: "):
+        load_settings({"ENTITY_ID_FORMATS": value})
+
+
+def test_allowed_origins_are_kept_in_their_serialized_form():
+    s = load_settings({"ALLOWED_ORIGINS": "https://WWW.Example.com:443, http://localhost:8080/"})
+    assert s.allowed_origins == ("https://www.example.com", "http://localhost:8080")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["example.com", "https://example.com/page", "https://u:p@example.com", "ftp://example.com", "null"],
+)
+def test_a_value_that_is_no_origin_is_refused_and_named(value):
+    with pytest.raises(ConfigurationError, match=r"^ALLOWED_ORIGINS: "):
+        load_settings({"ALLOWED_ORIGINS": value})
+
+
+@pytest.mark.parametrize("value", ["0", "99", "60001", "5s"])
+def test_a_query_time_limit_out_of_range_is_refused_and_named(value):
+    with pytest.raises(ConfigurationError, match="QUERY_TIME_LIMIT_MS"):
+        load_settings({"QUERY_TIME_LIMIT_MS": value})
+
+
+def test_a_read_login_and_its_secret_arn_are_exclusive_and_a_read_url_is_checked():
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"
+    with pytest.raises(ConfigurationError, match="MONGODB_READ_URI"):
+        load_settings({"MONGODB_READ_URI": "mongodb://r@h/", "MONGODB_READ_URI_SECRET_ARN": arn})
+    with pytest.raises(ConfigurationError, match="MYSQL_READ_URL"):
+        load_settings({"MYSQL_READ_URL": "postgres://h/db"})
+
+
+def test_a_query_function_given_only_the_read_login_starts_in_lambda():
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"
+    env = {
+        "AWS_LAMBDA_FUNCTION_NAME": "query",
+        "REDIS_URL_SECRET_ARN": arn,
+        "MONGODB_READ_URI_SECRET_ARN": arn,
+    }
+    check_store_pairing(load_settings(env))

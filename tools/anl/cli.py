@@ -259,6 +259,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
             print(
                 f"NO ROW {entity_id}: totals in MongoDB, no row in the site's table (skipped, never inserted)"
             )
+        for entity_id in report.malformed_ids:
+            print(f"MALFORMED ID {entity_id}: counted under an id the site never matches (docs/rollout.md)")
         rows: list[tuple[str, Any]] = [
             ("movies checked", report.checked),
             ("matched", report.matched),
@@ -266,6 +268,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
             ("no MySQL row", len(report.missing_rows)),
             ("held above the totals (legacy)", report.held_above),
             ("in a batch in flight", report.in_flight),
+            ("malformed ids (not compared)", len(report.malformed_ids)),
         ]
         if report.shadow:
             for item in report.outside_tolerance:

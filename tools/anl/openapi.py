@@ -36,6 +36,10 @@ REJECTED = {
 }
 
 
+LIMIT_NOTE = " (5,000 by default) and was stopped at the store, or a store is unreachable; retry later"
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}}
+
+
 def openapi_document() -> str:
     """The document as committed in openapi.json (sorted keys, so diffs stay readable)."""
     app = load_function("query").app
@@ -56,6 +60,10 @@ def openapi_document() -> str:
             responses.pop("422", None)
             responses["400"] = _ref("Bad parameter: one error per parameter", "Rejected")
             responses["404"] = {"description": "Unknown path"}
+            responses["503"] = {
+                **_ref(f"The read took longer than QUERY_TIME_LIMIT_MS{LIMIT_NOTE}", "Unavailable"),
+                "headers": RETRY_AFTER,
+            }
     _add_ingest(schema, domains)
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
@@ -73,6 +81,11 @@ def _add_ingest(schema: dict[str, Any], domains: list[str]) -> None:
     event = EventIn.model_json_schema()
     event["title"] = "Event"
     event["properties"]["domain"]["enum"] = domains  # checked against the configuration
+    event["properties"]["entity_id"]["description"] = (
+        "judged by the entity type's id format (ENTITY_ID_FORMATS; default movie and actor: a UUID, in"
+        " any case, kept in lower case; tag: a decimal integer without sign or leading zeros, at most 19"
+        " digits; provider: 1-64 of A-Z a-z 0-9 _ -)"
+    )
     event["properties"]["value"]["description"] = "1 (or omitted) for every action but rating: 1 to 5"
     event["properties"]["occurred_at"]["description"] = (
         "RFC 3339 with an offset; beyond CLOCK_SKEW_SECONDS from the server's clock, the receive time counts"
@@ -124,7 +137,7 @@ def _add_ingest(schema: dict[str, Any], domains: list[str]) -> None:
             },
         },
     }
-    for name in ("unauthorized", "too_large", "rate_limited", "unavailable"):
+    for name in ("unauthorized", "forbidden", "too_large", "rate_limited", "unavailable"):
         components[name.title().replace("_", "")] = _status(name)
     schema.setdefault("components", {})["securitySchemes"] = {
         "serverKey": {
@@ -134,12 +147,11 @@ def _add_ingest(schema: dict[str, Any], domains: list[str]) -> None:
             " and on its key's budget instead of its IP's. Optional: browsers send none.",
         }
     }
-    retry_after = {
-        "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}
-    }
+    retry_after = RETRY_AFTER
     refusals: dict[str, Any] = {
         "400": _ref("Malformed body or bad fields: one error per field (field null: the body)", "Rejected"),
         "401": _ref("An Authorization header that is not Bearer <a server key>", "Unauthorized"),
+        "403": _ref("The Origin header names a site not in ALLOWED_ORIGINS; nothing counted", "Forbidden"),
         "413": _ref("The body exceeds MAX_BODY_BYTES (64 KiB by default)", "TooLarge"),
         "429": {
             **_ref("No budget left for these events; nothing counted", "RateLimited"),

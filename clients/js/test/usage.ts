@@ -29,15 +29,15 @@ configure();
 
 track("view", "movie", "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70");
 track("download", "movie", "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70");
-track("favorite", "actor", "3b9d2f5e");
+track("favorite", "actor", "3b9d2f5e-6a70-4f7e-8a52-0d6c7a4eb2c1");
 track("view", "tag", 1234);
-track("rating", "movie", "0d6c7a4e", { value: 4 });
+track("rating", "movie", "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70", { value: 4 });
 pageview();
 const requests: number = flush();
 
 const client: Analytics = createAnalytics({ storage: sessionStorage });
-client.track("watchlist", "movie", "abc");
-client.track("rating", "movie", "abc", { value: 5 });
+client.track("watchlist", "movie", "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70");
+client.track("rating", "movie", "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70", { value: 5 });
 client.pageview();
 const pending: number = client.pending;
 const sent: number = client.flush();

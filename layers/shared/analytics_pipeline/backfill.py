@@ -18,7 +18,7 @@ from typing import Any
 
 from analytics_pipeline.errors import RolloutRefused
 from analytics_pipeline.ports import Clock, LegacyRow, ReplicaStore, RollupStore
-from analytics_pipeline.vocabulary import ENTITY_ID
+from analytics_pipeline.vocabulary import DEFAULT_ENTITY_ID_FORMATS, SYNC_TARGET, normalise_entity_id
 
 MAX_EXAMPLES = 20
 
@@ -44,9 +44,15 @@ class BackfillReport:
 
 class BackfillService:
     def __init__(
-        self, replica: ReplicaStore, rollups: RollupStore, clock: Clock, sync_mode: str = "on"
+        self,
+        replica: ReplicaStore,
+        rollups: RollupStore,
+        clock: Clock,
+        sync_mode: str = "on",
+        id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
     ) -> None:
         self._replica = replica
+        self._id_format = id_format
         self._rollups = rollups
         self._clock = clock
         self._sync_mode = sync_mode
@@ -89,6 +95,13 @@ class BackfillService:
             )
         return self._replica.enter_shadow(start_t0=True).t0_max_id
 
+    def _valid_id(self, uuid: str) -> bool:
+        """A row ingest can name: its uuid in the movies' id format (the adapter lower-cased it)."""
+        try:
+            return normalise_entity_id(self._id_format, uuid) == uuid
+        except ValueError:
+            return False
+
     def _seed_chunk(self, rows: list[LegacyRow], report: BackfillReport) -> None:
         report.read += len(rows)
         counted: list[str] = []
@@ -96,7 +109,7 @@ class BackfillService:
         for row in rows:
             if row.uuid is None or not row.uuid.strip():
                 report.skipped_no_uuid += 1
-            elif not ENTITY_ID.match(row.uuid):
+            elif not self._valid_id(row.uuid):
                 report.skipped_invalid_uuid += 1
                 if len(report.invalid_examples) < MAX_EXAMPLES:
                     report.invalid_examples.append({"id": row.row_id, "uuid": row.uuid[:80]})

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         ParityLog,
         ReplicaStore,
         RolloutRecord,
+        RollupReader,
         Rollups,
         SiteReader,
         Spool,
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
     from analytics_pipeline.status import StatusService
     from analytics_pipeline.watchdog import WatchdogService
 
-QUERY_TIME_LIMIT_MS = 5000  # the query function's reads, when the settings name no other limit
+# the site's columns the query function's reader uses, checked at its first connection
+SITE_READ_COLUMNS = frozenset({"MYSQL_ID_COLUMN", "MYSQL_UUID_COLUMN", "MYSQL_LABEL_COLUMN"})
 
 # what a test may give a Container instead of letting it build them
 PORTS = ("redis", "hot_store", "spool", "bots", "claims", "rollups", "replica", "changes")
@@ -264,6 +266,11 @@ class Container:
 
             s = self.settings
             uri = self._connection_string(s.mongodb_uri, s.mongodb_uri_secret_arn)
+            if uri is None and (s.mongodb_read_uri or s.mongodb_read_uri_secret_arn):
+                raise ConfigurationError(
+                    "MONGODB_URI (or MONGODB_URI_SECRET_ARN) is unset: MONGODB_READ_URI serves only"
+                    " the query API's reads, not writes"
+                )
             if uri is None:
                 import warnings
 
@@ -271,6 +278,8 @@ class Container:
 
                 # the emulation accepts a cursor's batch_size and says, every time, that it ignores it
                 warnings.filterwarnings("ignore", message="'batch_size' is accepted", category=UserWarning)
+                # and maxTimeMS (the query API's time limit) likewise: it has no server to stop
+                warnings.filterwarnings("ignore", message="'maxTimeMS' is accepted", category=UserWarning)
                 logger.warning(
                     "MONGODB_URI is unset: using an embedded in-process MongoDB emulation (local only)"
                 )
@@ -307,15 +316,39 @@ class Container:
 
         return self._once("replica", build)
 
+    # --- the query function's reads: its own read-only credentials, and a time limit -------------
+
+    @property
+    def read_rollups(self) -> RollupReader:
+        """The rollups as the query API reads them: with MONGODB_READ_URI (or its secret), a client of
+        its own; without, the writers' store (local runs: one process plays every function). Either
+        way each read stops at the server after QUERY_TIME_LIMIT_MS (maxTimeMS)."""
+
+        def build() -> RollupReader:
+            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
+
+            s = self.settings
+            uri = self._connection_string(s.mongodb_read_uri, s.mongodb_read_uri_secret_arn)
+            if uri is None:
+                bounded = getattr(self.rollups, "bounded", None)  # a test's fake may have no limit
+                return cast("RollupReader", bounded(s.query_time_limit_ms) if bounded else self.rollups)
+            return MongoRollupStore(
+                connect(uri, s.mongodb_database), read_time_limit_ms=s.query_time_limit_ms
+            )
+
+        return self._once("read_rollups", build)
+
     @property
     def site(self) -> SiteReader | None:
         """The site's own names and state for the query API: read-only, each read time-limited."""
 
         def build() -> SiteReader | None:
             s = self.settings
-            read_url = getattr(s, "mysql_read_url", None)
-            read_arn = getattr(s, "mysql_read_url_secret_arn", None)
-            url = self._connection_string(read_url, read_arn) if read_url or read_arn else None
+            # the query function's own read-only login; the writers' only where one process plays every
+            # function (local runs: the template gives the deployed query function the read login only)
+            url = self._connection_string(s.mysql_read_url, s.mysql_read_url_secret_arn)
+            if url is None and s.in_lambda and s.real_mysql:
+                logger.warning("MYSQL_READ_URL is unset: the query API reads the site with MYSQL_URL")
             url = url or self._connection_string(s.mysql_url, s.mysql_url_secret_arn)
             if url is None:
                 return None
@@ -323,6 +356,8 @@ class Container:
 
             return MySqlSiteReader.from_url(
                 url,
+                # the columns it reads that a setting names (the label column when it is set)
+                columns=[c for c in required_columns(s) if c.setting in SITE_READ_COLUMNS],
                 table=s.mysql_table,
                 id_column=s.mysql_id_column,
                 uuid_column=s.mysql_uuid_column,
@@ -330,7 +365,7 @@ class Container:
                 title_column=s.mysql_title_column,
                 labels=s.mysql_labels,
                 state=s.mysql_state,
-                limit_ms=int(getattr(s, "query_time_limit_ms", QUERY_TIME_LIMIT_MS)),
+                limit_ms=s.query_time_limit_ms,
             )
 
         return self._once("site", build)
@@ -355,6 +390,7 @@ class Container:
         from analytics_pipeline.parity_history import ParityHistory
 
         return self._once("parity_history", lambda: ParityHistory(self.parity_log, self.clock))
+
     @property
     def rollout_record(self) -> RolloutRecord | None:
         """The sync mode beside the rollups, where a flush without MySQL still reads it (None: a fake)."""
@@ -397,6 +433,8 @@ class Container:
                 ipv6_prefix=s.rate_limit_ipv6_prefix,
                 caps=s.caps,
                 window_s=s.rate_window_s,
+                id_formats=s.entity_id_formats,
+                allowed_origins=s.allowed_origins,
             )
             return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
 
@@ -466,7 +504,14 @@ class Container:
         def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
-            return QueryService(self.rollups, self.settings.domains, self.site, self.settings.sync_target)
+            s = self.settings
+            return QueryService(
+                self.read_rollups,
+                s.domains,
+                self.site,
+                s.sync_target,
+                id_formats=s.id_formats,
+            )
 
         return self._once("query", build)
 
@@ -488,7 +533,14 @@ class Container:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
 
-        return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.settings.mysql_sync)
+        s = self.settings
+        return BackfillService(
+            self.replica,
+            self.rollups,
+            self.clock,
+            sync_mode=s.mysql_sync,
+            id_format=s.id_formats[s.sync_target.entity_type],
+        )
 
     def _require_replica(self, what: str) -> ReplicaStore:
         if self.replica is None:
@@ -499,7 +551,14 @@ class Container:
         from analytics_pipeline.parity import ParityService
 
         replica = self._require_replica("the parity check")
-        return ParityService(self.rollups, replica, self.claims, sync=self.settings.sync_target)
+        s = self.settings
+        return ParityService(
+            self.rollups,
+            replica,
+            self.claims,
+            sync=s.sync_target,
+            id_format=s.id_formats[s.sync_target.entity_type],
+        )
 
     def rollout(self) -> RolloutService:
         """Resync and rebaseline: the operator's commands of the rollout."""
@@ -514,6 +573,7 @@ class Container:
             self.settings.mysql_sync,
             self.clock,
             sync=self.settings.sync_target,
+            id_format=self.settings.id_formats[self.settings.sync_target.entity_type],
         )
 
 
@@ -630,6 +690,16 @@ def cors_origin() -> str:
         import os
 
         return os.environ.get("CORS_ALLOW_ORIGIN") or "*"
+
+
+def cors_origins() -> tuple[str, tuple[str, ...]]:
+    """The CORS origin and the site's origins (ALLOWED_ORIGINS) the ingest resolver is built with; a
+    refused configuration admits none of the site's origins until it is fixed (every request is 503)."""
+    try:
+        origins = container().settings.allowed_origins
+    except ConfigurationError:
+        origins = ()
+    return cors_origin(), origins
 
 
 def use_container(instance: Container) -> Container:

@@ -13,7 +13,15 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from analytics_pipeline.errors import ConfigurationError
-from analytics_pipeline.vocabulary import ENTITY_TYPES, STATE_TABLES, SYNC_TARGET, SyncTarget
+from analytics_pipeline.origins import normalise_origin
+from analytics_pipeline.vocabulary import (
+    DEFAULT_ENTITY_ID_FORMATS,
+    ENTITY_TYPES,
+    ID_FORMATS,
+    STATE_TABLES,
+    SYNC_TARGET,
+    SyncTarget,
+)
 
 MIN_SERVER_KEY_LENGTH = 16
 
@@ -80,6 +88,15 @@ _ENV: dict[str, str] = {
     "DEDUPE_KEY": "dedupe_key",
     "DEDUPE_KEY_SECRET_ARN": "dedupe_key_secret_arn",
     "DEDUPE_KEY_PREVIOUS": "dedupe_key_previous",
+    # the edge's abuse controls: entity id formats and the site's origins
+    "ENTITY_ID_FORMATS": "entity_id_formats",
+    "ALLOWED_ORIGINS": "allowed_origins",
+    # the query function's own read-only credentials, and its reads' time limit
+    "MONGODB_READ_URI": "mongodb_read_uri",
+    "MONGODB_READ_URI_SECRET_ARN": "mongodb_read_uri_secret_arn",
+    "MYSQL_READ_URL": "mysql_read_url",
+    "MYSQL_READ_URL_SECRET_ARN": "mysql_read_url_secret_arn",
+    "QUERY_TIME_LIMIT_MS": "query_time_limit_ms",
     "AWS_LAMBDA_FUNCTION_NAME": "lambda_function_name",
     # read by Powertools' Logger itself; checked here so that a bad value is named, not a traceback
     "POWERTOOLS_LOG_LEVEL": "log_level",
@@ -103,6 +120,8 @@ _SECRET_PAIRS = (
     ("mongodb_uri", "mongodb_uri_secret_arn"),
     ("mysql_url", "mysql_url_secret_arn"),
     ("dedupe_key", "dedupe_key_secret_arn"),
+    ("mongodb_read_uri", "mongodb_read_uri_secret_arn"),
+    ("mysql_read_url", "mysql_read_url_secret_arn"),
 )
 
 MIN_DEDUPE_KEY_LENGTH = 16
@@ -218,6 +237,19 @@ class Settings(BaseModel):
     dedupe_key: str | None = Field(default=None, min_length=MIN_DEDUPE_KEY_LENGTH, max_length=512)
     dedupe_key_secret_arn: str | None = None
     dedupe_key_previous: str | None = Field(default=None, min_length=MIN_DEDUPE_KEY_LENGTH, max_length=512)
+    # the edge's abuse controls: each entity type's id format (vocabulary.ID_FORMATS), and the site's
+    # origins (a request whose Origin names another one is refused; empty: no check)
+    # (type, format) pairs, every type listed: a tuple keeps the settings hashable (id_formats: a dict)
+    entity_id_formats: tuple[tuple[str, str], ...] = tuple(DEFAULT_ENTITY_ID_FORMATS.items())
+    allowed_origins: CommaList
+
+    # the query function's own read-only credentials (unset: the writers', for local runs only), and
+    # the time a read may take at the store before it answers 503
+    mongodb_read_uri: str | None = None
+    mongodb_read_uri_secret_arn: str | None = None
+    mysql_read_url: str | None = None
+    mysql_read_url_secret_arn: str | None = None
+    query_time_limit_ms: int = Field(default=5000, ge=100, le=60_000)
 
     lambda_function_name: str | None = None
     log_level: str | None = None
@@ -226,6 +258,35 @@ class Settings(BaseModel):
     mysql_connect_timeout_s: float = Field(default=5.0, gt=0, le=300)
     mysql_read_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     mysql_write_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("entity_id_formats", mode="before")
+    @classmethod
+    def _parse_id_formats(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        formats = dict(DEFAULT_ENTITY_ID_FORMATS)
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            entity_type, sep, id_format = (x.strip() for x in part.partition("="))
+            if not sep or entity_type not in ENTITY_TYPES or id_format not in ID_FORMATS:
+                raise ValueError(
+                    f"{part!r} must be type=format, a type one of {', '.join(ENTITY_TYPES)} and a format"
+                    f" one of {', '.join(ID_FORMATS)} (e.g. movie=uuid,actor=uuid,tag=int,provider=slug)"
+                )
+            formats[entity_type] = id_format
+        return tuple(formats.items())
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        origins = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            origin = normalise_origin(part)
+            if origin is None:
+                raise ValueError(f"{part!r} is not an origin: scheme://host[:port], e.g. https://example.com")
+            origins.append(origin)
+        return tuple(origins)
 
     @field_validator("domains", "server_keys", mode="before")
     @classmethod
@@ -272,7 +333,7 @@ class Settings(BaseModel):
             raise ValueError("must be the dead-letter queue's URL (stack output SpoolDeadLetterQueueUrl)")
         return value
 
-    @field_validator("mysql_url")
+    @field_validator("mysql_url", "mysql_read_url")
     @classmethod
     def _check_mysql_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -383,12 +444,23 @@ class Settings(BaseModel):
         return CLUSTER_SHARDS if self.redis_cluster else 1
 
     @property
+    def id_formats(self) -> dict[str, str]:
+        """Each entity type's id format (ENTITY_ID_FORMATS over the defaults)."""
+        return dict(self.entity_id_formats)
+
+    @property
     def real_redis(self) -> bool:
         return bool(self.redis_url or self.redis_url_secret_arn)
 
     @property
     def real_mongodb(self) -> bool:
-        return bool(self.mongodb_uri or self.mongodb_uri_secret_arn)
+        # the query function is given only the read-only login: it names a real MongoDB too
+        return bool(
+            self.mongodb_uri
+            or self.mongodb_uri_secret_arn
+            or self.mongodb_read_uri
+            or self.mongodb_read_uri_secret_arn
+        )
 
     @property
     def real_mysql(self) -> bool:

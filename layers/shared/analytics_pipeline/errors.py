@@ -52,6 +52,12 @@ class Unauthorized(RequestRejected):
     reason = "unauthorized"
 
 
+class Forbidden(RequestRejected):
+    """The request names an origin (`Origin`) that is not one of the site's (ALLOWED_ORIGINS)."""
+
+    reason = "forbidden"
+
+
 class RateLimited(RequestRejected):
     reason = "rate_limited"
 
@@ -95,6 +101,10 @@ class SpoolUnavailable(StoreError):
     """The durable spool could not take the events."""
 
     setting = "SPOOL_QUEUE_URL"
+
+
+class ReadTimeLimit(StoreError):
+    """A read reached its time limit at the store (QUERY_TIME_LIMIT_MS): the answer is a 503."""
 
 
 class Unavailable(AnalyticsError):

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from analytics_pipeline.errors import (
+    Forbidden,
     InvalidRequest,
     PayloadTooLarge,
     RateLimited,
@@ -40,10 +41,17 @@ def json_response(status: int, body: Any, headers: Mapping[str, str] | None = No
     )
 
 
-def new_resolver(allow_origin: str, enable_validation: bool = False) -> APIGatewayHttpResolver:
-    """A resolver with CORS and the domain exceptions mapped to the contract's answers."""
+def new_resolver(
+    allow_origin: str, enable_validation: bool = False, origins: tuple[str, ...] = ()
+) -> APIGatewayHttpResolver:
+    """A resolver with CORS and the domain exceptions mapped to the contract's answers.
+
+    `origins` (ALLOWED_ORIGINS), when given, are the only origins CORS admits (in place of
+    `allow_origin`): a page of another site gets no CORS answer, as it gets a 403 from ingest.
+    """
     cors = CORSConfig(
-        allow_origin=allow_origin,
+        allow_origin=origins[0] if origins else allow_origin,
+        extra_origins=list(origins[1:]) or None,
         allow_headers=["Content-Type", "Authorization", "X-Client-User-Agent"],
         max_age=600,
     )
@@ -58,6 +66,8 @@ def new_resolver(allow_origin: str, enable_validation: bool = False) -> APIGatew
             return json_response(413, {"status": "too_large"})
         if isinstance(exc, Unauthorized):
             return json_response(401, {"status": "unauthorized"})
+        if isinstance(exc, Forbidden):
+            return json_response(403, {"status": "forbidden"})
         if isinstance(exc, RateLimited):
             return json_response(429, {"status": "rate_limited"}, {"Retry-After": str(exc.retry_after_s)})
         return json_response(400, {"status": "rejected", "errors": [{"field": None, "message": str(exc)}]})
@@ -95,6 +105,7 @@ def ingest_request(event: APIGatewayProxyEventV2, max_body_bytes: int) -> Ingest
         bearer=_bearer(headers.get("authorization")),
         user_agent=headers.get("user-agent"),
         client_user_agent=headers.get("x-client-user-agent"),
+        origin=headers.get("origin"),
     )
     body = _read_body(raw.get("body") or "", bool(raw.get("isBase64Encoded")), max_body_bytes)
     return IngestRequest(caller, body if isinstance(body, Malformed) else _parse_json(body))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from analytics_pipeline.errors import (
     FieldError,
+    Forbidden,
     HotStoreError,
     HotStoreUnavailable,
     InvalidRequest,
@@ -25,8 +26,9 @@ from analytics_pipeline.errors import RateLimited as RateLimitedError
 from analytics_pipeline.limits import LocalLimits, source_subject
 from analytics_pipeline.models import CountedEvent, EventIn, validation_errors
 from analytics_pipeline.observability import logger
+from analytics_pipeline.origins import origin_allowed
 from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
-from analytics_pipeline.vocabulary import MAX_BATCH_EVENTS
+from analytics_pipeline.vocabulary import DEFAULT_ENTITY_ID_FORMATS, MAX_BATCH_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class Caller:
     bearer: str | None = None
     user_agent: str | None = None
     client_user_agent: str | None = None
+    origin: str | None = None  # the Origin header, as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class IngestPolicy:
     # action -> (events, window s) one source counts at most per entity (ENTITY_CAPS)
     caps: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     window_s: int = 60
+    # each entity type's id format, and the site's origins (empty: no check)
+    id_formats: tuple[tuple[str, str], ...] = tuple(DEFAULT_ENTITY_ID_FORMATS.items())
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +114,7 @@ class IngestService:
         self._bots = bots
         self._clock = clock
         self._server_keys = server_keys
-        self._context = {"domains": policy.domains}
+        self._context = {"domains": policy.domains, "id_formats": dict(policy.id_formats)}
         self._skew = timedelta(seconds=policy.clock_skew_s)
         # the budgets and caps that hold, per process, while events are spooled
         self._local = LocalLimits(policy.caps, policy.window_s)
@@ -166,7 +172,9 @@ class IngestService:
     # --- the checks, in the contract's order ----------------------------------------------------
 
     def _identify(self, caller: Caller) -> _Judged:
+        """The server key (401), then the origin (403); the budget to draw on and the agent's verdict."""
         if caller.bearer is None:
+            self._check_origin(caller)
             return _Judged(
                 budget=Budget(
                     source_subject(caller.source_ip, self._policy.ipv6_prefix),
@@ -177,12 +185,17 @@ class IngestService:
         key = self._match_server_key(caller.bearer)
         if key is None:
             raise Unauthorized("invalid server key")
+        self._check_origin(caller)
         fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16]
         return _Judged(
             budget=Budget(f"key:{fingerprint}", self._policy.key_limit_per_window, trusted=True),
             # a trusted backend that forwards no agent is not judged
             is_bot=caller.client_user_agent is not None and self._bots.is_bot(caller.client_user_agent),
         )
+
+    def _check_origin(self, caller: Caller) -> None:
+        if not origin_allowed(caller.origin, self._policy.allowed_origins):
+            raise Forbidden("origin not allowed")
 
     def _match_server_key(self, token: str) -> str | None:
         if not token:

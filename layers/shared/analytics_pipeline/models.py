@@ -12,6 +12,7 @@ from analytics_pipeline.errors import FieldError
 from analytics_pipeline.vocabulary import (
     ACTION_COUNTER,
     ACTIONS,
+    DEFAULT_ENTITY_ID_FORMATS,
     ENTITY_ID_PATTERN,
     ENTITY_ID_RULE,
     ENTITY_TYPES,
@@ -21,6 +22,7 @@ from analytics_pipeline.vocabulary import (
     RATING_MIN,
     Action,
     EntityType,
+    normalise_entity_id,
 )
 
 # RFC 3339 date-time with an offset; ASCII digits only (\d would take other scripts' digits too).
@@ -70,6 +72,15 @@ class EventIn(BaseModel):
         if value not in domains:
             raise ValueError(f"must be one of: {', '.join(domains)}")
         return value
+
+    @field_validator("entity_id")
+    @classmethod
+    def _entity_id_format(cls, value: str, info: ValidationInfo) -> str:
+        entity_type = info.data.get("entity_type")
+        if entity_type is None:  # the type itself is invalid: its own error says so
+            return value
+        formats = (info.context or {}).get("id_formats") or DEFAULT_ENTITY_ID_FORMATS
+        return normalise_entity_id(formats[entity_type], value)
 
     @field_validator("value")
     @classmethod

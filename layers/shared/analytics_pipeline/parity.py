@@ -22,7 +22,14 @@ from typing import Any
 
 from analytics_pipeline.ports import ClaimStore, ReplicaStore, RollupStore, SyncedRow
 from analytics_pipeline.rollups import Entity, Totals
-from analytics_pipeline.vocabulary import BUCKETS, COUNTERS, SYNC_TARGET, SyncTarget
+from analytics_pipeline.vocabulary import (
+    BUCKETS,
+    COUNTERS,
+    DEFAULT_ENTITY_ID_FORMATS,
+    SYNC_TARGET,
+    SyncTarget,
+    normalise_entity_id,
+)
 
 MAX_LISTED = 100
 SYNCED = SYNC_TARGET.counters
@@ -39,6 +46,9 @@ class ParityReport:
     held_above: int = 0
     in_flight: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
+    # movies counted under an id not in its one form (an upper-case UUID from before ids were
+    # lower-cased, or not a UUID at all): never compared, never the site's row (docs/rollout.md)
+    malformed_ids: list[str] = field(default_factory=list)
     # the shadow's comparison: what the legacy column gained since T0 against what the pipeline counted
     legacy_gain: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SYNCED, 0))
     pipeline_counted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SYNCED, 0))
@@ -51,12 +61,12 @@ class ParityReport:
 
     @property
     def ok(self) -> bool:
-        return self.checked > 0 and self.mismatched == 0 and self.outside == 0
+        return self.checked > 0 and self.mismatched == 0 and self.outside == 0 and not self.malformed_ids
 
     @property
     def exit_status(self) -> int:
         """0: compared and clean; 1: something wrong (listed); 2: nothing could be compared."""
-        if self.checked == 0:
+        if self.checked == 0 and not self.malformed_ids:
             return 2
         return 0 if self.ok else 1
 
@@ -71,6 +81,7 @@ class ParityReport:
             "held_above": self.held_above,
             "in_flight": self.in_flight,
             "mismatches": self.mismatches,
+            "malformed_ids": self.malformed_ids,
         }
         if self.shadow:
             body.update(
@@ -105,11 +116,13 @@ class ParityService:
         replica: ReplicaStore,
         claims: ClaimStore | None,
         sync: SyncTarget = SYNC_TARGET,
+        id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
     ) -> None:
         self._rollups = rollups
         self._replica = replica
         self._claims = claims
         self._sync = sync
+        self._id_format = id_format
 
     def run(self, shadow: bool = False, tolerance: float = 0.2, batch: int = 1000) -> ParityReport:
         """Compare every movie; raise StoreError when a store cannot be read."""
@@ -155,7 +168,19 @@ class ParityService:
         room = MAX_LISTED - len(report.mismatches)
         report.mismatches.extend(problems[: max(0, room)])
 
+    def _well_formed(self, movie: Entity, report: ParityReport) -> bool:
+        """False (and the id listed) for a movie whose id is not in its one form."""
+        try:
+            if normalise_entity_id(self._id_format, movie.entity_id) == movie.entity_id:
+                return True
+        except ValueError:
+            pass
+        if len(report.malformed_ids) < MAX_LISTED:
+            report.malformed_ids.append(movie.entity_id)
+        return False
+
     def _compare_synced(self, totals: dict[Entity, Totals], busy: set[Entity], report: ParityReport) -> None:
+        totals = {m: t for m, t in totals.items() if self._well_formed(m, report)}
         movies = [m for m in totals if m not in busy]
         report.in_flight += len(totals) - len(movies)
         if not movies:

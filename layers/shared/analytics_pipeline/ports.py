@@ -431,6 +431,8 @@ class ParityLog(Protocol):
     def release_day(self, day: str, by: str) -> None:
         """Give a claimed day back (its run failed before it was recorded): a later call may run it."""
         ...
+
+
 class RolloutRecord(Protocol):
     """The sync mode a flush last ran in with MySQL, kept beside the rollups: a flush that runs without
     MySQL reads it there and refuses, instead of moving counts that would never reach the site."""

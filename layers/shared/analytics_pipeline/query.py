@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,12 +12,15 @@ from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import RollupReader, SiteFacts, SiteReader
 from analytics_pipeline.rollups import Entity, Totals, zero_counts
 from analytics_pipeline.vocabulary import (
+    DEFAULT_ENTITY_ID_FORMATS,
     MAX_PERIODS,
     MIN_RATINGS_DEFAULT,
     RATINGS_AVG,
     STATE_FIGURES,
     SYNC_TARGET,
     SyncTarget,
+    entity_id_formats,
+    normalise_entity_id,
 )
 
 # what every totals answer and every ranked item carries from the site's own tables (null where the
@@ -99,10 +103,18 @@ class QueryService:
     domains: tuple[str, ...]
     site: SiteReader | None = None  # the site's MySQL, read-only; None when it is not configured
     sync: SyncTarget = SYNC_TARGET  # the site's domain, and the entities its `jav` table names
+    id_formats: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ENTITY_ID_FORMATS))
 
-    def _entity(self, domain: str, entity_type: str, entity_id: str = "") -> Entity:
+    def _entity(self, domain: str, entity_type: str, entity_id: str | None = None) -> Entity:
+        """The entity a path names; its id in its one form (a UUID in lower case, as ingest keeps it)."""
         if domain not in self.domains:
             raise InvalidRequest([FieldError("domain", f"must be one of: {', '.join(self.domains)}")])
+        if entity_id is None:
+            return Entity(domain, entity_type, "")
+        try:
+            entity_id = normalise_entity_id(entity_id_formats(self.id_formats)[entity_type], entity_id)
+        except ValueError as exc:
+            raise InvalidRequest([FieldError("entity_id", str(exc))]) from None
         return Entity(domain, entity_type, entity_id)
 
     def totals(self, domain: str, entity_type: str, entity_id: str) -> dict[str, Any]:
@@ -195,7 +207,7 @@ class QueryService:
     ) -> dict[str, Any]:
         """Every period of the range, oldest first, zeros where nothing was counted; without an
         entity_id, every entity of the kind together (the site-wide series)."""
-        entity = self._entity(domain, entity_type, entity_id or "")
+        entity = self._entity(domain, entity_type, entity_id)
         start, end = parse_day("from", first), parse_day("to", last)
         if start > end:
             raise InvalidRequest([FieldError("from", "must not be after to")])

@@ -8,12 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from analytics_pipeline.vocabulary import Bucket
 
-# Counters move every minute: a short cache spares the rollups without hiding much. The read routes
-# answer admins (a token): only the browser may keep an answer, never a shared cache that could give
-# one admin's answer to anyone. The totals may be public (PUBLIC_TOTALS): then a shared cache may too.
-CACHE_PRIVATE = "private, max-age=30"
+# The read routes answer admins (a token): no cache keeps their answers, neither a shared one that
+# could give one admin's answer to anyone nor the browser's own disk cache, where it would outlive the
+# admin's sign-out. The totals may be public (PUBLIC_TOTALS): then any cache may keep them a while
+# (counters move every minute: a short cache spares the rollups without hiding much).
+CACHE_PRIVATE = "private, no-store"
 CACHE_PUBLIC = "public, max-age=30"
-CACHE_NONE = "no-store"  # the status: it is read to see the pipeline now
+CACHE_NONE = CACHE_PRIVATE  # the status: an admin answer, read to see the pipeline now
 
 
 class Counters(BaseModel):

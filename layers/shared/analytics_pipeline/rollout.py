@@ -19,7 +19,12 @@ from analytics_pipeline.errors import ConfigurationError, RolloutRefused
 from analytics_pipeline.flush import FlushReport, FlushService
 from analytics_pipeline.ports import ClaimStore, Clock, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Baseline, Entity
-from analytics_pipeline.vocabulary import ENTITY_ID, ENTITY_ID_RULE, SYNC_TARGET, SyncTarget
+from analytics_pipeline.vocabulary import (
+    DEFAULT_ENTITY_ID_FORMATS,
+    SYNC_TARGET,
+    SyncTarget,
+    normalise_entity_id,
+)
 
 MAX_LISTED = 100
 
@@ -62,7 +67,9 @@ class RolloutService:
         sync_mode: str,
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
+        id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
     ) -> None:
+        self._id_format = id_format
         self._rollups = rollups
         self._replica = replica
         self._claims = claims
@@ -71,10 +78,15 @@ class RolloutService:
         self._clock = clock
         self._sync = sync
 
+    def _movie_id(self, uuid: str) -> str:
+        try:
+            return normalise_entity_id(self._id_format, uuid)
+        except ValueError as exc:
+            raise ConfigurationError(f"--uuid {uuid[:80]!r}: a movie id {exc}") from None
+
     def resync(self, uuids: Sequence[str] | None = None, allow_lower: bool = False) -> ResyncReport:
-        for uuid in uuids or ():
-            if not ENTITY_ID.match(uuid):
-                raise ConfigurationError(f"--uuid {uuid[:80]!r}: a movie id {ENTITY_ID_RULE}")
+        if uuids is not None:  # in the movies' one form: a UUID given in upper case is the movie
+            uuids = [self._movie_id(uuid) for uuid in uuids]
         self._flush.prepare()
         state = self._replica.rollout_state()
         if self._sync_mode == "shadow" or state.mode == "shadow":

@@ -8,6 +8,7 @@ hold their own copies in JavaScript; tests/unit/test_vocabulary.py holds them to
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -63,6 +64,43 @@ EVENT_ID_RULE = "must be 1-128 characters of A-Z a-z 0-9 . _ : -"
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ENTITY_ID_RULE = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 ENTITY_ID = re.compile(ENTITY_ID_PATTERN, re.ASCII)
+
+# Each entity type's id has one form (ENTITY_ID_FORMATS), so one title has one id: the site's movies and
+# actors are UUIDs, its tags integers. A UUID is accepted in any case and kept in lower case: the site's
+# `jav.uuid` compares without case, so an upper-case id would be another entity here but the same row there.
+IdFormat = Literal["uuid", "int", "slug"]
+ID_FORMATS: tuple[str, ...] = get_args(IdFormat)
+ID_FORMAT_PATTERNS: dict[str, str] = {
+    "uuid": r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+    "int": r"^(0|[1-9][0-9]{0,18})$",  # no sign, no leading zero, at most 19 digits
+    "slug": ENTITY_ID_PATTERN,
+}
+ID_FORMAT_RULES: dict[str, str] = {
+    "uuid": "must be a UUID (8-4-4-4-12 hexadecimal digits)",
+    "int": "must be a decimal integer without sign or leading zeros, at most 19 digits",
+    "slug": ENTITY_ID_RULE,
+}
+_ID_FORMAT_RES = {name: re.compile(pattern, re.ASCII) for name, pattern in ID_FORMAT_PATTERNS.items()}
+DEFAULT_ENTITY_ID_FORMATS: dict[str, str] = {
+    "movie": "uuid",
+    "actor": "uuid",
+    "tag": "int",
+    "provider": "slug",
+}
+
+
+def entity_id_formats(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every entity type's id format: the defaults, with the configured ones (ENTITY_ID_FORMATS) over them."""
+    return {**DEFAULT_ENTITY_ID_FORMATS, **(overrides or {})}
+
+
+def normalise_entity_id(id_format: str, value: str) -> str:
+    """The id in its one form (a UUID in lower case); ValueError naming the rule when it is not one."""
+    if _ID_FORMAT_RES[id_format].fullmatch(value) is None:
+        raise ValueError(ID_FORMAT_RULES[id_format])
+    return value.lower() if id_format == "uuid" else value
+
+
 DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 MAX_BATCH_EVENTS = 100

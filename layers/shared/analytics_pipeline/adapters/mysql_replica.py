@@ -297,7 +297,7 @@ class MySqlReplicaStore:
             def work(cur: Any, chunk: Sequence[str] = chunk, marks: str = marks) -> list[Any]:
                 cur.execute(
                     f"INSERT IGNORE INTO {self._baseline} (uuid, views, downloads, captured_at, captured_by)"
-                    f" SELECT {self._uuid}, {views_sql}, {downloads_sql},"
+                    f" SELECT LOWER({self._uuid}), {views_sql}, {downloads_sql},"
                     f" UTC_TIMESTAMP(3), %s FROM {self._t} WHERE {self._uuid} IN ({marks})",
                     (source, *chunk),
                 )
@@ -309,7 +309,9 @@ class MySqlReplicaStore:
             for uuid, views, downloads in self._run(work):
                 baselines.append(
                     Baseline(
-                        Entity(self._sync.domain, self._sync.entity_type, uuid), int(views), int(downloads)
+                        Entity(self._sync.domain, self._sync.entity_type, movie_id(uuid)),
+                        int(views),
+                        int(downloads),
                     )
                 )
         return baselines
@@ -377,7 +379,7 @@ class MySqlReplicaStore:
                     chunk,
                 )
                 return [
-                    SyncedRow(uuid, _pair(bv, bd), (int(cv), int(cd)), _pair(sv, sd))
+                    SyncedRow(movie_id(uuid), _pair(bv, bd), (int(cv), int(cd)), _pair(sv, sd))
                     for uuid, cv, cd, bv, bd, sv, sd in cur.fetchall()
                 ]
 
@@ -397,7 +399,7 @@ class MySqlReplicaStore:
             )
             return list(cur.fetchall())
 
-        return {str(uuid): str(label) for uuid, label in self._run(work) if label not in (None, "")}
+        return {movie_id(uuid): str(label) for uuid, label in self._run(work) if label not in (None, "")}
 
     def _synced_rows(self, cur: Any, after: str, limit: int, lock: bool) -> list[SyncedRow]:
         cur.execute(
@@ -408,7 +410,7 @@ class MySqlReplicaStore:
             (after, limit),
         )
         return [
-            SyncedRow(uuid, (int(bv), int(bd)), (int(cv), int(cd)), _pair(sv, sd))
+            SyncedRow(movie_id(uuid), (int(bv), int(bd)), (int(cv), int(cd)), _pair(sv, sd))
             for uuid, bv, bd, cv, cd, sv, sd in cur.fetchall()
         ]
 
@@ -466,7 +468,9 @@ class MySqlReplicaStore:
             return list(cur.fetchall())
 
         return [
-            LegacyRow(int(row_id), uuid, int(views or 0), int(downloads or 0))
+            LegacyRow(
+                int(row_id), None if uuid is None else movie_id(uuid), int(views or 0), int(downloads or 0)
+            )
             for row_id, uuid, views, downloads in self._run(work)
         ]
 
@@ -480,12 +484,25 @@ class MySqlReplicaStore:
                 return list(cur.fetchall())
 
             try:
-                found.update(uuid for (uuid,) in self._run(work))
+                found.update(movie_id(uuid) for (uuid,) in self._run(work))
             except ReplicaUnavailable as exc:
                 if _code(exc) == NO_SUCH_TABLE:
                     return set()  # nothing was ever captured (a dry run before any flush)
                 raise
         return found
+
+
+def movie_id(uuid: Any) -> str:
+    """A `jav.uuid` as the pipeline names the movie: in lower case (vocabulary.normalise_entity_id).
+
+    The site's column may hold upper- or mixed-case UUIDs. Every comparison with it (`j.uuid = %s`,
+    joins on it) relies on the column's collation being case-insensitive, as MySQL's and MariaDB's
+    defaults for CHAR/VARCHAR are (`utf8mb4_0900_ai_ci`, `utf8mb4_general_ci`): a lower-case id finds
+    its row whatever case the row holds, and the index still serves. What is read back from the column
+    is lower-cased here, so the backfill, parity, labels and baselines name the movie as ingest does.
+    A binary or `_bin` column compares case-sensitively: docs/rollout.md says how to check and fix it.
+    """
+    return str(uuid).lower()
 
 
 def _pair(views: Any, downloads: Any) -> tuple[int, int] | None:

@@ -22,8 +22,9 @@ from urllib.parse import unquote, urlparse
 
 import pymysql
 
+from analytics_pipeline.adapters.mysql_columns import Column, checking
 from analytics_pipeline.adapters.mysql_read import TIMED_OUT, bounded, flavour_of
-from analytics_pipeline.errors import StoreError
+from analytics_pipeline.errors import ReadTimeLimit, StoreError
 from analytics_pipeline.ports import SiteFacts
 from analytics_pipeline.vocabulary import MAX_TOP, RATINGS_CURRENT_AVG, STATE_FIGURES, STATE_TABLES
 
@@ -41,11 +42,15 @@ class SiteUnavailable(StoreError):
         self.reason = reason
 
 
+class SiteReadTimeLimit(SiteUnavailable, ReadTimeLimit):
+    """The server stopped a read at QUERY_TIME_LIMIT_MS: answered 503 with Retry-After, as MongoDB's."""
+
+
 def _translate(exc: pymysql.MySQLError) -> SiteUnavailable:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
     detail = exc.args[1] if len(exc.args) > 1 else str(exc)
     if code in TIMED_OUT:
-        return SiteUnavailable(f"mysql: the read took longer than its time limit ({code})", "timeout")
+        return SiteReadTimeLimit(f"mysql: the read took longer than its time limit ({code})", "timeout")
     if code in (_UNKNOWN_COLUMN, _NO_SUCH_TABLE):
         return SiteUnavailable(
             f"mysql: {detail} ({code}): check MYSQL_LABEL_COLUMN, MYSQL_TITLE_COLUMN, MYSQL_LABELS"
@@ -87,7 +92,7 @@ class MySqlSiteReader:
         )
 
     @classmethod
-    def from_url(cls, url: str, **names: Any) -> MySqlSiteReader:
+    def from_url(cls, url: str, columns: Sequence[Column] = (), **names: Any) -> MySqlSiteReader:
         parsed = urlparse(url)
         params = {
             "host": parsed.hostname,
@@ -109,7 +114,8 @@ class MySqlSiteReader:
                 init_command=READ_ONLY,
             )
 
-        return cls(connect, **names)
+        # a column the settings name and the table lacks is refused in one line naming the setting
+        return cls(checking(connect, names.get("table", "jav"), columns), **names)
 
     # --- the port -----------------------------------------------------------------------------------
 
