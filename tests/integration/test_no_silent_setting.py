@@ -25,6 +25,8 @@ from tests.conftest import TEST_REDIS_URL
 from tests.pipeline import Pipeline, counted
 from tests.support import event
 
+M1 = "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70"  # a movie id in the site's form (a UUID)
+
 ANL = str(Path(sys.executable).with_name("anl"))
 DAY = "2026-03-01"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -135,7 +137,7 @@ def test_the_deployed_flush_answers_503_for_a_recorded_sync_without_mysql(
 
 def test_a_flush_without_mysql_on_rollups_that_never_had_it_is_taken(make_container, rollups, clock):
     c = make_container(overrides={"rollups": rollups})
-    c.hot_store.record([counted("e1", "m1", DAY)], None, clock())
+    c.hot_store.record([counted("e1", M1, DAY)], None, clock())
     report = c.flush.run()
     assert (report.entities, report.errors) == (1, [])
 
@@ -158,10 +160,10 @@ def test_a_flush_without_mysql_on_rollups_that_never_had_it_is_taken(make_contai
 def test_a_table_without_a_configured_column_is_refused_naming_the_setting(
     pipeline, legacy, capsys, setting, column, argv
 ):
-    legacy.insert([("m1", 5, 1)])
-    pipeline.count([counted("e1", "m1", DAY)])
+    legacy.insert([(M1, 5, 1)])
+    pipeline.count([counted("e1", M1, DAY)])
     pipeline.flush()  # with the right columns: something to compare, resync and flush again
-    pipeline.count([counted("e2", "m1", DAY)])
+    pipeline.count([counted("e2", M1, DAY)])
     pipeline.build(**{setting: column})
     capsys.readouterr()
     assert cli.main(argv) == 2
@@ -171,21 +173,21 @@ def test_a_table_without_a_configured_column_is_refused_naming_the_setting(
         f"anl: configuration error: {setting}: the table `{legacy.name}` (MYSQL_TABLE) has no column"
         f" `{column}`; set {setting} to the column that holds it\n"
     )
-    assert legacy.counts()["m1"] == (6, 1)
+    assert legacy.counts()[M1] == (6, 1)
     lag = pipeline.container.claims.lag(pipeline.clock())
     assert (lag.dirty, lag.in_flight) == (1, 0)
 
 
 def test_the_label_column_by_default_may_be_absent_and_a_present_one_is_taken(pipeline, legacy):
-    legacy.insert([("m1", 5, 1)])
-    pipeline.count([counted("e1", "m1", DAY)])
+    legacy.insert([(M1, 5, 1)])
+    pipeline.count([counted("e1", M1, DAY)])
     pipeline.build(MYSQL_LABEL_COLUMN="title")
     assert pipeline.flush().mysql_written == 1
-    assert legacy.counts()["m1"] == (6, 1)
+    assert legacy.counts()[M1] == (6, 1)
 
 
 def test_the_deployed_flush_answers_503_for_a_missing_column(pipeline, legacy, monkeypatch):
-    pipeline.count([counted("e1", "m1", DAY)])
+    pipeline.count([counted("e1", M1, DAY)])
     pipeline.build(MYSQL_UUID_COLUMN="movie_uuid")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "analytics-flush")
     answer = load_handler("flush")({}, None)
@@ -216,7 +218,7 @@ def deployed_with_a_near_miss(monkeypatch, prefix, tmp_path):
 
 
 def test_a_deployed_query_answers_503_and_logs_the_line(deployed_with_a_near_miss, caplog):
-    answer = load_handler("query")(http_event("GET", "/api/v1/analytics/jav/movie/m1/totals"), None)
+    answer = load_handler("query")(http_event("GET", f"/api/v1/analytics/jav/movie/{M1}/totals"), None)
     assert answer["statusCode"] == 503 and response_json(answer) == {"status": "unavailable"}
     refusals = [r for r in caplog.records if r.getMessage() == "configuration refused"]
     assert len(refusals) == 1 and refusals[0].levelname == "ERROR"
@@ -251,7 +253,7 @@ def test_the_sync_setting_is_refused_where_counts_move_not_where_they_are_read(m
     # the query function runs without the writers' MySQL secret; MYSQL_SYNC in the stack's Globals is
     # no reason to refuse it, nor ingest (which counts in Redis and never writes the site's table)
     c = make_container(overrides={"rollups": rollups}, MYSQL_SYNC=mode)
-    answer = load_handler("query")(http_event("GET", "/api/v1/analytics/jav/movie/m1/totals"), None)
+    answer = load_handler("query")(http_event("GET", f"/api/v1/analytics/jav/movie/{M1}/totals"), None)
     assert answer["statusCode"] == 200
     for build in (lambda: c.flush, lambda: c.watchdog, c.backfill):
         with pytest.raises(ConfigurationError, match=rf"^MYSQL_SYNC={mode} (is set but|needs) MYSQL_URL"):

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+import pymysql
 import pytest
 from analytics_pipeline.adapters.mysql_site import MySqlSiteReader, SiteUnavailable
 from anl.local import http_event, load_handler, response_json
@@ -224,8 +225,11 @@ def test_each_answer_is_one_read_only_statement(pipeline, tables, legacy, monkey
             "SET STATEMENT max_statement_time"
         )
     assert get(f"/movie/{movies[0]}/totals")[0] == 200 and len(statements) == 1
-    with pytest.raises(SiteUnavailable, match="READ ONLY"):
-        pipeline.container.site._select(f"UPDATE `{legacy.name}` SET code = 'x'", [])
+    # the session itself is read-only: a write on the reader's own connection is refused
+    connection = pipeline.container.site._connect()
+    with pytest.raises(pymysql.MySQLError, match="READ ONLY"), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE `{legacy.name}` SET code = 'x'")
+    connection.close()
 
 
 def test_mysql_down_fails_a_state_ranking_and_leaves_the_totals_without_the_site(pipeline, tables, legacy):

@@ -12,6 +12,15 @@ from anl import cli
 from tests.conftest import TEST_REDIS_URL
 from tests.pipeline import Pipeline, counted
 
+# movie ids in the site's form (UUIDs)
+ROW = "00000000-0000-4000-8000-0000000000a0"
+GONE_1 = "00000000-0000-4000-8000-0000000000b1"
+GONE_2 = "00000000-0000-4000-8000-0000000000b2"
+MA = "00000000-0000-4000-8000-00000000000a"
+MB = "00000000-0000-4000-8000-00000000000b"
+MC = "00000000-0000-4000-8000-00000000000c"
+M1 = "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70"  # a movie id in the site's form (a UUID)
+
 DAY = "2026-03-01"
 
 
@@ -22,10 +31,10 @@ def pipeline(make_container, rollups, clock, legacy) -> Pipeline:
 
 @pytest.fixture
 def two_without_rows(pipeline, legacy, capsys):
-    """m-row has a row; m-gone-1 and m-gone-2 were counted but have none. Yields their ids."""
-    legacy.insert([("m-row", 3, 0)])
-    pipeline.count([counted(f"e-{m}", m, DAY) for m in ("m-row", "m-gone-1", "m-gone-2")])
-    return ["m-gone-1", "m-gone-2"]
+    """ROW has a row; GONE_1 and GONE_2 were counted but have none. Yields their ids."""
+    legacy.insert([(ROW, 3, 0)])
+    pipeline.count([counted(f"e-{m[-2:]}", m, DAY) for m in (ROW, GONE_1, GONE_2)])
+    return [GONE_1, GONE_2]
 
 
 def test_the_flush_names_the_movies_it_skipped_in_its_report_and_log_line(
@@ -55,21 +64,21 @@ def test_parity_names_the_movies_without_a_row(pipeline, two_without_rows, capsy
 
 
 def test_resync_takes_several_ids_after_one_uuid_and_the_option_repeated(pipeline, legacy, capsys):
-    legacy.insert([("m-a", 0, 0), ("m-b", 0, 0), ("m-c", 0, 0)])
-    pipeline.count([counted(f"e-{m}", m, DAY) for m in ("m-a", "m-b", "m-c")])
+    legacy.insert([(MA, 0, 0), (MB, 0, 0), (MC, 0, 0)])
+    pipeline.count([counted(f"e-{m[-2:]}", m, DAY) for m in (MA, MB, MC)])
     pipeline.flush()
     legacy.execute(f"UPDATE `{legacy.name}` SET views = 0")  # lowered by hand, or by a restore
-    assert cli.main(["resync", "--uuid", "m-a", "m-b"]) == 0
+    assert cli.main(["resync", "--uuid", MA, MB]) == 0
     assert json.loads(capsys.readouterr().out)["written"] == 2
-    assert legacy.counts() == {"m-a": (1, 0), "m-b": (1, 0), "m-c": (0, 0)}
-    assert cli.main(["resync", "--uuid", "m-c", "--uuid", "m-a"]) == 0
+    assert legacy.counts() == {MA: (1, 0), MB: (1, 0), MC: (0, 0)}
+    assert cli.main(["resync", "--uuid", MC, "--uuid", MA]) == 0
     assert json.loads(capsys.readouterr().out)["written"] == 2
-    assert legacy.counts() == {"m-a": (1, 0), "m-b": (1, 0), "m-c": (1, 0)}
+    assert legacy.counts() == {MA: (1, 0), MB: (1, 0), MC: (1, 0)}
 
 
 def test_an_unreachable_mongodb_is_named_in_one_short_line(make_container, clock, prefix, tmp_path):
     c = make_container(MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200")
-    c.hot_store.record([counted("e1", "m1", DAY)], None, clock())
+    c.hot_store.record([counted("e1", M1, DAY)], None, clock())
     report = c.flush.run()
     (error,) = report.errors
     assert error.startswith("MONGODB_URI: ") and "no server answered in time" in error
@@ -101,7 +110,7 @@ class FailingAfter:
 
 
 def test_a_backfill_stopped_by_a_store_says_a_rerun_is_safe_and_it_is(pipeline, legacy, capsys):
-    legacy.insert([(f"m-{i:02d}", 10 + i, i) for i in range(9)])
+    legacy.insert([(f"00000000-0000-4000-8000-0000000000{i:02d}", 10 + i, i) for i in range(9)])
     pipeline.build(wrap=lambda name, port: FailingAfter(port, 2) if name == "replica" else port)
     assert cli.main(["backfill", "--chunk", "3"]) == 2
     out, err = capsys.readouterr()
@@ -116,7 +125,7 @@ def test_a_backfill_stopped_by_a_store_says_a_rerun_is_safe_and_it_is(pipeline, 
     capsys.readouterr()
     totals = pipeline.mongo_state()["analytics_entity_totals"]
     assert {k[2]: (d["views"], d["downloads"]) for k, d in totals.items()} == {
-        f"m-{i:02d}": (10 + i, i) for i in range(9)
+        f"00000000-0000-4000-8000-0000000000{i:02d}": (10 + i, i) for i in range(9)
     }
     assert cli.main(["parity"]) == 0
 
@@ -148,7 +157,7 @@ def test_store_errors_name_their_variable():
 
 
 def test_a_backfill_against_an_unreachable_mongodb_is_one_short_line(make_container, legacy, capsys):
-    legacy.insert([("m1", 5, 0)])
+    legacy.insert([(M1, 5, 0)])
     make_container(MONGODB_URI="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", **legacy.env)
     assert cli.main(["backfill"]) == 2
     out, err = capsys.readouterr()

@@ -4,7 +4,6 @@ statement time limit each site read carries."""
 from __future__ import annotations
 
 import pytest
-from analytics_pipeline.adapters.mysql_read import bounded, flavour_of
 from analytics_pipeline.config import load_settings
 from analytics_pipeline.errors import ConfigurationError
 
@@ -67,24 +66,3 @@ def test_naming_the_sites_tables_without_mysql_is_refused(name):
     value = {"MYSQL_LABELS": "tag=tags.id.name", "MYSQL_STATE": "favorites=f.jav_id"}.get(name, "title")
     with pytest.raises(ConfigurationError, match=f"{name} names the site's tables, but MYSQL_URL"):
         load_settings({name: value})
-
-
-def test_mariadb_bounds_a_statement_in_seconds():
-    assert bounded("SELECT 1", 2500, "mariadb") == "SET STATEMENT max_statement_time=2.500 FOR SELECT 1"
-
-
-def test_mysql_bounds_a_select_with_its_optimizer_hint():
-    assert bounded("  select a FROM t", 50, "mysql") == "SELECT /*+ MAX_EXECUTION_TIME(50) */ a FROM t"
-    with pytest.raises(ValueError, match="SELECT"):
-        bounded("UPDATE t SET a = 1", 50, "mysql")
-
-
-def test_no_limit_leaves_the_statement_alone_and_an_unknown_flavour_is_refused():
-    assert bounded("SELECT 1", 0, "mysql") == "SELECT 1"
-    with pytest.raises(ValueError, match="flavour"):
-        bounded("SELECT 1", 10, "postgres")
-
-
-def test_the_flavour_is_read_from_the_servers_version():
-    assert flavour_of("10.11.6-MariaDB-0+deb12u1") == "mariadb"
-    assert flavour_of("8.0.36") == "mysql"
