@@ -28,6 +28,7 @@ Why it is exactly once:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 # how long a site-wide document remembers the sequences applied to it (see complete())
 SITE_MEMORY_S = 3600
+# ids without a row named in one report (the count is complete): a Lambda answer stays small
+MISSING_ROWS_KEPT = 1000
 
 
 @dataclass
@@ -48,8 +51,9 @@ class FlushReport:
     upserts: int = 0
     site_upserts: int = 0  # site-wide series documents written (a few per batch: see BENCHMARKS.md)
     baselines_seeded: int = 0
-    mysql_written: int = 0
-    mysql_skipped: int = 0
+    mysql_written: int = 0  # rows whose counts the write changed
+    mysql_skipped: int = 0  # movies with no row in the site's table (never inserted)
+    missing_rows: list[str] = field(default_factory=list)  # their ids, the first MISSING_ROWS_KEPT
     changes_published: int = 0  # movies announced in CountersSynced events
     changes_deferred: int = 0  # movies whose event failed: the watchdog publishes them again
     errors: list[str] = field(default_factory=list)
@@ -196,11 +200,14 @@ class FlushService:
             for entity, t in totals.items()
         ]
         written = self._replica.write_totals(rows, allow_lower)
-        report.mysql_written += len(written)
-        report.mysql_skipped += len(rows) - len(written)
-        self.announce(written, report)
+        report.mysql_written += len(written.changed)
+        report.mysql_skipped += len(written.missing)
+        room = MISSING_ROWS_KEPT - len(report.missing_rows)
+        if room > 0:
+            report.missing_rows.extend(written.missing[:room])
+        self.announce(written.changed, report)
 
-    def announce(self, rows: list[tuple[str, int, int]], report: FlushReport) -> None:
+    def announce(self, rows: Sequence[tuple[str, int, int]], report: FlushReport) -> None:
         """Publish the rows just written; when the feed fails, keep them for the watchdog.
 
         The counts are in both stores already: a failed publish changes none of them, and the

@@ -43,6 +43,7 @@ class WatchdogReport:
             "upserts": self.flush.upserts,
             "mysql_written": self.flush.mysql_written,
             "mysql_skipped": self.flush.mysql_skipped,
+            "missing_rows": self.flush.missing_rows,
             "changes_published": self.flush.changes_published,
             "changes_deferred": self.flush.changes_deferred,
             "spool": self.spool,
