@@ -81,3 +81,11 @@ def test_the_flush_reports_the_ids_without_a_row_and_counts_only_changed_rows(
     assert (report.mysql_written, report.mysql_skipped, report.missing_rows) == (1, 1, [unknown])
     assert report.as_dict()["missing_rows"] == [unknown]
     assert legacy.counts()[known] == (101, 0)
+
+
+def test_ids_are_quoted_whatever_they_hold(legacy):
+    odd, absent = "it's \\ a, movie", "x' OR '1'='1"
+    legacy.insert([(odd, 1, 0)])
+    done = replica(legacy).write_totals([(odd, 2, 0), (absent, 5, 5)])
+    assert done == SyncWrite(changed=((odd, 2, 0),), missing=(absent,))
+    assert legacy.counts() == {odd: (2, 0)}

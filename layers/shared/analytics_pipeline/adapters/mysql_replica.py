@@ -344,12 +344,15 @@ class MySqlReplicaStore:
         which changed, computed from the locked values (nothing else can write them in between).
 
         Reading before the write rather than after it is what spares a second look-up: the rows' old
-        values tell which the statement changes, and their values after it are GREATEST's.
+        values tell which the statement changes, and their values after it are GREATEST's. Each id
+        is escaped once, by the connection (which knows the server's quoting mode), and the numbers
+        are ints: the statements are sent whole, without a formatting pass over every value.
         """
+        escape = cur.connection.escape
+        quoted = {uuid: escape(uuid) for uuid, _, _ in chunk}
         cur.execute(
             f"SELECT {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
-            f" WHERE {self._uuid} IN ({','.join(['%s'] * len(chunk))}) FOR UPDATE",
-            [row[0] for row in chunk],
+            f" WHERE {self._uuid} IN ({','.join(quoted.values())}) FOR UPDATE"
         )
         stored: dict[str, tuple[int | None, int | None]] = {
             str(uuid): (_int(views), _int(downloads)) for uuid, views, downloads in cur.fetchall()
@@ -370,14 +373,16 @@ class MySqlReplicaStore:
             wanted[row] = (uuid, int(views), int(downloads))
         if not wanted:
             return [], missing
-        derived = " UNION ALL ".join(
-            ["SELECT %s AS u, %s AS v, %s AS d"] + ["SELECT %s, %s, %s"] * (len(wanted) - 1)
-        )
+        values = [
+            (quoted[uuid] if row == uuid else escape(row), views, downloads)
+            for row, (uuid, views, downloads) in wanted.items()
+        ]
+        (u, v, d), *more = values
+        selects = [f"SELECT {u} AS u, {v} AS v, {d} AS d", *(f"SELECT {u}, {v}, {d}" for u, v, d in more)]
         cur.execute(
-            f"UPDATE {self._t} AS j JOIN ({derived}) AS t ON j.{self._uuid} = t.u"
+            f"UPDATE {self._t} AS j JOIN ({' UNION ALL '.join(selects)}) AS t ON j.{self._uuid} = t.u"
             f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
-            f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)",
-            [value for row, (_, views, downloads) in wanted.items() for value in (row, views, downloads)],
+            f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)"
         )
         changed: list[tuple[str, int, int]] = []
         for row, (uuid, views, downloads) in wanted.items():
