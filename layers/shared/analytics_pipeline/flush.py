@@ -181,10 +181,13 @@ class FlushService:
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
 
-    def sync_movies(self, movies: list[Entity], report: FlushReport, allow_lower: bool = False) -> None:
+    def sync_movies(
+        self, movies: list[Entity], report: FlushReport, allow_lower: bool = False, republish: bool = False
+    ) -> None:
         """Capture the movies' baselines, seed them into the totals, then write the totals to MySQL.
 
-        Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value.
+        Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value, and
+        `republish` (the same) announces every movie that has a row, changed by the write or not.
         """
         assert self._replica is not None
         baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
@@ -206,7 +209,13 @@ class FlushService:
         room = MISSING_ROWS_KEPT - len(report.missing_rows)
         if room > 0:
             report.missing_rows.extend(written.missing[:room])
-        self.announce(written.changed, report)
+        announced = list(written.changed)
+        if republish:  # the rows the write left as they were, with their values now
+            done = {uuid for uuid, _, _ in written.changed} | set(written.missing)
+            rest = [uuid for uuid, _, _ in rows if uuid not in done]
+            if rest:
+                announced += [(uuid, *row.column) for uuid, row in self._replica.read_synced(rest).items()]
+        self.announce(announced, report)
 
     def announce(self, rows: Sequence[tuple[str, int, int]], report: FlushReport) -> None:
         """Publish the rows just written; when the feed fails, keep them for the watchdog.
