@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -131,11 +132,13 @@ ANL_TARGET_S = 0.8  # `anl flush` with nothing to do, start to exit
 BEFORE = "6f82a10"  # the commit this week's work started from (benchmarks/v1.py checks it out)
 
 
-def anl_flush(env: dict[str, str], tree: Path) -> tuple[float, int]:
+def anl_flush(env: dict[str, str], tree: Path) -> tuple[float, int, float]:
     """Wall seconds of one `anl flush` process with nothing to flush (embedded stores: no REDIS_URL),
-    on `tree`'s code, and the sum of its top-level imports (us)."""
+    on `tree`'s code, the sum of its top-level imports (us), and its CPU seconds (user + system:
+    what a busy host changes least)."""
     code = "import sys\nfrom anl.cli import main\nsys.exit(main(['flush']))"
     path = f"{tree / 'layers' / 'shared'}:{tree / 'tools'}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code],
@@ -147,6 +150,8 @@ def anl_flush(env: dict[str, str], tree: Path) -> tuple[float, int]:
         check=False,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise RuntimeError(f"anl flush exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
     imports = sum(
@@ -157,7 +162,7 @@ def anl_flush(env: dict[str, str], tree: Path) -> tuple[float, int]:
         and parts[1].strip().isdigit()
         and not parts[2][1:].startswith(" ")
     )
-    return wall, imports
+    return wall, imports, cpu
 
 
 def anl_flush_side_by_side(env: dict[str, str], repeats: int) -> dict[str, Any]:
@@ -168,14 +173,18 @@ def anl_flush_side_by_side(env: dict[str, str], repeats: int) -> dict[str, Any]:
     try:
         for tree in trees.values():
             anl_flush(env, tree)
-        found: dict[str, list[tuple[float, int]]] = {name: [] for name in trees}
+        found: dict[str, list[tuple[float, int, float]]] = {name: [] for name in trees}
         for i in range(repeats):
             for name in list(trees) if i % 2 == 0 else list(trees)[::-1]:
                 found[name].append(anl_flush(env, trees[name]))
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         return {"error": str(exc)}
     return {
-        name: {"wall_s": [w for w, _ in runs], "imports_us": [u for _, u in runs]}
+        name: {
+            "wall_s": [w for w, _, _ in runs],
+            "imports_us": [u for _, u, _ in runs],
+            "cpu_s": [c for _, _, c in runs],
+        }
         for name, runs in found.items()
     }
 
@@ -270,10 +279,13 @@ def rows(imp: dict[str, Any]) -> list[Row]:
             )
         )
         ratios = [a / b for a, b in zip(today["wall_s"], before["wall_s"], strict=True)]
+        cpu = [a / b for a, b in zip(today["cpu_s"], before["cpu_s"], strict=True)]
         out.append(
             Row(
-                f"`anl flush` today / {BEFORE}, side by side: wall; top-level imports",
+                f"`anl flush` today / {BEFORE}, side by side: wall; CPU; top-level imports",
                 f"{statistics.median(ratios):.2f}x (runs {min(ratios):.2f}-{max(ratios):.2f}x);"
+                f" {statistics.median(cpu):.2f}x ({statistics.median(today['cpu_s']):.2f} /"
+                f" {statistics.median(before['cpu_s']):.2f} s);"
                 f" {statistics.median(today['imports_us']) / 1000:.0f} /"
                 f" {statistics.median(before['imports_us']) / 1000:.0f} ms",
             )
