@@ -9,7 +9,11 @@ emulation is never timed: its writes cost time in proportion to the collection's
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import statistics
+import subprocess
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -228,7 +232,9 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
             problems.append(f"jav sums {sums}, expected {expected}")
     finally:
         schema.drop()
+    server_cpu = mysql_server_cpu(rows, rounds)
     return {
+        "server_cpu": server_cpu,
         "rows": rows,
         "write": write,
         "unchanged": unchanged,
@@ -237,6 +243,95 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
         "earlier": earlier,
         "problems": problems,
     }
+
+
+class PrivateMariaDB:
+    """A throw-away mariadbd on a free port in a temporary directory: its process CPU time is this
+    benchmark's alone, which the shared server's (other users' tests) is not."""
+
+    def __enter__(self) -> PrivateMariaDB:
+        import pymysql
+
+        self._dir = tempfile.TemporaryDirectory(prefix="anl-bench-mariadb-")
+        data, sock = Path(self._dir.name) / "data", Path(self._dir.name) / "sock"
+        install = [shutil.which("mariadb-install-db") or "mariadb-install-db", "--no-defaults"]
+        install += [f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal"]
+        subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, timeout=300)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}"]
+        command += ["--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={sock}"]
+        command += ["--skip-log-error", "--innodb-buffer-pool-size=256M"]
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+                break
+            except pymysql.MySQLError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.__exit__()
+                    raise RuntimeError("the private mariadbd did not start") from None
+                time.sleep(0.2)
+        with root.cursor() as cur:
+            cur.execute("CREATE USER 'bench'@'127.0.0.1' IDENTIFIED BY 'bench'")
+            cur.execute("GRANT ALL ON *.* TO 'bench'@'127.0.0.1'")
+        root.close()
+        self.url = f"mysql://bench:bench@127.0.0.1:{self.port}"
+        return self
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._dir.cleanup()
+
+
+def mysql_server_cpu(rows: int, rounds: int) -> dict[str, Any]:
+    """MariaDB's own CPU time for write_totals of `rows` movies (every row raised), today's and the
+    earlier commits' in turn, on a private mariadbd; with the client process's CPU beside it."""
+    if not (shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").exists()) or not shutil.which(
+        "mariadb-install-db"
+    ):
+        return {"skipped": "mariadbd or mariadb-install-db not found"}
+    found: dict[str, list[tuple[float, float]]] = {"today": [], BEFORE: [], V1: []}
+    with PrivateMariaDB() as server:
+        schema = Schema(server.url)
+        uuids = movie_ids(rows, seed=12)
+        schema.create_jav(uuids)
+        from analytics_pipeline.adapters.mysql_replica import MySqlReplicaStore
+
+        writers = {
+            "today": MySqlReplicaStore.from_url(
+                schema.url, baseline_table="bl_today", state_table="st_today"
+            ),
+            BEFORE: earlier_replica(BEFORE, schema.url, baseline_table="bl_before", state_table="st_before"),
+            V1: earlier_replica(V1, schema.url),
+        }
+        for name in ("today", BEFORE):
+            writers[name].ensure_schema()
+            writers[name].capture_baselines(uuids)
+        value = 1_000
+        try:
+            for r in range(rounds):
+                order = list(writers) if r % 2 == 0 else list(writers)[::-1]
+                for name in order:
+                    value += 1
+                    totals = [(u, value, value // 10) for u in uuids]
+                    server0, client0 = server.cpu_seconds(), time.process_time()
+                    writers[name].write_totals(totals)
+                    found[name].append((server.cpu_seconds() - server0, time.process_time() - client0))
+        finally:
+            schema.drop()
+    return {"rows": rows, "cpu": found}
 
 
 def mongo_rows(mongo: dict[str, Any]) -> list[Row]:
@@ -281,6 +376,7 @@ def mysql_rows(mysql: dict[str, Any]) -> list[Row]:
             if (rates := mysql["earlier"][rev])
             and (ratios := [a / b for a, b in zip(mysql["write"], rates, strict=True)])
         ),
+        *server_cpu_rows(mysql.get("server_cpu", {})),
         Row("MySQL capture_baselines, first capture", rate(mysql["capture"])),
         Row("MySQL capture_baselines, already captured", rate(mysql["again"])),
     ]
@@ -288,3 +384,31 @@ def mysql_rows(mysql: dict[str, Any]) -> list[Row]:
 
 def rate(values: list[float]) -> str:
     return f"fastest {max(values):,.0f} rows/s; median {spread(values, ',.0f')}"
+
+
+def server_cpu_rows(found: dict[str, Any]) -> list[Row]:
+    if "cpu" not in found:
+        return [
+            Row("MariaDB CPU per write_totals (private mariadbd)", f"not measured: {found.get('skipped')}")
+        ]
+    cpu, rows = found["cpu"], found["rows"]
+
+    def per_row(name: str, which: int) -> float:
+        return statistics.median(c[which] for c in cpu[name]) * 1e6 / rows
+
+    out = [
+        Row(
+            f"MariaDB CPU / client CPU per row written, private mariadbd ({rows:,} rows, every row raised):"
+            f" today; {BEFORE}; {V1}",
+            "; ".join(f"{per_row(n, 0):.1f} / {per_row(n, 1):.1f} µs" for n in ("today", BEFORE, V1)),
+        )
+    ]
+    for rev in (BEFORE, V1):
+        ratios = [(a[0] + a[1]) / (b[0] + b[1]) for a, b in zip(cpu["today"], cpu[rev], strict=True)]
+        out.append(
+            Row(
+                f"MariaDB + client CPU per write_totals, today / {rev}, side by side",
+                f"{statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
+            )
+        )
+    return out
