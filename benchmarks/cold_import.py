@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +127,80 @@ def sam_build(sam: str, build_dir: Path, scratch: Path) -> str | None:
     return None
 
 
+FUNCTIONS = ("ingest", "flush", "watchdog", "backfill", "query")
+ANL_TARGET_S = 0.8  # `anl flush` with nothing to do, start to exit
+BEFORE = "6f82a10"  # the commit this week's work started from (benchmarks/v1.py checks it out)
+
+
+def anl_flush(env: dict[str, str], tree: Path) -> tuple[float, int, float]:
+    """Wall seconds of one `anl flush` process with nothing to flush (embedded stores: no REDIS_URL),
+    on `tree`'s code, the sum of its top-level imports (us), and its CPU seconds (user + system:
+    what a busy host changes least)."""
+    code = "import sys\nfrom anl.cli import main\nsys.exit(main(['flush']))"
+    path = f"{tree / 'layers' / 'shared'}:{tree / 'tools'}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env={**env, "PYTHONPATH": path},
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if proc.returncode != 0:
+        raise RuntimeError(f"anl flush exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+    imports = sum(
+        int(parts[1])
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+        and len(parts := line.split("|")) == 3
+        and parts[1].strip().isdigit()
+        and not parts[2][1:].startswith(" ")
+    )
+    return wall, imports, cpu
+
+
+def anl_flush_side_by_side(env: dict[str, str], repeats: int) -> dict[str, Any]:
+    """Today's `anl flush` and BEFORE's, in turn, `repeats` times each after one untimed run each."""
+    import v1
+
+    trees = {"today": ROOT, BEFORE: v1.checkout(BEFORE)}
+    try:
+        for tree in trees.values():
+            anl_flush(env, tree)
+        found: dict[str, list[tuple[float, int, float]]] = {name: [] for name in trees}
+        for i in range(repeats):
+            for name in list(trees) if i % 2 == 0 else list(trees)[::-1]:
+                found[name].append(anl_flush(env, trees[name]))
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        return {"error": str(exc)}
+    return {
+        name: {
+            "wall_s": [w for w, _, _ in runs],
+            "imports_us": [u for _, u, _ in runs],
+            "cpu_s": [c for _, _, c in runs],
+        }
+        for name, runs in found.items()
+    }
+
+
 def measure(scratch: Path, repeats: int, sam: str | None, log: Log) -> dict[str, Any]:
     home = scratch / "home"
     home.mkdir(exist_ok=True)
     dev_env = clean_env(home, PYTHONPYCACHEPREFIX=str(scratch / "pycache"))  # no bytecode in the checkout
     out: dict[str, Any] = {"dev": sample(sys.executable, dev_env, ROOT / "functions/ingest/app.py", repeats)}
+    log("cold import: every function, dev venv")
+    out["functions"] = {
+        name: sample(sys.executable, dev_env, ROOT / f"functions/{name}/app.py", repeats)
+        for name in FUNCTIONS
+    }
+    log("cold start: anl flush with nothing to do, today and before")
+    out["anl_flush"] = anl_flush_side_by_side(dev_env, repeats)
     if sam is None:
         return out
     log("cold import: sam build")
@@ -179,6 +250,46 @@ def rows(imp: dict[str, Any]) -> list[Row]:
         else:
             measured = f"{s['handler_us'] / 1000:.0f} / {s['bare_us'] / 1000:.0f} ms = {s['ratio']:.2f}x"
             out.append(Row(name, measured, f"<= {TARGET:.2f}x", s["ratio"] <= TARGET))
+    for name, f in imp.get("functions", {}).items():
+        figure = f"Cold import of functions/{name}/app.py / bare libraries, dev venv"
+        if "error" in f:
+            out.append(Row(figure, f"failed: {f['error']}"))
+        else:
+            watched = ", ".join(f["modules"]) or "none of the watched modules"
+            out.append(
+                Row(
+                    figure,
+                    f"{f['handler_us'] / 1000:.0f} / {f['bare_us'] / 1000:.0f} ms"
+                    f" = {f['ratio']:.2f}x; loads {watched}",
+                )
+            )
+    anl = imp.get("anl_flush")
+    if anl is not None and "error" in anl:
+        out.append(Row("`anl flush`, nothing to do", f"failed: {anl['error']}", f"< {ANL_TARGET_S} s", False))
+    elif anl is not None:
+        today, before = anl["today"], anl[BEFORE]
+        wall = statistics.median(today["wall_s"])
+        out.append(
+            Row(
+                "`anl flush`, nothing to do (embedded stores), process start to exit",
+                f"median {wall:.2f} s (runs {min(today['wall_s']):.2f}-{max(today['wall_s']):.2f});"
+                f" {BEFORE}: median {statistics.median(before['wall_s']):.2f} s",
+                f"< {ANL_TARGET_S} s",
+                wall < ANL_TARGET_S,
+            )
+        )
+        ratios = [a / b for a, b in zip(today["wall_s"], before["wall_s"], strict=True)]
+        cpu = [a / b for a, b in zip(today["cpu_s"], before["cpu_s"], strict=True)]
+        out.append(
+            Row(
+                f"`anl flush` today / {BEFORE}, side by side: wall; CPU; top-level imports",
+                f"{statistics.median(ratios):.2f}x (runs {min(ratios):.2f}-{max(ratios):.2f}x);"
+                f" {statistics.median(cpu):.2f}x ({statistics.median(today['cpu_s']):.2f} /"
+                f" {statistics.median(before['cpu_s']):.2f} s);"
+                f" {statistics.median(today['imports_us']) / 1000:.0f} /"
+                f" {statistics.median(before['imports_us']) / 1000:.0f} ms",
+            )
+        )
     plain, compiled = imp.get("sam_no_pyc", {}), imp.get("sam_compiled", {})
     if "handler_us" in plain and "handler_us" in compiled:  # why `make build` compiles the layer
         a, b = plain["handler_us"] / 1000, compiled["handler_us"] / 1000

@@ -6,9 +6,10 @@ Sections (all unless --only names some): ingest (handler vs the bare ingest.lua 
 UPDATE), roundtrips (Redis round trips per event and per batch), imports (cold import of the ingest
 handler, dev venv and `sam build` output), mongo (MongoDB calls per flush batch, counted), query (MongoDB
 calls per read request, site-wide documents per flush batch, the query handler's own time), mysql
-(write_totals and capture_baselines rows/s), site (the site's labels and state figures, read in MariaDB from
-1 M-row state tables, benchmarks/site_reads.py), memory (Redis bytes per counted event), client (the browser
-client's gzipped size).
+(write_totals and capture_baselines rows/s, beside earlier commits'), flush (entities/s of the flush
+with MongoDB stubbed, against layout v1's), site (the site's labels and state figures, read in MariaDB
+from 1 M-row state tables, benchmarks/site_reads.py), memory (Redis bytes per counted event), client (the
+browser client's gzipped size).
 
 Needs Redis (--redis-url: a scratch database, flushed before and after) and MariaDB (--mysql-url: a
 user allowed to create `anl_%` schemas); `make services` starts both. Round trips, flush calls and
@@ -40,6 +41,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the containers' note
 import agents  # noqa: E402
 import cluster  # noqa: E402
 import cold_import  # noqa: E402
+import flush  # noqa: E402
 import ingest  # noqa: E402
 import query  # noqa: E402
 import site_reads  # noqa: E402
@@ -98,6 +100,11 @@ SECTIONS = {
             scratch, quick(a, 100, 200), quick(a, 10, 30), quick(a, 3, 7), a.mongodb_uri
         ),
         query.rows,
+    ),
+    "flush": Section(
+        "the flush's own speed against layout v1's, MongoDB stubbed (benchmarks/flush.py)",
+        lambda a, scratch, log: flush.measure(quick(a, 3000, 20_000), quick(a, 2, 6), "d62612f", log),
+        flush.rows,
     ),
     "mysql": Section(
         "MySQL replica writes, rows/s",

@@ -9,6 +9,11 @@ emulation is never timed: its writes cost time in proportion to the collection's
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -144,13 +149,41 @@ def mongo_calls(mysql_url: str, mongodb_uri: str | None, scratch: Path, batch_si
     return out
 
 
+# the write_totals of other commits, timed beside today's in the same rounds (benchmarks/v1.py)
+BEFORE = "6f82a10"  # the commit this week's work started from: the last sync and the read-back
+V1 = "d62612f"  # layout v1: no last sync, no read-back (the 133,557 rows/s of the first release)
+
+
+def earlier_replica(rev: str, url: str, **names: str) -> Any:
+    """`rev`'s MySqlReplicaStore, its module loaded from that commit's tree under a name of its own
+    (it imports today's ports and rollups, which still hold what it uses)."""
+    import importlib.util
+    import sys
+
+    import v1
+
+    path = v1.checkout(rev) / "layers/shared/analytics_pipeline/adapters/mysql_replica.py"
+    name = f"bench_mysql_replica_{rev}"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module.MySqlReplicaStore.from_url(url, **names)
+
+
 def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[str, Any]:
     """write_totals and capture_baselines of `rows` movies on a `jav` table of as many rows, each
-    round with a baseline table of its own; every round raises every row."""
+    round with a baseline table of its own; every write raises every row. In each round the
+    write_totals of BEFORE and of V1 run too, in turn (the order rotating), on the same table."""
     schema = Schema(mysql_url)
     uuids = movie_ids(rows, seed=11)
     schema.create_jav(uuids)
-    write, unchanged, capture, again, problems = [], [], [], [], []
+    write, unchanged, capture, again_rates, problems = [], [], [], [], []
+    earlier: dict[str, list[float]] = {BEFORE: [], V1: []}
+    value = 1_000_000
     try:
         for r in range(rounds):
             env = settings_env("redis://127.0.0.1:1/0", "benchmy", scratch)
@@ -158,39 +191,147 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
                 env | {"MYSQL_URL": schema.url, "MYSQL_BASELINE_TABLE": f"bl_{r}"}
             ).replica
             replica.ensure_schema()
+            before = earlier_replica(BEFORE, schema.url, baseline_table=f"blb_{r}", state_table=f"stb_{r}")
+            before.ensure_schema()
+            before.capture_baselines(uuids)
+            first_v1 = earlier_replica(V1, schema.url)
             t0 = time.perf_counter()
             captured = replica.capture_baselines(uuids)
             t1 = time.perf_counter()
             replica.capture_baselines(uuids)
             t2 = time.perf_counter()
-            totals = [(u, 1_000_000 + r, 10_000 + r) for u in uuids]  # above every earlier value
-            written = len(replica.write_totals(totals))
-            t3 = time.perf_counter()
-            written_again = len(replica.write_totals(totals))  # the same values: GREATEST keeps each row
-            t4 = time.perf_counter()
-            skipped = rows - written
-            if (len(captured), written, skipped, written_again) != (rows, rows, 0, rows):
-                problems.append(
-                    f"round {r}: {len(captured)} baselines, written {written}/{skipped}/{written_again}"
-                )
+            runs = ["today", BEFORE, V1]
+            runs = runs[r % 3 :] + runs[: r % 3]
+            for run in runs:
+                value += 1  # above every earlier value
+                totals = [(u, value, value // 100) for u in uuids]
+                if run == "today":
+                    t3 = time.perf_counter()
+                    first = replica.write_totals(totals)
+                    t4 = time.perf_counter()
+                    again = replica.write_totals(totals)  # the same values: GREATEST keeps each row
+                    t5 = time.perf_counter()
+                    found = (len(first.changed), len(first.missing), len(again.changed), len(again.missing))
+                    if (len(captured), *found) != (rows, rows, 0, 0, 0):
+                        problems.append(
+                            f"round {r}: baselines, changed, missing, changed again, missing again:"
+                            f" {(len(captured), *found)}"
+                        )
+                    write.append(rows / (t4 - t3))
+                    unchanged.append(rows / (t5 - t4))
+                else:
+                    store = before if run == BEFORE else first_v1
+                    started = time.perf_counter()
+                    store.write_totals(totals)
+                    earlier[run].append(rows / (time.perf_counter() - started))
             capture.append(rows / (t1 - t0))
-            again.append(rows / (t2 - t1))
-            write.append(rows / (t3 - t2))
-            unchanged.append(rows / (t4 - t3))
+            again_rates.append(rows / (t2 - t1))
         sums = schema.execute("SELECT SUM(views), SUM(downloads), COUNT(*) FROM jav")[0]
-        expected = (rows * (1_000_000 + rounds - 1), rows * (10_000 + rounds - 1), rows)
+        expected = (rows * value, rows * (value // 100), rows)
         if tuple(int(v) for v in sums) != expected:
             problems.append(f"jav sums {sums}, expected {expected}")
     finally:
         schema.drop()
+    server_cpu = mysql_server_cpu(rows, rounds)
     return {
+        "server_cpu": server_cpu,
         "rows": rows,
         "write": write,
         "unchanged": unchanged,
         "capture": capture,
-        "again": again,
+        "again": again_rates,
+        "earlier": earlier,
         "problems": problems,
     }
+
+
+class PrivateMariaDB:
+    """A throw-away mariadbd on a free port in a temporary directory: its process CPU time is this
+    benchmark's alone, which the shared server's (other users' tests) is not."""
+
+    def __enter__(self) -> PrivateMariaDB:
+        import pymysql
+
+        self._dir = tempfile.TemporaryDirectory(prefix="anl-bench-mariadb-")
+        data, sock = Path(self._dir.name) / "data", Path(self._dir.name) / "sock"
+        install = [shutil.which("mariadb-install-db") or "mariadb-install-db", "--no-defaults"]
+        install += [f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal"]
+        subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, timeout=300)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        command = [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}"]
+        command += ["--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={sock}"]
+        command += ["--skip-log-error", "--innodb-buffer-pool-size=256M"]
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+                break
+            except pymysql.MySQLError:
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    self.__exit__()
+                    raise RuntimeError("the private mariadbd did not start") from None
+                time.sleep(0.2)
+        with root.cursor() as cur:
+            cur.execute("CREATE USER 'bench'@'127.0.0.1' IDENTIFIED BY 'bench'")
+            cur.execute("GRANT ALL ON *.* TO 'bench'@'127.0.0.1'")
+        root.close()
+        self.url = f"mysql://bench:bench@127.0.0.1:{self.port}"
+        return self
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._dir.cleanup()
+
+
+def mysql_server_cpu(rows: int, rounds: int) -> dict[str, Any]:
+    """MariaDB's own CPU time for write_totals of `rows` movies (every row raised), today's and the
+    earlier commits' in turn, on a private mariadbd; with the client process's CPU beside it."""
+    if not (shutil.which("mariadbd") or Path("/usr/sbin/mariadbd").exists()) or not shutil.which(
+        "mariadb-install-db"
+    ):
+        return {"skipped": "mariadbd or mariadb-install-db not found"}
+    found: dict[str, list[tuple[float, float]]] = {"today": [], BEFORE: [], V1: []}
+    with PrivateMariaDB() as server:
+        schema = Schema(server.url)
+        uuids = movie_ids(rows, seed=12)
+        schema.create_jav(uuids)
+        from analytics_pipeline.adapters.mysql_replica import MySqlReplicaStore
+
+        writers = {
+            "today": MySqlReplicaStore.from_url(
+                schema.url, baseline_table="bl_today", state_table="st_today"
+            ),
+            BEFORE: earlier_replica(BEFORE, schema.url, baseline_table="bl_before", state_table="st_before"),
+            V1: earlier_replica(V1, schema.url),
+        }
+        for name in ("today", BEFORE):
+            writers[name].ensure_schema()
+            writers[name].capture_baselines(uuids)
+        value = 1_000
+        try:
+            for r in range(rounds):
+                order = list(writers) if r % 2 == 0 else list(writers)[::-1]
+                for name in order:
+                    value += 1
+                    totals = [(u, value, value // 10) for u in uuids]
+                    server0, client0 = server.cpu_seconds(), time.process_time()
+                    writers[name].write_totals(totals)
+                    found[name].append((server.cpu_seconds() - server0, time.process_time() - client0))
+        finally:
+            schema.drop()
+    return {"rows": rows, "cpu": found}
 
 
 def mongo_rows(mongo: dict[str, Any]) -> list[Row]:
@@ -225,6 +366,17 @@ def mysql_rows(mysql: dict[str, Any]) -> list[Row]:
             met,
         ),
         Row("MySQL write_totals, values unchanged", rate(mysql["unchanged"])),
+        *(
+            Row(
+                f"MySQL write_totals, every row raised: today / {rev} ({what}), side by side",
+                f"{statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x);"
+                f" {rev} fastest {max(rates):,.0f} rows/s",
+            )
+            for rev, what in ((BEFORE, "last sync and read-back"), (V1, "v1: the columns only"))
+            if (rates := mysql["earlier"][rev])
+            and (ratios := [a / b for a, b in zip(mysql["write"], rates, strict=True)])
+        ),
+        *server_cpu_rows(mysql.get("server_cpu", {})),
         Row("MySQL capture_baselines, first capture", rate(mysql["capture"])),
         Row("MySQL capture_baselines, already captured", rate(mysql["again"])),
     ]
@@ -232,3 +384,31 @@ def mysql_rows(mysql: dict[str, Any]) -> list[Row]:
 
 def rate(values: list[float]) -> str:
     return f"fastest {max(values):,.0f} rows/s; median {spread(values, ',.0f')}"
+
+
+def server_cpu_rows(found: dict[str, Any]) -> list[Row]:
+    if "cpu" not in found:
+        return [
+            Row("MariaDB CPU per write_totals (private mariadbd)", f"not measured: {found.get('skipped')}")
+        ]
+    cpu, rows = found["cpu"], found["rows"]
+
+    def per_row(name: str, which: int) -> float:
+        return statistics.median(c[which] for c in cpu[name]) * 1e6 / rows
+
+    out = [
+        Row(
+            f"MariaDB CPU / client CPU per row written, private mariadbd ({rows:,} rows, every row raised):"
+            f" today; {BEFORE}; {V1}",
+            "; ".join(f"{per_row(n, 0):.1f} / {per_row(n, 1):.1f} µs" for n in ("today", BEFORE, V1)),
+        )
+    ]
+    for rev in (BEFORE, V1):
+        ratios = [(a[0] + a[1]) / (b[0] + b[1]) for a, b in zip(cpu["today"], cpu[rev], strict=True)]
+        out.append(
+            Row(
+                f"MariaDB + client CPU per write_totals, today / {rev}, side by side",
+                f"{statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
+            )
+        )
+    return out

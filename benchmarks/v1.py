@@ -1,6 +1,6 @@
 """The layout-v1 baseline: the handler of an older commit, run beside today's in one benchmark.
 
-`checkout(rev)` makes (or reuses) a git worktree of `rev` in a cache directory outside the repository;
+`checkout(rev)` exports (or reuses) the tree of `rev` in a cache directory outside the repository;
 `drive(tree, ...)` runs that tree's ingest handler in a subprocess whose `sys.path` starts with the
 tree's `layers/shared` (and its function's directory), so the two handlers never share a module.
 
@@ -16,11 +16,13 @@ and the Redis memory the events hold (used_memory after minus before, in a serve
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 import uuid
@@ -34,7 +36,12 @@ PER_REQUEST = 100
 
 
 def checkout(rev: str = V1_REV) -> Path:
-    """A worktree of `rev` under a cache directory outside the repository (made once, then reused)."""
+    """A directory with the tree of commit `rev`, outside the repository; made once, then reused.
+
+    The tree is exported with `git archive` into the system's temporary directory (outside the
+    repository, so nothing of it is seen by git, pytest or ruff, and the repository's worktrees are
+    left alone).
+    """
     full = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
         check=True,
@@ -43,16 +50,22 @@ def checkout(rev: str = V1_REV) -> Path:
     ).stdout.strip()
     cache = Path(os.environ.get("ANL_BENCH_CACHE", Path(tempfile.gettempdir()) / "anl-bench-trees"))
     tree = cache / full[:12]
-    if (tree / "layers/shared").is_dir():
+    done = tree / ".complete"
+    if done.is_file():
         return tree
-    cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=True, capture_output=True)
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(tree), full],
-        check=True,
-        capture_output=True,
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", full], capture_output=True, check=True
     )
+    tree.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    done.write_text(full + "\n")
     return tree
+
+
+def pythonpath(tree: Path) -> str:
+    """PYTHONPATH that makes a process import `tree`'s code instead of the checkout's."""
+    return f"{tree / 'layers' / 'shared'}:{tree / 'tools'}"
 
 
 # The child: loads the tree's ingest handler by path and sends the requests it is given.

@@ -28,6 +28,7 @@ Why it is exactly once:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,8 @@ from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 # how long a site-wide document remembers the sequences applied to it (see complete())
 SITE_MEMORY_S = 3600
+# ids without a row named in one report (the count is complete): a Lambda answer stays small
+MISSING_ROWS_KEPT = 1000
 
 
 @dataclass
@@ -56,9 +59,9 @@ class FlushReport:
     upserts: int = 0
     site_upserts: int = 0  # site-wide series documents written (a few per batch: see BENCHMARKS.md)
     baselines_seeded: int = 0
-    mysql_written: int = 0
-    mysql_skipped: int = 0
-    missing_rows: list[str] = field(default_factory=list)  # the ids skipped: no row in the site's table
+    mysql_written: int = 0  # rows whose counts the write changed
+    mysql_skipped: int = 0  # movies with no row in the site's table (never inserted)
+    missing_rows: list[str] = field(default_factory=list)  # their ids, the first MISSING_ROWS_KEPT
     changes_published: int = 0  # movies announced in CountersSynced events
     changes_deferred: int = 0  # movies whose event failed: the watchdog publishes them again
     errors: list[str] = field(default_factory=list)
@@ -169,7 +172,8 @@ class FlushService:
         try:
             self.begin()
             for _ in range(self._policy.max_batches):
-                if self._claims.lag(self._clock()).in_flight >= self._policy.max_in_flight:
+                # the batches in flight alone (one read per shard), not the whole lag (four)
+                if len(self._claims.in_flight_batches()) >= self._policy.max_in_flight:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
                     break
                 batch = self._claims.claim(self._policy.batch_size, self._clock())
@@ -222,10 +226,13 @@ class FlushService:
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
 
-    def sync_movies(self, movies: list[Entity], report: FlushReport, allow_lower: bool = False) -> None:
+    def sync_movies(
+        self, movies: list[Entity], report: FlushReport, allow_lower: bool = False, republish: bool = False
+    ) -> None:
         """Capture the movies' baselines, seed them into the totals, then write the totals to MySQL.
 
-        Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value.
+        Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value, and
+        `republish` (the same) announces every movie that has a row, changed by the write or not.
         """
         assert self._replica is not None
         baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
@@ -242,13 +249,20 @@ class FlushService:
             for entity, t in totals.items()
         ]
         written = self._replica.write_totals(rows, allow_lower)
-        report.mysql_written += len(written)
-        report.mysql_skipped += len(rows) - len(written)
-        found = {uuid for uuid, _, _ in written}
-        report.missing_rows.extend(uuid for uuid, *_ in rows if uuid not in found)
-        self.announce(written, report)
+        report.mysql_written += len(written.changed)
+        report.mysql_skipped += len(written.missing)
+        room = MISSING_ROWS_KEPT - len(report.missing_rows)
+        if room > 0:
+            report.missing_rows.extend(written.missing[:room])
+        announced = list(written.changed)
+        if republish:  # the rows the write left as they were, with their values now
+            done = {uuid for uuid, _, _ in written.changed} | set(written.missing)
+            rest = [uuid for uuid, _, _ in rows if uuid not in done]
+            if rest:
+                announced += [(uuid, *row.column) for uuid, row in self._replica.read_synced(rest).items()]
+        self.announce(announced, report)
 
-    def announce(self, rows: list[tuple[str, int, int]], report: FlushReport) -> None:
+    def announce(self, rows: Sequence[tuple[str, int, int]], report: FlushReport) -> None:
         """Publish the rows just written; when the feed fails, keep them for the watchdog.
 
         The counts are in both stores already: a failed publish changes none of them, and the

@@ -87,6 +87,11 @@ def tracer() -> Any:
     return Tracer(service=SERVICE)
 
 
+def _in_lambda() -> bool:
+    """In AWS Lambda or `sam local` (which sets the same variable), where a trace has somewhere to go."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
     """The decorator stack of every function: context stand-in, request id in logs, a trace segment.
 
@@ -96,7 +101,9 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
     """
 
     def decorate(func: Any) -> Any:
-        traced = tracer().capture_lambda_handler(func) if sdk_tracing else func
+        # Outside Lambda (anl, the local server, tests) Powertools' tracer is off anyway: skipping it
+        # there spares `anl` the SDK's import on every command.
+        traced = tracer().capture_lambda_handler(func) if sdk_tracing and _in_lambda() else func
         logged = logger.inject_lambda_context(traced, clear_state=True)
 
         @functools.wraps(func)

@@ -212,6 +212,16 @@ class SyncedRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncWrite:
+    """What one write to the site's table did."""
+
+    changed: tuple[
+        tuple[str, int, int], ...
+    ]  # (uuid, views, downloads) of rows the statement changed, as they stand after it
+    missing: tuple[str, ...]  # uuids with no row: skipped, never inserted
+
+
+@dataclass(frozen=True, slots=True)
 class Rebaselined:
     uuid: str
     added: tuple[int, int]
@@ -231,12 +241,10 @@ class ReplicaStore(Protocol):
         """
         ...
 
-    def write_totals(
-        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
-    ) -> list[tuple[str, int, int]]:
+    def write_totals(self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False) -> SyncWrite:
         """Raise rows to absolute (uuid, views, downloads), never lower unless `allow_lower`, and
-        remember the last sync. Returns the rows written, as they stand afterwards; a uuid without
-        a row is skipped, never inserted."""
+        remember the last sync. Returns the rows whose counts changed, as they stand afterwards, and
+        the uuids without a row (skipped, never inserted)."""
         ...
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:

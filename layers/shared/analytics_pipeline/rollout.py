@@ -102,7 +102,7 @@ class RolloutService:
             if not idle:
                 continue
             done = FlushReport()
-            self._flush.sync_movies(idle, done, allow_lower=allow_lower)
+            self._flush.sync_movies(idle, done, allow_lower=allow_lower, republish=True)
             report.movies += len(idle)
             report.written += done.mysql_written
             report.skipped_no_row += done.mysql_skipped

@@ -123,22 +123,39 @@ class Baseline:
 
 
 def rollup_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> dict[str, list[RollupUpdate]]:
-    """Group a batch into at most one update per document, per scope."""
-    grouped: dict[str, dict[tuple[Entity, str | None], dict[str, int]]] = {s: {} for s in SCOPES}
+    """Group a batch into at most one update per document, per scope.
+
+    Grouped by entity first: an entity is hashed once per entity-day, and its few periods are keyed
+    by their strings alone (this runs on every flushed batch, a few hundred entity-days each).
+    """
+    by_entity: dict[Entity, list[tuple[str, dict[str, int]]]] = {}
     for entity_day, counters in counts.items():
-        periods = buckets_of(entity_day.day)
-        for scope in SCOPES:
-            period = None if scope == TOTALS else periods[scope]
-            target = grouped[scope].setdefault((entity_day.entity, period), defaultdict(int))
-            for name, amount in counters.items():
-                if amount:
-                    target[name] += amount
-    return {
-        scope: [
-            RollupUpdate(entity, scope, period, dict(inc)) for (entity, period), inc in docs.items() if inc
-        ]
-        for scope, docs in grouped.items()
-    }
+        inc = {name: amount for name, amount in counters.items() if amount}
+        if inc:
+            by_entity.setdefault(entity_day.entity, []).append((entity_day.day, inc))
+    out: dict[str, list[RollupUpdate]] = {scope: [] for scope in SCOPES}
+    for entity, days in by_entity.items():
+        if len(days) == 1:  # the common case: one day, one document per scope
+            day, inc = days[0]
+            periods = buckets_of(day)
+            for scope in SCOPES:
+                period = None if scope == TOTALS else periods[scope]
+                out[scope].append(RollupUpdate(entity, scope, period, dict(inc)))
+            continue
+        grouped: dict[str, dict[str | None, dict[str, int]]] = {scope: {} for scope in SCOPES}
+        for day, inc in days:
+            periods = buckets_of(day)
+            for scope in SCOPES:
+                period = None if scope == TOTALS else periods[scope]
+                target = grouped[scope].get(period)
+                if target is None:
+                    grouped[scope][period] = dict(inc)
+                else:
+                    for name, amount in inc.items():
+                        target[name] = target.get(name, 0) + amount
+        for scope, docs in grouped.items():
+            out[scope].extend(RollupUpdate(entity, scope, period, inc) for period, inc in docs.items())
+    return out
 
 
 def site_updates(counts: Mapping[EntityDay, Mapping[str, int]]) -> list[SiteUpdate]:

@@ -3,7 +3,9 @@
 - Totals go out as one `UPDATE … JOIN` on a derived table per chunk of rows, never as upserts:
   `INSERT … ON DUPLICATE KEY UPDATE` burns an AUTO_INCREMENT id for every row it touches, and a
   uuid that has no row is skipped, never inserted. GREATEST keeps a late or repeated write from
-  lowering a newer value.
+  lowering a newer value. The same transaction first reads the chunk's rows `FOR UPDATE`: their old
+  values say which rows the statement changes and what they hold after it (the change feed's
+  items), and which ids have no row, without reading the rows a second time.
 - Baselines: `INSERT IGNORE … SELECT` copies a row's counts into the baseline table the first time
   the pipeline touches it; later captures find the uuid there and change nothing. The pipeline
   writes a row only after its baseline exists, so a value it wrote is never taken for a legacy one.
@@ -30,11 +32,12 @@ from pymysql.constants import CLIENT
 
 from analytics_pipeline.adapters.mysql_columns import Column, checking
 from analytics_pipeline.errors import StoreError
-from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow
+from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow, SyncWrite
 from analytics_pipeline.rollups import Baseline, Entity
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 T = TypeVar("T")
+_Written = tuple[list[tuple[str, int, int]], list[str]]  # a chunk's rows changed, and ids without a row
 CHUNK = 1000
 NO_SUCH_TABLE = 1146
 STATE_ROW = "sync"
@@ -316,9 +319,7 @@ class MySqlReplicaStore:
                 )
         return baselines
 
-    def write_totals(
-        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
-    ) -> list[tuple[str, int, int]]:
+    def write_totals(self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False) -> SyncWrite:
         if allow_lower:
             assign = "j.{col} = t.{v}, b.synced_{name} = t.{v}"
         else:
@@ -335,35 +336,75 @@ class MySqlReplicaStore:
         )
         if self._touch:
             sets += f", j.{self._touch} = CURRENT_TIMESTAMP"
-        written: list[tuple[str, int, int]] = []
+        changed: list[tuple[str, int, int]] = []
+        missing: list[str] = []
         for chunk in _chunks(list(totals), self._chunk):
-            derived = " UNION ALL ".join(
-                ["SELECT %s AS u, %s AS v, %s AS d"] + ["SELECT %s, %s, %s"] * (len(chunk) - 1)
-            )
-            params = [value for row in chunk for value in row]
-            sql = (
-                f"UPDATE {self._t} AS j JOIN ({derived}) AS t ON j.{self._uuid} = t.u"
-                f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
-                f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)"
-            )
-            uuids = [row[0] for row in chunk]
 
-            def work(
-                cur: Any, sql: str = sql, params: list[Any] = params, uuids: list[str] = uuids
-            ) -> list[tuple[str, int, int]]:
-                cur.execute(sql, params)
-                # a multi-table UPDATE counts the rows of both tables: read the site's rows apart,
-                # as they stand after the write (what the change feed publishes)
-                marks = ",".join(["%s"] * len(uuids))
-                cur.execute(
-                    f"SELECT {self._uuid}, COALESCE({self._views}, 0), COALESCE({self._downloads}, 0)"
-                    f" FROM {self._t} WHERE {self._uuid} IN ({marks})",
-                    uuids,
-                )
-                return [(str(u), int(v), int(d)) for u, v, d in cur.fetchall()]
+            def work(cur: Any, chunk: Sequence[tuple[str, int, int]] = chunk) -> _Written:
+                return self._write_chunk(cur, chunk, sets, allow_lower)
 
-            written.extend(self._transaction(work))
-        return written
+            chunk_changed, chunk_missing = self._transaction(work)
+            changed.extend(chunk_changed)
+            missing.extend(chunk_missing)
+        return SyncWrite(tuple(changed), tuple(missing))
+
+    def _write_chunk(
+        self, cur: Any, chunk: Sequence[tuple[str, int, int]], sets: str, allow_lower: bool
+    ) -> _Written:
+        """One chunk in one transaction: lock and read the rows, write them in one statement, and say
+        which changed, computed from the locked values (nothing else can write them in between).
+
+        Reading before the write rather than after it is what spares a second look-up: the rows' old
+        values tell which the statement changes, and their values after it are GREATEST's. Each id
+        is escaped once, by the connection (which knows the server's quoting mode), and the numbers
+        are ints: the statements are sent whole, without a formatting pass over every value.
+        """
+        escape = cur.connection.escape
+        quoted = {uuid: escape(uuid) for uuid, _, _ in chunk}
+        cur.execute(
+            f"SELECT {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
+            f" WHERE {self._uuid} IN ({','.join(quoted.values())}) FOR UPDATE"
+        )
+        stored: dict[str, tuple[int | None, int | None]] = {
+            str(uuid): (_int(views), _int(downloads)) for uuid, views, downloads in cur.fetchall()
+        }
+        # MySQL matched the ids as the column's collation compares them (case-insensitively on
+        # the usual ones): the row found for an id may spell it otherwise
+        folded = {uuid.lower(): uuid for uuid in stored}
+        wanted: dict[str, tuple[str, int, int]] = {}  # the row's own uuid -> (the caller's id, totals)
+        missing: list[str] = []
+        for uuid, views, downloads in chunk:
+            row = uuid if uuid in stored else folded.get(uuid.lower())
+            if row is None:
+                missing.append(uuid)
+                continue
+            if row in wanted:  # one row named twice: the higher totals, as GREATEST would keep
+                _, earlier_views, earlier_downloads = wanted[row]
+                views, downloads = max(views, earlier_views), max(downloads, earlier_downloads)
+            wanted[row] = (uuid, int(views), int(downloads))
+        if not wanted:
+            return [], missing
+        values = [
+            (quoted[uuid] if row == uuid else escape(row), views, downloads)
+            for row, (uuid, views, downloads) in wanted.items()
+        ]
+        (u, v, d), *more = values
+        selects = [f"SELECT {u} AS u, {v} AS v, {d} AS d", *(f"SELECT {u}, {v}, {d}" for u, v, d in more)]
+        cur.execute(
+            f"UPDATE {self._t} AS j JOIN ({' UNION ALL '.join(selects)}) AS t ON j.{self._uuid} = t.u"
+            f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
+            f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)"
+        )
+        changed: list[tuple[str, int, int]] = []
+        for row, (uuid, views, downloads) in wanted.items():
+            before = stored[row]
+            if allow_lower:
+                after = (views, downloads)
+            else:
+                after = (max(before[0] or 0, views), max(before[1] or 0, downloads))
+            if after != before:
+                changed.append((uuid, *after))
+        return changed, missing
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
         found: dict[str, SyncedRow] = {}
@@ -503,6 +544,8 @@ def movie_id(uuid: Any) -> str:
     A binary or `_bin` column compares case-sensitively: docs/rollout.md says how to check and fix it.
     """
     return str(uuid).lower()
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _pair(views: Any, downloads: Any) -> tuple[int, int] | None:

@@ -37,6 +37,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def decode_claimed(reply: Sequence[Any]) -> dict[EntityDay, dict[str, int]]:
+    """claim.lua's {seq, claimed_at, member, 'field value ...', ...} as entity-day -> counter -> amount."""
+    counts: dict[EntityDay, dict[str, int]] = {}
+    for i in range(2, len(reply), 2):
+        raw = reply[i + 1]
+        pairs = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ")
+        day = EntityDay.parse(_text(reply[i]))
+        counts[day] = {pairs[j]: int(pairs[j + 1]) for j in range(0, len(pairs), 2)}
+    return counts
+
+
 class RedisClaimStore:
     """Claims per shard, one script call each; every driver error leaves as a domain StoreError.
 
@@ -64,6 +75,7 @@ class RedisClaimStore:
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
         # the scripts run at the memory limit (allow-oom): they are what frees memory
+        self._candidates = client.register_script(load_lua("candidates.lua", script_flags))
         self._claim = client.register_script(load_lua("claim.lua", script_flags))
         self._finish = client.register_script(load_lua("finish.lua", script_flags))
         self._mark_flushed = client.register_script(load_lua("mark_flushed.lua", script_flags))
@@ -102,17 +114,29 @@ class RedisClaimStore:
         return None
 
     def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
-        members = [_text(m) for m in self._client.zrange(shard.dirty, 0, max_entities * 8 - 1)]
+        other = self._linked(shard) if linked else None
+        members = self._candidates(
+            keys=[shard.dirty, shard.owner, *([other.owner] if other else [])],
+            args=[max_entities, max_entities * 8, 1 if linked else 0],
+        )
         if not members:
             return None
-        other = self._linked(shard) if linked else None
+        counters = [shard.counter(_text(m)) for m in members]
         extra = [other.owner, other.seq] if other else []
+        prefix = len(shard.counter(""))
         seq = _ms(now) * 1000
         for _ in range(CLAIM_ATTEMPTS):
             reply = self._claim(
-                keys=[shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq), *extra]
-                + [shard.counter(m) for m in members],
-                args=[_ms(now), max_entities, seq, 1 if linked else 0, *members],
+                keys=[
+                    shard.dirty,
+                    shard.seq,
+                    shard.inflight,
+                    shard.owner,
+                    shard.batch(seq),
+                    *extra,
+                    *counters,
+                ],
+                args=[_ms(now), max_entities, seq, 1 if linked else 0, prefix],
             )
             if reply and int(reply[0]) == -1:  # another flush took this number: propose the next
                 seq = int(reply[1]) + 1
@@ -122,10 +146,7 @@ class RedisClaimStore:
             return None
         if not reply:
             return None
-        counts: dict[EntityDay, dict[str, int]] = defaultdict(dict)
-        for i in range(2, len(reply), 3):
-            counts[EntityDay.parse(_text(reply[i]))][_text(reply[i + 1])] = int(reply[i + 2])
-        return Batch(seq=int(reply[0]), counts=dict(counts), shard=shard.shard)
+        return Batch(seq=int(reply[0]), counts=decode_claimed(reply), shard=shard.shard)
 
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:

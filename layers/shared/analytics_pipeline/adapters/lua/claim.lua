@@ -12,7 +12,9 @@
 -- KEYS[5]   the batch hash <root>:b:<ARGV[3]>
 -- KEYS[6]   when ARGV[4] = 1 (one primary while a v1 layout drains): the OTHER layout's owner hash
 -- KEYS[7]   when ARGV[4] = 1: the other layout's last sequence number
--- KEYS[6 + 2 * ARGV[4]..] the counter hashes of the candidate members, in ARGV[5..]'s order
+-- KEYS[6 + 2 * ARGV[4]..] the counter hashes of the candidate members (<root>:c:<member>), oldest
+--           first (candidates.lua picks them; another flush may have claimed some since: they are
+--           skipped)
 -- ARGV[1]   now, in ms
 -- ARGV[2]   how many entities to claim at most
 -- ARGV[3]   the sequence number proposed: the caller's clock in us, or one more than the last
@@ -20,12 +22,13 @@
 --           must not hand out an old one again, or documents that remember it would refuse the
 --           new batch; the clock floor keeps numbers rising.
 -- ARGV[4]   1 when the v1 and v2 layouts are linked (KEYS[6], KEYS[7]), else 0
--- ARGV[5..] candidate dirty members, oldest first (another flush may have claimed some since the
---           caller read them: they are skipped)
+-- ARGV[5]   the length of the counter hashes' prefix (<root>:c:): each member is its key's rest,
+--           so the members are not sent a second time
 --
 -- Returns {-1, last} when ARGV[3] is not above the last sequence number (of either linked layout;
--- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, member, field,
--- value, ...}.
+-- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, member,
+-- 'field value field value ...', member, ...}: one string per member (half the reply's elements
+-- of one per field, which the client decodes one by one).
 --
 -- Invariants: every increment is in exactly one place: a counter hash or a batch hash. An entity
 -- owned by a batch in flight is not claimed again until that batch is finished, so batches of one
@@ -61,9 +64,10 @@ local max_entities = tonumber(ARGV[2])
 local taken = {}
 local entities = 0
 local out = {}
-for i = 5, #ARGV do
-  local member = ARGV[i]
-  local counter = KEYS[first_counter + i - 5]
+local prefix = tonumber(ARGV[5])
+for i = first_counter, #KEYS do
+  local counter = KEYS[i]
+  local member = string.sub(counter, prefix + 1)
   local entity = string.match(member, '^(.*):[^:]*$')
   local mine = taken[entity]
   -- a full batch takes only more days of the entities it holds: skip the rest before any call
@@ -80,12 +84,14 @@ for i = 5, #ARGV do
           entities = entities + 1
           redis.call('HSET', KEYS[4], entity, seq_s)
         end
+        local fields = {}
         for j = 1, #values, 2 do
-          redis.call('HSET', KEYS[5], member .. '|' .. values[j], values[j + 1])
-          out[#out + 1] = member
-          out[#out + 1] = values[j]
-          out[#out + 1] = values[j + 1]
+          fields[j] = member .. '|' .. values[j]
+          fields[j + 1] = values[j + 1]
         end
+        redis.call('HSET', KEYS[5], unpack(fields))
+        out[#out + 1] = member
+        out[#out + 1] = table.concat(values, ' ')
         redis.call('DEL', counter)
         redis.call('ZREM', KEYS[1], member)
       end

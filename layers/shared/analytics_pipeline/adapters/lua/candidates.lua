@@ -1,0 +1,36 @@
+#!lua flags=no-writes
+-- candidates.lua: the dirty members of ONE shard a claim should take, oldest first. Reads only.
+--
+-- The claim declares every key it touches (claim.lua says why), so the caller first learns which
+-- counters to declare: the members of the oldest dirty entities that no batch in flight owns, at
+-- most ARGV[1] entities (all their days within the window). Without this step the caller would
+-- declare the whole window (ARGV[2] members, most of them never claimed) and encode each twice.
+-- Another flush may claim some of them before the claim runs: claim.lua checks every one again.
+--
+-- KEYS[1]  dirty zset (member: domain:type:id:day, score: ms first marked dirty)
+-- KEYS[2]  owner hash (field: domain:type:id, value: sequence number of its batch in flight)
+-- KEYS[3]  when ARGV[3] = 1 (one primary while a v1 layout drains): the other layout's owner hash
+-- ARGV[1]  how many entities at most
+-- ARGV[2]  how many of the oldest dirty members to look at
+-- ARGV[3]  1 when the v1 and v2 layouts are linked, else 0
+--
+-- Returns the members, oldest first.
+
+local linked = tonumber(ARGV[3]) == 1
+local max_entities = tonumber(ARGV[1])
+local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local decided = {}  -- entity -> true (taken) or false (busy, or over the limit)
+local entities = 0
+local out = {}
+for _, member in ipairs(members) do
+  local entity = string.match(member, '^(.*):[^:]*$')
+  local take = decided[entity]
+  if take == nil then
+    take = entities < max_entities and not (redis.call('HGET', KEYS[2], entity)
+      or (linked and redis.call('HGET', KEYS[3], entity)))
+    decided[entity] = take
+    if take then entities = entities + 1 end
+  end
+  if take then out[#out + 1] = member end
+end
+return out
