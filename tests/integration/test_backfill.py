@@ -206,7 +206,7 @@ def test_parity_passes_when_mysql_matches_the_totals(pipeline, legacy, movies, c
     assert "MISMATCH" not in out
     report = pipeline.container.parity().run()
     # every movie with totals is compared (the one without a row on its rollups alone)
-    assert (report.checked, report.matched, report.missing_rows) == (11, 11, ["no-row-movie"])
+    assert (report.checked, report.matched, report.missing_rows) == (11, 11, [NO_ROW])
 
 
 def test_parity_fails_and_lists_a_mismatch(pipeline, legacy, movies, capsys):
