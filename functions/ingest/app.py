@@ -13,7 +13,7 @@ app = new_resolver(container().settings.cors_allow_origin)
 
 
 @app.post("/api/v1/analytics/events")
-def post_event() -> Response:
+def post_event() -> Response[str]:
     c = container()
     result = c.ingest.ingest_one(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(
@@ -28,7 +28,7 @@ def post_event() -> Response:
 
 
 @app.post("/api/v1/analytics/events/batch")
-def post_batch() -> Response:
+def post_batch() -> Response[str]:
     c = container()
     result = c.ingest.ingest_batch(ingest_request(app.current_event, c.settings.max_body_bytes))
     publish(

@@ -52,7 +52,8 @@ def _read_secret(arn: str) -> str:
     # Powertools caches the value (5 minutes), so rotation is picked up without a cold start.
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=300)
+    # typed as text, but a secret stored as SecretBinary comes back as bytes
+    value = cast("str | bytes", parameters.get_secret(arn, max_age=300))
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     return str(value).strip()

@@ -191,10 +191,8 @@ class FlushService:
             totals = self._rollups.totals(movies)
         if self._policy.sync_mode == "shadow":
             return
-        rows = [
-            (entity.entity_id, *(t[name] for name in self._policy.sync.counters))
-            for entity, t in totals.items()
-        ]
+        views, downloads = self._policy.sync.counters
+        rows = [(entity.entity_id, t[views], t[downloads]) for entity, t in totals.items()]
         written = self._replica.write_totals(rows, allow_lower)
         report.mysql_written += len(written)
         report.mysql_skipped += len(rows) - len(written)

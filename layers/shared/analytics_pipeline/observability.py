@@ -8,9 +8,9 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -59,8 +59,8 @@ def publish(
     if not emitted:
         return
     with _metrics_lock:
-        for name, value in (dimensions or {}).items():
-            metrics.add_dimension(name=name, value=value)
+        for dimension, label in (dimensions or {}).items():
+            metrics.add_dimension(name=dimension, value=label)
         for name, value in emitted.items():
             metrics.add_metric(name=name, unit=unit, value=value)
         _flush()
@@ -84,7 +84,17 @@ def tracer() -> Any:
     return Tracer(service=SERVICE)
 
 
-def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
+@overload
+def lambda_entry[H: Callable[..., Any]](handler: H, *, sdk_tracing: bool = True) -> H: ...
+
+
+@overload
+def lambda_entry[H: Callable[..., Any]](
+    handler: None = None, *, sdk_tracing: bool = True
+) -> Callable[[H], H]: ...
+
+
+def lambda_entry(handler: Callable[..., Any] | None = None, *, sdk_tracing: bool = True) -> Any:
     """The decorator stack of every function: context stand-in, request id in logs, a trace segment.
 
     `sdk_tracing=False` leaves tracing to Lambda's active tracing (the invocation's segments) and
@@ -92,7 +102,7 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
     visitors wait on, takes that option.
     """
 
-    def decorate(func: Any) -> Any:
+    def decorate[H: Callable[..., Any]](func: H) -> H:
         traced = tracer().capture_lambda_handler(func) if sdk_tracing else func
         logged = logger.inject_lambda_context(traced, clear_state=True)
 
@@ -100,7 +110,7 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
         def entry(event: Any, context: Any = None) -> Any:
             return logged(event, context if context is not None else StandInContext())
 
-        return entry
+        return cast(H, entry)
 
     return decorate(handler) if handler is not None else decorate
 

@@ -220,8 +220,12 @@ class ReplicaStore(Protocol):
 
     def ensure_schema(self) -> None: ...
 
-    def capture_baselines(self, uuids: Sequence[str], zero_after_id: int | None = None) -> list[Baseline]:
+    def capture_baselines(
+        self, uuids: Sequence[str], zero_after_id: int | None = None, source: str = "flush"
+    ) -> list[Baseline]:
         """Record, once ever, each existing row's current counts as its legacy baseline; return them all.
+
+        `source` names who captured them ("flush" or "backfill"), kept beside each baseline.
 
         Rows whose id is above `zero_after_id` were created after the shadow started: both counting
         paths counted them from their first view, so their legacy count is 0.

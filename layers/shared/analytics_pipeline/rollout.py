@@ -103,8 +103,8 @@ class RolloutService:
         self, uuids: Sequence[str] | None, report: ResyncReport, size: int = 1000
     ) -> Iterator[list[Entity]]:
         if uuids is None:
-            for chunk in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, size):
-                yield [entity for entity, _ in chunk]
+            for stored in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, size):
+                yield [entity for entity, _ in stored]
             return
         listed = [self._movie(u) for u in dict.fromkeys(uuids)]
         for start in range(0, len(listed), size):

@@ -53,6 +53,8 @@ COLLECTIONS: dict[str, str | None] = {
     MONTHLY: "month",
     YEARLY: "year",
 }
+# the period collections alone: a series reads one of them
+PERIOD_FIELD: dict[str, str] = {name: field for name, field in COLLECTIONS.items() if field is not None}
 # a rollup scope of the domain (rollups.SCOPES) -> its collection
 SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MONTHLY, "year": YEARLY}
 
@@ -270,7 +272,7 @@ class MongoRollupStore:
             try:
                 with self._lock:
                     result = self._db[collection].bulk_write(ops, ordered=False)
-                return written + result.upserted_count + result.modified_count
+                return written + int(result.upserted_count) + int(result.modified_count)
             except BulkWriteError as exc:
                 duplicates, others, done = _write_errors(exc)
                 if others:
@@ -339,8 +341,8 @@ class MongoRollupStore:
 
     def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
         collection = SCOPE_COLLECTION[bucket]
-        field = COLLECTIONS[collection]
-        query = {**entity_key(entity), field: {"$gte": first, "$lte": last}}
+        field = PERIOD_FIELD[collection]
+        query: dict[str, Any] = {**entity_key(entity), field: {"$gte": first, "$lte": last}}
         # at most 400 periods: one round trip (a server's first batch is 101 documents otherwise)
         docs = self._read(
             "reading series", lambda: list(self._db[collection].find(query, {"_id": 0}).batch_size(401))

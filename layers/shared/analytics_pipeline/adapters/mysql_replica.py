@@ -406,7 +406,11 @@ class MySqlReplicaStore:
     def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
         last = ""
         while True:
-            rows = self._run(lambda cur, last=last: self._synced_rows(cur, last, batch, lock=False))
+
+            def read(cur: Any, last: str = last) -> list[SyncedRow]:
+                return self._synced_rows(cur, last, batch, lock=False)
+
+            rows = self._run(read)
             if not rows:
                 return
             yield rows
@@ -422,7 +426,7 @@ class MySqlReplicaStore:
                 rows = self._synced_rows(cur, last, self._chunk, lock=not dry_run)
                 done = []
                 for row in rows:
-                    if row.synced is None:
+                    if row.synced is None or row.baseline is None:
                         continue  # never written by the pipeline: its baseline is still the legacy count
                     added = (max(0, row.column[0] - row.synced[0]), max(0, row.column[1] - row.synced[1]))
                     if added != (0, 0):

@@ -15,10 +15,11 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 
+from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua, translate
 from analytics_pipeline.errors import HotStoreUnavailable
@@ -49,7 +50,7 @@ class RedisClaimStore:
 
     def __init__(
         self,
-        client: Any,
+        client: RedisClient,
         keys: KeyLayout,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
@@ -133,7 +134,8 @@ class RedisClaimStore:
         command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
         try:
             if self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
-                node = self._client.get_node_from_key(self._keys.shard(batch.shard).inflight)
+                cluster = cast(ClusterClient, self._client)
+                node = cluster.get_node_from_key(self._keys.shard(batch.shard).inflight)
                 acked = int(self._client.execute_command(*command, target_nodes=node))
             else:
                 acked = int(self._client.execute_command(*command))
@@ -292,7 +294,7 @@ class RedisClaimStore:
     # --- the watchdog's last run (the status route) -----------------------------------------------
 
     def record_check(self, summary: CheckSummary) -> None:
-        fields = {
+        fields: dict[Field, Field] = {
             "checked": summary.checked,
             "mismatches": summary.mismatches,
             "errors": summary.errors,

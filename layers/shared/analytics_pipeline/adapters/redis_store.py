@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from analytics_pipeline.adapters.redis_client import RedisClient, RedisScript
 from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
@@ -30,12 +31,6 @@ def load_lua(name: str, script_flags: bool = True) -> str:
     if not script_flags and text.startswith("#!"):
         return text.split("\n", 1)[1]
     return text
-
-
-class RedisClient(Protocol):
-    """The part of redis-py's client this adapter uses."""
-
-    def register_script(self, script: str) -> Any: ...
 
 
 def translate(exc: RedisError) -> Exception:
@@ -56,7 +51,9 @@ class LayoutRecord:
     it first, and ingest reads its dedupe marks for one dedupe window.
     """
 
-    def __init__(self, client: Any, keys: KeyLayout, cluster: bool, dedupe_ttl_s: int = 48 * 3600) -> None:
+    def __init__(
+        self, client: RedisClient, keys: KeyLayout, cluster: bool, dedupe_ttl_s: int = 48 * 3600
+    ) -> None:
         self._client = client
         self._keys = keys
         self._cluster = cluster
@@ -203,7 +200,7 @@ class RedisHotStore:
         """The shards' ingest.lua calls."""
         return self._pipelined(self._ingest, calls)
 
-    def _pipelined(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
+    def _pipelined(self, script: RedisScript, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """Calls of one script; several go in one pipeline (a cluster sends each node its own)."""
         if len(calls) == 1:
             script_keys, args = calls[0]
