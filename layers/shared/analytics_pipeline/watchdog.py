@@ -178,7 +178,8 @@ class WatchdogService:
             sample = self._claims.recently_flushed(self._policy.sample)
             suspects = self._mismatches(sample)
             if suspects:  # a batch may have been applied between two reads: look once more
-                suspects = self._mismatches([Entity.parse(m["entity"]) for m in suspects])
+                # each entity once, though it may have failed several checks
+                suspects = self._mismatches(list(dict.fromkeys(Entity.parse(m["entity"]) for m in suspects)))
             report.checked = len(sample)
             report.mismatches = suspects
             for mismatch in suspects:
