@@ -49,6 +49,15 @@ class SpooledBatch:
     ack: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class RedriveReport:
+    """What `redrive` moved from the dead-letter queue back into the spool queue."""
+
+    moved: int  # messages, one per spooled request
+    events: int
+    unreadable: int  # left in the dead-letter queue: replay would only fail on them again
+
+
 class Spool(Protocol):
     """Durable storage for events that arrived while the hot store was unreachable."""
 
@@ -66,6 +75,10 @@ class Spool(Protocol):
 
     def dead_letter_pending(self) -> int | None:
         """Batches in the dead-letter queue; None for a spool without one (the local file)."""
+        ...
+
+    def redrive(self) -> RedriveReport | None:
+        """Move the dead-letter queue back into the spool; None for a spool without one (the file)."""
         ...
 
 
