@@ -68,10 +68,11 @@ def dumps(body: Any) -> str:
 def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl_s: int = 48 * 3600) -> bool:
     """True when the event's dedupe mark is in Redis (the installed container's layout, this generation)."""
     from analytics_pipeline import bootstrap
+    from analytics_pipeline.rollups import entity_key
 
     keys = bootstrap.container().keys
     assert keys.prefix == prefix
-    entity = f"{body['domain']}:{body['entity_type']}:{body['entity_id']}"
+    entity = entity_key(body["domain"], body["entity_type"], body["entity_id"])
     key, mark = keys.mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
     text = client.get(key) or b""
     return any(text[i : i + 8] == mark for i in range(0, len(text), 8))

@@ -185,6 +185,7 @@ class Container:
                 s.redis_wait_timeout_ms,
                 script_flags=not embedded,
                 cluster=s.redis_cluster,
+                clock=self.clock,
             )
 
         return self._once("claims", build)

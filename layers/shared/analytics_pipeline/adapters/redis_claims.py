@@ -20,10 +20,11 @@ from typing import Any, cast
 from redis.exceptions import RedisError
 
 from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient
+from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua, translate
 from analytics_pipeline.errors import HotStoreUnavailable
-from analytics_pipeline.ports import CheckSummary, Lag
+from analytics_pipeline.ports import CheckSummary, Clock, Lag
 from analytics_pipeline.rollups import Batch, Entity, EntityDay, batch_key
 
 RECENT_KEEP = 1000  # per shard
@@ -32,10 +33,6 @@ CLAIM_ATTEMPTS = 5  # sequence numbers proposed before a claim gives up on a sha
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisClaimStore:
@@ -57,7 +54,9 @@ class RedisClaimStore:
         script_flags: bool = True,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))  # the container passes its own
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
@@ -246,7 +245,7 @@ class RedisClaimStore:
 
     def in_flight_entities(self) -> set[Entity]:
         try:
-            shards = self._shards(datetime.now(UTC))
+            shards = self._shards(self._clock())
             pipe = self._client.pipeline(transaction=False)
             for k in shards:
                 pipe.hkeys(k.owner)
@@ -257,7 +256,7 @@ class RedisClaimStore:
 
     def in_flight_batches(self) -> set[int]:
         try:
-            shards = self._shards(datetime.now(UTC))
+            shards = self._shards(self._clock())
             pipe = self._client.pipeline(transaction=False)
             for k in shards:
                 pipe.zrange(k.inflight, 0, -1)

@@ -18,6 +18,11 @@ Arg = str | bytes | int | float
 Field = EncodableT  # a hash's field or value, as redis-py types them
 
 
+def text(value: Any) -> str:
+    """A reply as text: bytes decoded (a client without decode_responses), anything else str()."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RedisScript(Protocol):
     """A registered Lua script (redis-py's `Script`): called by EVALSHA, reloaded on NOSCRIPT."""
 

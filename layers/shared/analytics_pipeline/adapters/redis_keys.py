@@ -45,6 +45,7 @@ same way as a shard (`{p}:v1:dirty`, `{p}:v1:c:{member}`, …, marks `{p}:v1:e:{
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -236,6 +237,13 @@ class KeyLayout:
     @staticmethod
     def generation(now_s: float, dedupe_ttl_s: int) -> int:
         return int(now_s // (dedupe_ttl_s // 2))
+
+    @classmethod
+    def mark_ttl(cls, now_s: float, dedupe_ttl_s: int) -> int:
+        """Seconds a mark (or id record) written now lives: to the end of the last generation that
+        reads it, GENERATIONS half-windows from the start of its own."""
+        span = dedupe_ttl_s // 2
+        return max(1, math.ceil((cls.generation(now_s, dedupe_ttl_s) + GENERATIONS) * span - now_s))
 
     def mark_location(self, event_id: str, entity: str, now_s: float, dedupe_ttl_s: int) -> tuple[str, bytes]:
         """(mark string of the current generation, 8-byte mark) where ingest marks an event now."""

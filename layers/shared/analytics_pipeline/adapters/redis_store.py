@@ -15,10 +15,12 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, Respon
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from analytics_pipeline.adapters.redis_client import RedisClient, RedisScript
-from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_client import text as _text
+from analytics_pipeline.adapters.redis_keys import LOOKUP, KeyLayout, ShardKeys
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
+from analytics_pipeline.rollups import entity_key
 
 
 def load_lua(name: str, script_flags: bool = True) -> str:
@@ -110,10 +112,6 @@ class LayoutRecord:
         return self._since_s + self._dedupe_ttl_s if self._legacy else 0.0
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class RedisHotStore:
     """Counts events with one EVALSHA per shard the events touch, pipelined (reloaded on NOSCRIPT).
 
@@ -155,7 +153,7 @@ class RedisHotStore:
             legacy_marks = self._layout.legacy_marks_until_s(now_s) > now_s
             by_shard: dict[int, list[int]] = {}
             for index, event in enumerate(events):
-                entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+                entity = entity_key(event.domain, event.entity_type, event.entity_id)
                 by_shard.setdefault(keys.shard_of(entity), []).append(index)
             # one shard: the budget is checked in ingest.lua itself, atomic with the counts
             inline = budget is not None and keys.shards == 1
@@ -221,8 +219,7 @@ class RedisHotStore:
         """ids.lua in each shard that the events' ids belong to: False for an id seen with another entity."""
         keys = self._keys
         generation = keys.generation(now_s, self._dedupe_ttl_s)
-        span = self._dedupe_ttl_s // 2
-        ttl = max(1, math.ceil((generation + GENERATIONS) * span - now_s))
+        ttl = keys.mark_ttl(now_s, self._dedupe_ttl_s)
         by_shard: dict[int, list[int]] = {}
         for index, event in enumerate(events):
             by_shard.setdefault(keys.id_shard_of(event.event_id), []).append(index)
@@ -240,7 +237,7 @@ class RedisHotStore:
                 if at is None:
                     at = where[bucket] = len(script_keys) + 1
                     script_keys.extend(shard_keys.ids(generation + g, bucket) for g in LOOKUP)
-                entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+                entity = entity_key(event.domain, event.entity_type, event.entity_id)
                 args.extend((mark, keys.entity_digest(entity), at))
             calls.append((script_keys, args))
         fresh = [True] * len(events)
@@ -263,8 +260,7 @@ class RedisHotStore:
         keys = self._keys
         ttl = self._dedupe_ttl_s
         generation = keys.generation(now_s, ttl)
-        span = ttl // 2
-        mark_ttl = max(1, math.ceil((generation + GENERATIONS) * span - now_s))
+        mark_ttl = keys.mark_ttl(now_s, ttl)
         script_keys: list[Any] = [shard.dirty, keys.rate(budget.subject, window) if budget else shard.dirty]
         index: dict[str, int] = {}
 
