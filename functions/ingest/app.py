@@ -6,7 +6,7 @@ from typing import Any
 
 from analytics_pipeline.bootstrap import container
 from analytics_pipeline.http import batch_answer, event_answer, ingest_request, new_resolver
-from analytics_pipeline.observability import http_lock, lambda_entry, publish
+from analytics_pipeline.observability import http_lock, lambda_entry, publish_batch, publish_event
 from aws_lambda_powertools.event_handler import Response
 
 app = new_resolver(container().settings.cors_allow_origin)
@@ -16,14 +16,7 @@ app = new_resolver(container().settings.cors_allow_origin)
 def post_event() -> Response[str]:
     c = container()
     result = c.ingest.ingest_one(ingest_request(app.current_event, c.settings.max_body_bytes))
-    publish(
-        {
-            "EventsAccepted": result.status == "accepted" and not result.duplicate,
-            "EventsDuplicate": result.duplicate,
-            "BotEventsIgnored": result.status == "ignored",
-            "EventsSpooled": result.spooled,
-        }
-    )
+    publish_event(result)
     return event_answer(result)
 
 
@@ -31,15 +24,7 @@ def post_event() -> Response[str]:
 def post_batch() -> Response[str]:
     c = container()
     result = c.ingest.ingest_batch(ingest_request(app.current_event, c.settings.max_body_bytes))
-    publish(
-        {
-            "EventsAccepted": result.accepted,
-            "EventsDuplicate": result.duplicates,
-            "BotEventsIgnored": result.ignored,
-            "EventsRejected": len(result.rejected),
-            "EventsSpooled": result.spooled,
-        }
-    )
+    publish_batch(result)
     return batch_answer(result)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from analytics_pipeline.errors import ConfigurationError, RolloutRefused
+from analytics_pipeline.errors import InvalidRequest, RolloutRefused
 
 from tests.pipeline import counted
 from tests.unit.stores import Stores
@@ -199,7 +199,7 @@ def test_resync_is_refused_in_the_shadow(stores, movie):
 def test_resync_refuses_a_malformed_movie_id_and_writes_nothing(stores, site, movie):
     cut_over(stores, site, movie)
     stores.replica.rows[movie].views = 3
-    with pytest.raises(ConfigurationError, match="not a uuid!"):
+    with pytest.raises(InvalidRequest, match="not a uuid!"):
         stores.rollout().resync(["not a uuid!"])
     assert stores.replica.columns()[movie] == (3, 7)
 

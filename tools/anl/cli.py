@@ -256,8 +256,12 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def cmd_resync(args: argparse.Namespace) -> int:
     from analytics_pipeline.bootstrap import container
+    from analytics_pipeline.errors import InvalidRequest
 
-    report = container().rollout().resync(args.uuid or None, allow_lower=args.allow_lower)
+    try:
+        report = container().rollout().resync(args.uuid or None, allow_lower=args.allow_lower)
+    except InvalidRequest as exc:  # the movie ids came from --uuid
+        raise UsageError(f"resync: --uuid {exc.errors[0].message}") from exc
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 

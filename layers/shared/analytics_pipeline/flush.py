@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import ChangeFeedUnavailable, RolloutRefused, StoreError
+from analytics_pipeline.errors import ChangeFeedUnavailable, ConfigurationError, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Batch, Entity, batch_key, rollup_updates, site_updates
@@ -55,11 +55,29 @@ class FlushReport:
     errors: list[str] = field(default_factory=list)
     lag: Lag | None = None
 
+    def add(self, sync: SyncResult) -> None:
+        self.mysql_written += sync.written
+        self.mysql_skipped += sync.skipped
+        self.baselines_seeded += sync.baselines_seeded
+        self.changes_published += sync.published
+        self.changes_deferred += sync.deferred
+
     def as_dict(self) -> dict[str, Any]:
         body = {k: v for k, v in asdict(self).items() if k != "lag"}
         # the lag is unknown (null) when Redis cannot be read: the keys are there all the same
         body.update(asdict(self.lag) if self.lag is not None else dict.fromkeys(Lag.FIELDS))
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What writing some movies' totals to the site's columns did (and announcing them)."""
+
+    written: int = 0
+    skipped: int = 0  # no row in the site's table: never inserted
+    baselines_seeded: int = 0
+    published: int = 0  # movies announced in CountersSynced events
+    deferred: int = 0  # movies whose event failed: kept for the watchdog
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,59 +182,68 @@ class FlushService:
             report.site_upserts += self._rollups.apply_site(batch.key, floor, site_updates(batch.counts), now)
         else:
             logger.warning("batch finished by another run: its site-wide counts are in", seq=batch.seq)
-        movies = [
-            e
-            for e in batch.entities
-            if e.domain == self._policy.sync.domain and e.entity_type == self._policy.sync.entity_type
-        ]
+        movies = [e for e in batch.entities if self._policy.sync.holds(e.domain, e.entity_type)]
         if movies and self._replica is not None:
-            self.sync_movies(movies, report)
+            report.add(self._sync_movies(self._replica, movies))
         self._claims.finish(batch.seq, self._clock(), batch.shard)
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
 
-    def sync_movies(self, movies: list[Entity], report: FlushReport, allow_lower: bool = False) -> None:
+    def sync_movies(self, movies: list[Entity], allow_lower: bool = False) -> SyncResult:
         """Capture the movies' baselines, seed them into the totals, then write the totals to MySQL.
 
         Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value.
+        Raises ConfigurationError without MySQL.
         """
-        assert self._replica is not None
-        baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
+        if self._replica is None:
+            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required to write the columns")
+        return self._sync_movies(self._replica, movies, allow_lower)
+
+    def _sync_movies(
+        self, replica: ReplicaStore, movies: list[Entity], allow_lower: bool = False
+    ) -> SyncResult:
+        baselines = replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
         totals = self._rollups.totals(movies)
         # Only a movie touched for the first time still needs its baseline in the totals.
         missing = [b for b in baselines if b.entity not in totals or totals[b.entity].legacy is None]
+        seeded = 0
         if missing:
-            report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
+            seeded = self._rollups.apply_baselines(missing, self._clock())
             totals = self._rollups.totals(movies)
         if self._policy.sync_mode == "shadow":
-            return
+            return SyncResult(baselines_seeded=seeded)
         views, downloads = self._policy.sync.counters
         rows = [(entity.entity_id, t[views], t[downloads]) for entity, t in totals.items()]
-        written = self._replica.write_totals(rows, allow_lower)
-        report.mysql_written += len(written)
-        report.mysql_skipped += len(rows) - len(written)
-        self.announce(written, report)
+        written = replica.write_totals(rows, allow_lower)
+        announced = self.announce(written)
+        return SyncResult(
+            written=len(written),
+            skipped=len(rows) - len(written),
+            baselines_seeded=seeded,
+            published=announced.published,
+            deferred=announced.deferred,
+        )
 
-    def announce(self, rows: list[tuple[str, int, int]], report: FlushReport) -> None:
+    def announce(self, rows: list[tuple[str, int, int]]) -> SyncResult:
         """Publish the rows just written; when the feed fails, keep them for the watchdog.
 
         The counts are in both stores already: a failed publish changes none of them, and the
         event it owed goes out later with the columns' values of that moment (absolute values).
         """
         if not rows or self._changes is None:
-            return
+            return SyncResult()
         target = self._policy.sync
         try:
             self._changes.publish(target.domain, target.entity_type, rows)
-            report.changes_published += len(rows)
+            return SyncResult(published=len(rows))
         except ChangeFeedUnavailable as exc:
             logger.warning(
                 "change feed failed: the watchdog publishes again", error=str(exc), movies=len(rows)
             )
             movies = [Entity(target.domain, target.entity_type, uuid) for uuid, _, _ in rows]
             self._claims.defer_changes(movies, self._clock())
-            report.changes_deferred += len(rows)
+            return SyncResult(deferred=len(rows))
 
     def _safe_lag(self) -> Lag | None:
         try:

@@ -10,10 +10,13 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from analytics_pipeline.ingest import BatchResult, EventResult
 
 # Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE itself; these are the defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "analytics"
@@ -127,6 +130,31 @@ def _lag_gauges(lag: Any) -> dict[str, tuple[float, MetricUnit]]:
     if lag.last_flush_age_s is not None:
         gauges["LastFlushAgeSeconds"] = (lag.last_flush_age_s, MetricUnit.Seconds)
     return gauges
+
+
+def publish_event(result: EventResult) -> None:
+    """The business metrics of one ingested event."""
+    publish(
+        {
+            "EventsAccepted": result.status == "accepted" and not result.duplicate,
+            "EventsDuplicate": result.duplicate,
+            "BotEventsIgnored": result.status == "ignored",
+            "EventsSpooled": result.spooled,
+        }
+    )
+
+
+def publish_batch(result: BatchResult) -> None:
+    """The business metrics of one ingested batch."""
+    publish(
+        {
+            "EventsAccepted": result.accepted,
+            "EventsDuplicate": result.duplicates,
+            "BotEventsIgnored": result.ignored,
+            "EventsRejected": len(result.rejected),
+            "EventsSpooled": result.spooled,
+        }
+    )
 
 
 def publish_flush(report: Any) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from analytics_pipeline.buckets import week_label
 from analytics_pipeline.errors import FieldError, InvalidRequest, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import LabelReader, RollupReader
@@ -40,10 +41,7 @@ def periods(bucket: str, first: date, last: date) -> list[str]:
         span = (last - start).days // 7 + 1
         if span > MAX_PERIODS:
             raise _too_many(bucket, span)
-        for i in range(span):
-            year, week, _ = (start + timedelta(weeks=i)).isocalendar()
-            labels.append(f"{year:04d}-W{week:02d}")
-        return labels
+        return [week_label(start + timedelta(weeks=i)) for i in range(span)]
     if bucket == "month":
         span = (last.year - first.year) * 12 + last.month - first.month + 1
         if span > MAX_PERIODS:
@@ -145,7 +143,7 @@ class QueryService:
         """The site's labels of ranked movies; none for other kinds, without MySQL, or when it fails."""
         if self.labels is None or not entity_ids:
             return {}
-        if (kind.domain, kind.entity_type) != (self.sync.domain, self.sync.entity_type):
+        if not self.sync.holds(kind.domain, kind.entity_type):
             return {}
         try:
             return self.labels.labels(entity_ids)

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import ConfigurationError, RolloutRefused
-from analytics_pipeline.flush import FlushReport, FlushService
+from analytics_pipeline.errors import FieldError, InvalidRequest, RolloutRefused
+from analytics_pipeline.flush import FlushService
 from analytics_pipeline.ports import ClaimStore, Clock, ReplicaStore, RollupStore
 from analytics_pipeline.rollups import Baseline, Entity
 from analytics_pipeline.vocabulary import ENTITY_ID, ENTITY_ID_RULE, SYNC_TARGET, SyncTarget
@@ -71,9 +71,13 @@ class RolloutService:
         self._sync = sync
 
     def resync(self, uuids: Sequence[str] | None = None, allow_lower: bool = False) -> ResyncReport:
-        for uuid in uuids or ():
-            if not ENTITY_ID.match(uuid):
-                raise ConfigurationError(f"--uuid {uuid[:80]!r}: a movie id {ENTITY_ID_RULE}")
+        malformed = [
+            FieldError("entity_id", f"{u[:80]!r}: a movie id {ENTITY_ID_RULE}")
+            for u in uuids or ()
+            if not ENTITY_ID.match(u)
+        ]
+        if malformed:
+            raise InvalidRequest(malformed)
         self._flush.prepare()
         state = self._replica.rollout_state()
         if self._sync_mode == "shadow" or state.mode == "shadow":
@@ -88,11 +92,10 @@ class RolloutService:
             report.in_flight += len(movies) - len(idle)
             if not idle:
                 continue
-            done = FlushReport()
-            self._flush.sync_movies(idle, done, allow_lower=allow_lower)
+            done = self._flush.sync_movies(idle, allow_lower=allow_lower)
             report.movies += len(idle)
-            report.written += done.mysql_written
-            report.skipped_no_row += done.mysql_skipped
+            report.written += done.written
+            report.skipped_no_row += done.skipped
             report.baselines_seeded += done.baselines_seeded
         return report
 

@@ -162,11 +162,10 @@ class WatchdogService:
             if not movies:
                 return
             rows = self._replica.read_synced([m.entity_id for m in movies])
-            done = FlushReport()
-            self._flush.announce([(uuid, *row.column) for uuid, row in rows.items()], done)
-            report.flush.changes_published += done.changes_published
-            if done.changes_deferred:  # still failing: they stay deferred, in their place
-                report.errors.append(f"changes: {done.changes_deferred} movies still unpublished")
+            done = self._flush.announce([(uuid, *row.column) for uuid, row in rows.items()])
+            report.flush.changes_published += done.published
+            if done.deferred:  # still failing: they stay deferred, in their place
+                report.errors.append(f"changes: {done.deferred} movies still unpublished")
             else:
                 self._claims.drop_deferred_changes(movies)
         except StoreError as exc:
@@ -199,9 +198,7 @@ class WatchdogService:
             checked = totals.get(entity, Totals())
             for check, expected, value in rollup_differences(checked, {"day": daily.get(entity, {})}):
                 found.append({"entity": str(entity), "check": check, "expected": expected, "found": value})
-        movies = [
-            e for e in entities if (e.domain, e.entity_type) == (self._sync.domain, self._sync.entity_type)
-        ]
+        movies = [e for e in entities if self._sync.holds(e.domain, e.entity_type)]
         if self._replica is not None and movies and self._policy.check_mysql:
             rows = self._replica.read_synced([m.entity_id for m in movies])
             for movie in movies:
