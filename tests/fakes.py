@@ -14,9 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
-from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
-from analytics_pipeline.errors import ChangeFeedUnavailable, HotStoreUnavailable, SpoolUnavailable
+from analytics_pipeline.errors import (
+    ChangeFeedUnavailable,
+    HotStoreUnavailable,
+    ReplicaUnavailable,
+    RollupStoreUnavailable,
+    SpoolUnavailable,
+)
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import (
     Budget,

@@ -459,9 +459,13 @@ def _log_level(verbose: bool) -> str:
 
 def _store_problem(exc: Exception) -> str:
     """A store failure in one line: which setting points at the store, and what went wrong."""
-    from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
-    from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
-    from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable, SpoolUnavailable
+    from analytics_pipeline.errors import (
+        HotStoreError,
+        HotStoreUnavailable,
+        ReplicaUnavailable,
+        RollupStoreUnavailable,
+        SpoolUnavailable,
+    )
 
     if isinstance(exc, ReplicaUnavailable):
         cause = {

@@ -79,6 +79,20 @@ class HotStoreFull(HotStoreError):
     """Redis refuses writes because it reached its memory limit (OOM under `noeviction`)."""
 
 
+class RollupStoreUnavailable(StoreError):
+    """MongoDB could not be reached or refused a write."""
+
+
+class ReplicaUnavailable(StoreError):
+    """MySQL could not be reached or refused a statement; `reason` says which cause (the operator's
+    message names the setting from it): unreachable, login_refused, unknown_database,
+    database_refused, missing_table, or failed."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ChangeFeedUnavailable(StoreError):
     """The change feed (EventBridge) did not take the events, after its retries."""
 

@@ -34,7 +34,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from analytics_pipeline.errors import StoreError
+# RollupStoreUnavailable lived here: still importable from this module, for one release
+from analytics_pipeline.errors import RollupStoreUnavailable
 from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, SiteUpdate, Totals
 from analytics_pipeline.vocabulary import COUNTERS, RATINGS_AVG
 
@@ -62,10 +63,6 @@ SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MON
 # documents per period (a batch writes the shard `seq % SITE_SHARDS`; a read sums them).
 SITE = "analytics_site_series"
 SITE_SHARDS = 8
-
-
-class RollupStoreUnavailable(StoreError):
-    """MongoDB could not be reached or refused a write."""
 
 
 def entity_key(entity: Entity) -> dict[str, str]:

@@ -28,7 +28,8 @@ from urllib.parse import unquote, urlparse
 import pymysql
 from pymysql.constants import CLIENT
 
-from analytics_pipeline.errors import StoreError
+# ReplicaUnavailable lived here: still importable from this module, for one release
+from analytics_pipeline.errors import ReplicaUnavailable
 from analytics_pipeline.ports import LegacyRow, Rebaselined, RolloutState, SyncedRow
 from analytics_pipeline.rollups import Baseline, Entity
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
@@ -58,14 +59,6 @@ _REASONS = {
     2006: "unreachable",
     2013: "unreachable",
 }
-
-
-class ReplicaUnavailable(StoreError):
-    """MySQL could not be reached or refused a statement; `reason` says which of the causes above."""
-
-    def __init__(self, message: str, reason: str = "failed") -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def translate(exc: pymysql.MySQLError) -> ReplicaUnavailable:

@@ -8,14 +8,38 @@ on the command and on `decode_responses`, and each adapter decodes what it reads
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT
+
+from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 
 Key = str | bytes
 Arg = str | bytes | int | float
 Field = EncodableT  # a hash's field or value, as redis-py types them
+
+
+def translate(exc: RedisError) -> Exception:
+    """A redis-py error as the domain sees it: unreachable (retry later), full, or refused."""
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
+        return HotStoreUnavailable(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, OutOfMemoryError):
+        return HotStoreFull(f"Redis is full (maxmemory reached), it refuses writes: {exc}")
+    return HotStoreError(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """The one place a Redis adapter turns driver errors into the domain's: `with translated(): …`."""
+    try:
+        yield
+    except RedisError as exc:
+        raise translate(exc) from exc
 
 
 def text(value: Any) -> str:

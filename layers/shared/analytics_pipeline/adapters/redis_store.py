@@ -10,14 +10,12 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from analytics_pipeline.adapters.redis_client import RedisClient, RedisScript
+from analytics_pipeline.adapters.redis_client import RedisClient, RedisScript, translate, translated
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LOOKUP, KeyLayout, ShardKeys
-from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
+from analytics_pipeline.errors import HotStoreError
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
 from analytics_pipeline.rollups import entity_key
@@ -33,15 +31,6 @@ def load_lua(name: str, script_flags: bool = True) -> str:
     if not script_flags and text.startswith("#!"):
         return text.split("\n", 1)[1]
     return text
-
-
-def translate(exc: RedisError) -> Exception:
-    """A redis-py error as the domain sees it: unreachable (retry later) or refused."""
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return HotStoreUnavailable(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, OutOfMemoryError):
-        return HotStoreFull(f"Redis is full (maxmemory reached), it refuses writes: {exc}")
-    return HotStoreError(f"{type(exc).__name__}: {exc}")
 
 
 class LayoutRecord:
@@ -306,10 +295,8 @@ class RedisHotStore:
         became a read-only replica or stops writes after a failed snapshot (MISCONF); the write
         answers for all of them, for one round trip a minute.
         """
-        try:
+        with translated():
             self._client.set(self._keys.probe, "1", px=60_000)
-        except RedisError as exc:
-            raise translate(exc) from exc
 
 
 def connect(url: str, socket_timeout_s: float, cluster: bool = False) -> Any:
