@@ -50,6 +50,9 @@ class Stores:
             self._port("replica", self.replica),
             self.clock,
             self._port("changes", self.changes),
+            log=self._port("claims", self.claims),
+            backlog=self._port("claims", self.claims),
+            ledger=self._port("replica", self.replica),
         )
 
     def watchdog(self, stuck_after_s: int = 60, sample: int = 50) -> WatchdogService:
@@ -66,17 +69,27 @@ class Stores:
             self._port("hot_store", self.hot_store),
             self.clock,
             checks=self.claims,
+            log=self.claims,
+            backlog=self.claims,
         )
 
     def parity(self) -> ParityService:
         return ParityService(self.rollups, self.replica, self.claims)
 
     def backfill(self) -> BackfillService:
-        return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.sync_mode)
+        return BackfillService(
+            self.replica, self.rollups, self.clock, self.sync_mode, legacy=self.replica, ledger=self.replica
+        )
 
     def rollout(self) -> RolloutService:
         return RolloutService(
-            self.rollups, self.replica, self.claims, self.flush(), self.sync_mode, self.clock
+            self.rollups,
+            self.replica,
+            self.claims,
+            self.flush(),
+            self.sync_mode,
+            self.clock,
+            ledger=self.replica,
         )
 
     def count(self, events: list[CountedEvent]) -> None:

@@ -25,10 +25,8 @@ if TYPE_CHECKING:
     from analytics_pipeline.ports import (
         BotDetector,
         ChangeFeed,
-        CheckLog,
         ClaimStore,
         HotStore,
-        LabelReader,
         ReplicaStore,
         Rollups,
         Spool,
@@ -282,7 +280,17 @@ class Container:
                 sync=s.sync_target,
                 sync_mode=s.mysql_sync,
             )
-            return FlushService(policy, self.claims, self.rollups, self.replica, self.clock, self.changes)
+            return FlushService(
+                policy,
+                self.claims,
+                self.rollups,
+                self.replica,
+                self.clock,
+                self.changes,
+                log=self.claims,
+                backlog=self.claims,
+                ledger=self.replica,
+            )
 
         return self._once("flush", build)
 
@@ -308,7 +316,9 @@ class Container:
                 self.hot_store,
                 self.clock,
                 sync=s.sync_target,
-                checks=cast("CheckLog", self.claims),
+                checks=self.claims,
+                log=self.claims,
+                backlog=self.claims,
             )
 
         return self._once("watchdog", build)
@@ -318,8 +328,7 @@ class Container:
         def build() -> QueryService:
             from analytics_pipeline.query import QueryService
 
-            labels = cast("LabelReader | None", self.replica)
-            return QueryService(self.rollups, self.settings.domains, labels, self.settings.sync_target)
+            return QueryService(self.rollups, self.settings.domains, self.replica, self.settings.sync_target)
 
         return self._once("query", build)
 
@@ -328,17 +337,23 @@ class Container:
         def build() -> StatusService:
             from analytics_pipeline.status import StatusService
 
-            return StatusService(self.claims, self.spool, cast("CheckLog", self.claims), self.clock)
+            return StatusService(self.claims, self.spool, self.claims, self.clock)
 
         return self._once("status", build)
 
     def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
-        if self.replica is None:
-            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
 
-        return BackfillService(self.replica, self.rollups, self.clock, sync_mode=self.settings.mysql_sync)
+        replica = self._require_replica("the backfill")
+        return BackfillService(
+            replica,
+            self.rollups,
+            self.clock,
+            sync_mode=self.settings.mysql_sync,
+            legacy=replica,
+            ledger=replica,
+        )
 
     def _require_replica(self, what: str) -> ReplicaStore:
         if self.replica is None:
@@ -364,6 +379,7 @@ class Container:
             self.settings.mysql_sync,
             self.clock,
             sync=self.settings.sync_target,
+            ledger=replica,
         )
 
 

@@ -33,7 +33,17 @@ from typing import Any
 
 from analytics_pipeline.errors import ChangeFeedUnavailable, ConfigurationError, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import ChangeFeed, ClaimStore, Clock, Lag, ReplicaStore, RollupStore
+from analytics_pipeline.ports import (
+    ChangeBacklog,
+    ChangeFeed,
+    Claims,
+    Clock,
+    FlushLog,
+    Lag,
+    Mirror,
+    RolloutLedger,
+    RollupStore,
+)
 from analytics_pipeline.rollups import Batch, Entity, batch_key, rollup_updates, site_updates
 from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
@@ -95,16 +105,25 @@ class FlushService:
     def __init__(
         self,
         policy: FlushPolicy,
-        claims: ClaimStore,
+        claims: Claims,
         rollups: RollupStore,
-        replica: ReplicaStore | None,
+        replica: Mirror | None,
         clock: Clock,
         changes: ChangeFeed | None = None,
+        *,
+        log: FlushLog,
+        backlog: ChangeBacklog,
+        ledger: RolloutLedger | None,
     ) -> None:
+        if (replica is None) != (ledger is None):
+            raise ValueError("the MySQL mirror and its rollout ledger come together (or neither)")
         self._policy = policy
         self._claims = claims
+        self._log = log
+        self._backlog = backlog
         self._rollups = rollups
         self._replica = replica
+        self._ledger = ledger
         self._clock = clock
         self._changes = changes
         self._ready = False
@@ -124,12 +143,12 @@ class FlushService:
         Raises RolloutRefused for a cutover before the backfill captured T0: nothing is claimed then.
         """
         self.prepare()
-        if self._replica is None:
+        if self._ledger is None:
             return
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._policy.sync_mode == "shadow":
             if state.mode != "shadow":
-                state = self._replica.enter_shadow(start_t0=False)
+                state = self._ledger.enter_shadow(start_t0=False)
                 logger.warning("MySQL sync off (shadow): the site's columns are not written")
             self._zero_after_id = state.t0_max_id
             return
@@ -140,7 +159,7 @@ class FlushService:
                     "cutover before any baseline: MYSQL_SYNC=on after a shadow whose backfill never ran;"
                     " run `anl backfill` with MYSQL_SYNC=shadow first (nothing was flushed)"
                 )
-            self._replica.cut_over()
+            self._ledger.cut_over()
             logger.warning("MySQL sync on: cutover recorded")
 
     def run(self) -> FlushReport:
@@ -149,7 +168,7 @@ class FlushService:
         try:
             self.begin()
             for _ in range(self._policy.max_batches):
-                if self._claims.lag(self._clock()).in_flight >= self._policy.max_in_flight:
+                if self._log.lag(self._clock()).in_flight >= self._policy.max_in_flight:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
                     break
                 batch = self._claims.claim(self._policy.batch_size, self._clock())
@@ -157,7 +176,7 @@ class FlushService:
                     break
                 self.complete(batch, report)
             if not report.errors:
-                self._claims.mark_flushed(self._clock())
+                self._log.mark_flushed(self._clock())
         except StoreError as exc:
             # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
             logger.warning("flush stopped: store unavailable", error=str(exc))
@@ -200,9 +219,7 @@ class FlushService:
             raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required to write the columns")
         return self._sync_movies(self._replica, movies, allow_lower)
 
-    def _sync_movies(
-        self, replica: ReplicaStore, movies: list[Entity], allow_lower: bool = False
-    ) -> SyncResult:
+    def _sync_movies(self, replica: Mirror, movies: list[Entity], allow_lower: bool = False) -> SyncResult:
         baselines = replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
         totals = self._rollups.totals(movies)
         # Only a movie touched for the first time still needs its baseline in the totals.
@@ -242,12 +259,12 @@ class FlushService:
                 "change feed failed: the watchdog publishes again", error=str(exc), movies=len(rows)
             )
             movies = [Entity(target.domain, target.entity_type, uuid) for uuid, _, _ in rows]
-            self._claims.defer_changes(movies, self._clock())
+            self._backlog.defer_changes(movies, self._clock())
             return SyncResult(deferred=len(rows))
 
     def _safe_lag(self) -> Lag | None:
         try:
-            return self._claims.lag(self._clock())
+            return self._log.lag(self._clock())
         except StoreError as exc:
             logger.warning("lag unavailable", error=str(exc))
             return None

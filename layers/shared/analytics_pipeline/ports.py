@@ -104,8 +104,8 @@ class Lag:
     last_flush_age_s: float | None
 
 
-class ClaimStore(Protocol):
-    """Dirty counters and the batches claimed from them (Redis)."""
+class Claims(Protocol):
+    """Dirty counters and the batches claimed from them (Redis): what makes a flush exactly once."""
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         """Move up to `max_entities` dirty entities into a new batch, atomically; None when idle."""
@@ -123,17 +123,9 @@ class ClaimStore(Protocol):
         """Forget a finished batch and release its entities; False when it was finished already."""
         ...
 
-    def mark_flushed(self, now: datetime) -> None:
-        """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
-        ...
-
     def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
         """(shard, sequence number) of batches claimed before `older_than`, oldest first."""
         ...
-
-    def lag(self, now: datetime) -> Lag: ...
-
-    def recently_flushed(self, limit: int) -> list[Entity]: ...
 
     def in_flight_entities(self) -> set[Entity]: ...
 
@@ -141,9 +133,23 @@ class ClaimStore(Protocol):
         """The keys (rollups.batch_key: number and shard) of the batches claimed and not finished."""
         ...
 
-    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
-        """Keep movies whose change could not be published, for the watchdog to publish again."""
+
+class FlushLog(Protocol):
+    """What the flush runs leave behind for the watchdog and the status route: lag, recent work."""
+
+    def mark_flushed(self, now: datetime) -> None:
+        """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
         ...
+
+    def lag(self, now: datetime) -> Lag: ...
+
+    def recently_flushed(self, limit: int) -> list[Entity]: ...
+
+
+class ChangeBacklog(Protocol):
+    """Movies whose change event could not be published, kept for the watchdog to publish again."""
+
+    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None: ...
 
     def deferred_changes(self, limit: int) -> list[Entity]: ...
 
@@ -228,8 +234,8 @@ class Rebaselined:
     baseline: tuple[int, int]
 
 
-class ReplicaStore(Protocol):
-    """The site's MySQL table whose views/downloads columns mirror the totals."""
+class Mirror(Protocol):
+    """The site's MySQL columns that mirror the totals, and the legacy baselines captured beside them."""
 
     def ensure_schema(self) -> None: ...
 
@@ -238,11 +244,14 @@ class ReplicaStore(Protocol):
     ) -> list[Baseline]:
         """Record, once ever, each existing row's current counts as its legacy baseline; return them all.
 
-        `source` names who captured them ("flush" or "backfill"), kept beside each baseline.
-
         Rows whose id is above `zero_after_id` were created after the shadow started: both counting
-        paths counted them from their first view, so their legacy count is 0.
+        paths counted them from their first view, so their legacy count is 0. `source` names who
+        captured them ("flush" or "backfill"), kept beside each baseline.
         """
+        ...
+
+    def captured(self, uuids: Sequence[str]) -> set[str]:
+        """The uuids whose baseline was captured already."""
         ...
 
     def write_totals(
@@ -257,6 +266,14 @@ class ReplicaStore(Protocol):
         """The rows of these movies that exist, with their baselines and last syncs."""
         ...
 
+    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
+        """Every captured movie that still has a row, in uuid order, in batches."""
+        ...
+
+
+class RolloutLedger(Protocol):
+    """The rollout's state beside the baselines: the sync mode the flush last ran in, and T0."""
+
     def rollout_state(self) -> RolloutState: ...
 
     def enter_shadow(self, start_t0: bool) -> RolloutState:
@@ -267,20 +284,16 @@ class ReplicaStore(Protocol):
         """Record the sync as on; rows never written so far remember their column as the last sync."""
         ...
 
-    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
-        """Every captured movie that still has a row, in uuid order, in batches."""
-        ...
-
     def rebaseline(self, dry_run: bool) -> list[Rebaselined]:
         """Add what each column gained since the pipeline's last write to its baseline, once."""
         ...
 
+
+class LegacySource(Protocol):
+    """The site's table read as the legacy counts to backfill."""
+
     def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
         """Rows after a primary key, in key order (keyset pagination)."""
-        ...
-
-    def captured(self, uuids: Sequence[str]) -> set[str]:
-        """The uuids whose baseline was captured already."""
         ...
 
 
@@ -347,3 +360,16 @@ class CheckLog(Protocol):
 
 class Rollups(RollupStore, RollupReader, Protocol):
     """The rollups as the composition root builds them: written by the flush, read by the query API."""
+
+
+# Every port one adapter implements, as one type: the composition root's view of an adapter, and
+# the names code written before the ports were split still imports. A use case names the narrow
+# ports it calls.
+
+
+class ClaimStore(Claims, FlushLog, ChangeBacklog, CheckLog, Protocol):
+    """Everything the Redis claim store implements (adapters/redis_claims.py)."""
+
+
+class ReplicaStore(Mirror, RolloutLedger, LegacySource, LabelReader, Protocol):
+    """Everything the MySQL adapter implements (adapters/mysql_replica.py)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from analytics_pipeline.errors import FieldError, InvalidRequest, RolloutRefused
 from analytics_pipeline.flush import FlushService
-from analytics_pipeline.ports import ClaimStore, Clock, ReplicaStore, RollupStore
+from analytics_pipeline.ports import Claims, Clock, Mirror, RolloutLedger, RollupStore
 from analytics_pipeline.rollups import Baseline, Entity
 from analytics_pipeline.vocabulary import ENTITY_ID, ENTITY_ID_RULE, SYNC_TARGET, SyncTarget
 
@@ -55,15 +55,18 @@ class RolloutService:
     def __init__(
         self,
         rollups: RollupStore,
-        replica: ReplicaStore,
-        claims: ClaimStore,
+        replica: Mirror,
+        claims: Claims,
         flush: FlushService,
         sync_mode: str,
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
+        *,
+        ledger: RolloutLedger,
     ) -> None:
         self._rollups = rollups
         self._replica = replica
+        self._ledger = ledger
         self._claims = claims
         self._flush = flush
         self._sync_mode = sync_mode
@@ -79,7 +82,7 @@ class RolloutService:
         if malformed:
             raise InvalidRequest(malformed)
         self._flush.prepare()
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._sync_mode == "shadow" or state.mode == "shadow":
             raise RolloutRefused(
                 "resync writes the site's columns: not while the sync is off"
@@ -118,7 +121,7 @@ class RolloutService:
 
     def rebaseline(self, dry_run: bool = False) -> RebaselineReport:
         self._flush.prepare()
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._sync_mode != "shadow" or state.mode != "shadow":
             raise RolloutRefused(
                 "rebaseline runs during a rollback, before the sync resumes: set MYSQL_SYNC=shadow and let a"
@@ -126,7 +129,7 @@ class RolloutService:
                 f" the flush last ran in mode {state.mode or 'on'})"
             )
         report = RebaselineReport(dry_run=dry_run)
-        for change in self._replica.rebaseline(dry_run):
+        for change in self._ledger.rebaseline(dry_run):
             report.movies += 1
             report.added_views += change.added[0]
             report.added_downloads += change.added[1]

@@ -12,12 +12,12 @@ from typing import Any
 
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import CheckLog, ClaimStore, Clock, Spool
+from analytics_pipeline.ports import CheckLog, Clock, FlushLog, Spool
 
 
 @dataclass(frozen=True, slots=True)
 class StatusService:
-    claims: ClaimStore
+    claims: FlushLog
     spool: Spool
     checks: CheckLog
     clock: Clock

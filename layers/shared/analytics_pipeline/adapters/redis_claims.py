@@ -1,4 +1,4 @@
-"""Redis adapter of the ClaimStore port: claim and finish scripts, lag, the watchdog's sample.
+"""Redis adapter of the Claims, FlushLog, ChangeBacklog and CheckLog ports: claim and finish scripts, lag.
 
 About failover: ElastiCache replicates asynchronously. A claim that Mongo has applied but that a
 failover loses would put its counters back in the dirty pool, and the next claim would apply them a
