@@ -375,7 +375,7 @@ class _Captured:
 
 
 class FakeReplica:
-    """The site's table, the baseline table and the rollout's state row (mysql_replica.py's rules)."""
+    """The site's table, the baseline table and the rollout's state row (adapters/mysql_replica/'s rules)."""
 
     def __init__(self, clock: Callable[[], datetime], sync: SyncTarget = SYNC_TARGET) -> None:
         self.clock = clock

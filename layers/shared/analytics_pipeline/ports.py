@@ -372,4 +372,4 @@ class ClaimStore(Claims, FlushLog, ChangeBacklog, CheckLog, Protocol):
 
 
 class ReplicaStore(Mirror, RolloutLedger, LegacySource, LabelReader, Protocol):
-    """Everything the MySQL adapter implements (adapters/mysql_replica.py)."""
+    """Everything the MySQL adapter implements (adapters/mysql_replica/)."""
