@@ -6,7 +6,7 @@ from typing import Any
 
 from analytics_pipeline.bootstrap import container
 from analytics_pipeline.http import batch_answer, event_answer, ingest_request, new_resolver
-from analytics_pipeline.observability import http_lock, lambda_entry, publish_batch, publish_event
+from analytics_pipeline.observability import lambda_entry, publish_batch, publish_event
 from aws_lambda_powertools.event_handler import Response
 
 app = new_resolver(container().settings.cors_allow_origin)
@@ -30,5 +30,4 @@ def post_batch() -> Response[str]:
 
 @lambda_entry(sdk_tracing=False)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    with http_lock:
-        return app.resolve(event, context)
+    return app.resolve(event, context)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from analytics_pipeline.bootstrap import container
 from analytics_pipeline.http import JSON, json_response, new_resolver
-from analytics_pipeline.observability import http_lock, lambda_entry
+from analytics_pipeline.observability import lambda_entry
 from analytics_pipeline.query_api import (
     CACHE_NONE,
     CACHE_PRIVATE,
@@ -172,5 +172,4 @@ def dashboard_file(file: str) -> Response[Any]:
 
 @lambda_entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    with http_lock:
-        return app.resolve(event, context)
+    return app.resolve(event, context)

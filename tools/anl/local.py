@@ -8,6 +8,8 @@ import json
 import sys
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,9 +49,45 @@ def load_function(name: str) -> ModuleType:
     return module
 
 
-def load_handler(name: str) -> Any:
-    """`functions/<name>/app.py`'s lambda_handler."""
-    return load_function(name).lambda_handler
+@dataclass
+class StandInContext:
+    """What a handler needs of a Lambda context, for in-process calls that pass none."""
+
+    function_name: str = "local"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+# Powertools keeps the resolvers' current event at class level: the HTTP handlers, which the local
+# server runs in threads of one process, take turns (Lambda runs one invocation per container).
+HTTP_FUNCTIONS = ("ingest", "query")
+_http_lock = threading.Lock()
+_handlers: dict[str, Callable[..., Any]] = {}
+
+
+def load_handler(name: str) -> Callable[..., Any]:
+    """`functions/<name>/app.py`'s lambda_handler as the tooling calls it: with a stand-in context
+    when it is given none, and the HTTP handlers one at a time."""
+    with _load_lock:
+        found = _handlers.get(name)
+    if found is not None:
+        return found
+    handler = load_function(name).lambda_handler
+
+    def call(event: Any, context: Any = None) -> Any:
+        context = context if context is not None else StandInContext(function_name=name)
+        if name in HTTP_FUNCTIONS:
+            with _http_lock:
+                return handler(event, context)
+        return handler(event, context)
+
+    with _load_lock:
+        return _handlers.setdefault(name, call)
 
 
 def http_event(

@@ -7,9 +7,7 @@ import logging
 import os
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
@@ -26,24 +24,9 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Analytics"
 logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-# Powertools keeps its metric set and the resolvers' current event at class level: handlers that
-# run in threads of one process (the local runner) take these locks around what touches them.
+# Powertools keeps its metric set at class level: handlers that run in threads of one process
+# (the local runner) take this lock around what touches it.
 _metrics_lock = threading.Lock()
-http_lock = threading.Lock()
-
-
-@dataclass
-class StandInContext:
-    """What a handler needs of a Lambda context, for in-process calls that pass none."""
-
-    function_name: str = "local"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:local:000000000000:function:local"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 900_000
 
 
 def _flush() -> None:
@@ -98,7 +81,7 @@ def lambda_entry[H: Callable[..., Any]](
 
 
 def lambda_entry(handler: Callable[..., Any] | None = None, *, sdk_tracing: bool = True) -> Any:
-    """The decorator stack of every function: context stand-in, request id in logs, a trace segment.
+    """The decorator stack of every function: request id in logs, a trace segment.
 
     `sdk_tracing=False` leaves tracing to Lambda's active tracing (the invocation's segments) and
     spares the X-Ray SDK's import on a cold start; the ingest function, whose latency the site's
@@ -107,13 +90,7 @@ def lambda_entry(handler: Callable[..., Any] | None = None, *, sdk_tracing: bool
 
     def decorate[H: Callable[..., Any]](func: H) -> H:
         traced = tracer().capture_lambda_handler(func) if sdk_tracing else func
-        logged = logger.inject_lambda_context(traced, clear_state=True)
-
-        @functools.wraps(func)
-        def entry(event: Any, context: Any = None) -> Any:
-            return logged(event, context if context is not None else StandInContext())
-
-        return cast(H, entry)
+        return cast(H, logger.inject_lambda_context(traced, clear_state=True))
 
     return decorate(handler) if handler is not None else decorate
 
