@@ -34,6 +34,7 @@ browser:
 
 test: setup services browser
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2 -p no:cacheprovider
 
 test-long: setup services
@@ -42,6 +43,7 @@ test-long: setup services
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint

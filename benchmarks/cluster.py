@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from anl import servers
 
 SERVER_KEY = "bench-server-key-0123456789abcdef"
 PER_REQUEST = 100
@@ -43,37 +41,12 @@ TOP_LEVEL = ("evalsha", "eval", "script", "get", "set")  # the commands ingest s
 
 
 def free_port(taken: list[int]) -> int:
-    def free(port: int) -> bool:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    while True:
-        port = random.randrange(20_000, 45_000)
-        if port not in taken and free(port) and free(port + 10_000):
-            return port
+    """A port whose cluster bus port is free too (either layout may run on it)."""
+    return servers.free_port(taken, cluster_bus=True)
 
 
 def start_node(workdir: Path, port: int, cluster: bool) -> subprocess.Popen[bytes]:
-    args = [
-        shutil.which("redis-server") or "/usr/bin/redis-server",
-        *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-        *("--dir", str(workdir), "--dbfilename", f"dump-{port}.rdb"),
-    ]
-    if cluster:
-        args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_timeout=1)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError(f"redis-server on {port} did not start")
+    return servers.start_redis(port, workdir, cluster=cluster, timeout_s=10)
 
 
 def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
@@ -84,14 +57,7 @@ def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], 
     for _ in range(6):
         ports.append(free_port(ports))
     processes = [start_node(workdir, p, True) for p in ports]
-    subprocess.run(
-        [shutil.which("redis-cli") or "redis-cli", "--cluster", "create"]
-        + [f"127.0.0.1:{p}" for p in ports]
-        + ["--cluster-replicas", "1", "--cluster-yes"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    servers.create_cluster(ports, replicas=1)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if all(

@@ -9,11 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from anl import servers
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA_PATH = ROOT / "layers/shared/analytics_pipeline/adapters/lua/ingest.lua"
@@ -167,7 +165,7 @@ def movie_ids(count: int, seed: int) -> list[str]:
 
 def send(handler: Handler, requests: Sequence[dict[str, Any]], per_request: int) -> int:
     """Call the handler with each request; returns how many answers were not a full 202 acceptance."""
-    from analytics_pipeline.observability import StandInContext
+    from anl.local import StandInContext
 
     expected = '"duplicate":false' if per_request == 1 else f'"accepted":{per_request},'
     bad = 0
@@ -228,60 +226,8 @@ def spread(values: Sequence[float], fmt: str, unit: str = "") -> str:
 # --- services -------------------------------------------------------------------------------------
 
 
-class PrivateRedis:
+class PrivateRedis(servers.PrivateRedis):
     """A throw-away redis-server on a free local port, for figures no other client may disturb."""
-
-    def __enter__(self) -> PrivateRedis:
-        import redis
-
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not on PATH (apt-get install redis-server)")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self._dir = tempfile.TemporaryDirectory(prefix="anl-bench-redis-")
-        self._proc = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self._dir.name,
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.client.ping()
-                return self
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self._proc.poll() is not None:
-                    self.__exit__()
-                    raise RuntimeError("the private redis-server did not start") from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._dir.cleanup()
 
     def commandstats(self) -> dict[str, int]:
         """{command: calls} from INFO commandstats."""

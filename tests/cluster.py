@@ -7,9 +7,6 @@ every slot served) for the next test.
 
 from __future__ import annotations
 
-import random
-import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,27 +14,16 @@ from typing import Any
 
 import pytest
 import redis
+from anl.servers import create_cluster, free_port, start_redis
 
 from tests.pipeline import Pipeline
 
 NODE_TIMEOUT_MS = 1500
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_cluster_port(taken: list[int]) -> int:
     """A port whose cluster bus port (port + 10000) is free too; Redis wants both below 65536."""
-    while True:
-        port = random.randrange(20_000, 45_000)
-        if port not in taken and _free(port) and _free(port + 10_000):
-            return port
+    return free_port(taken, cluster_bus=True)
 
 
 class LocalCluster:
@@ -58,56 +44,21 @@ class LocalCluster:
         return redis.Redis(port=port, socket_timeout=2, decode_responses=True)
 
     def start_node(self, port: int) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.processes[port] = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                f"nodes-{port}.conf",
-                "--cluster-node-timeout",
-                str(NODE_TIMEOUT_MS),
-                "--cluster-replica-validity-factor",
-                "0",
-                "--cluster-require-full-coverage",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--dbfilename",
-                f"dump-{port}.rdb",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        self.processes[port] = start_redis(
+            port,
+            self.workdir,
+            cluster=True,
+            extra=(
+                *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
+                *("--cluster-replica-validity-factor", "0"),
+                *("--cluster-require-full-coverage", "no"),
+            ),
         )
-        self._wait(lambda: self.node(port).ping(), f"node {port} did not start")
 
     def start(self) -> None:
         for port in self.ports:
             self.start_node(port)
-        subprocess.run(
-            [
-                shutil.which("redis-cli") or "/usr/bin/redis-cli",
-                "--cluster",
-                "create",
-                *(f"127.0.0.1:{p}" for p in self.ports),
-                "--cluster-replicas",
-                "1",
-                "--cluster-yes",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-        )
+        create_cluster(self.ports, replicas=1)
         self.wait_healthy()
 
     def stop(self) -> None:

@@ -20,10 +20,7 @@ from analytics_pipeline.bootstrap import Container, Wrap, reset_container, use_c
 from analytics_pipeline.config import Settings, load_settings
 from anl.local import load_handler
 
-from tests.support import SERVER_KEY, Client, MutableClock
-
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
+from tests.support import SERVER_KEY, TEST_MYSQL_URL, TEST_REDIS_URL, Client, MutableClock
 
 # the suite runs against a real MongoDB when MONGODB_URI is set (read before the environment is cleaned)
 REAL_MONGODB_URI = os.environ.get("MONGODB_URI")

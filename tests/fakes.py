@@ -1,14 +1,52 @@
-"""In-memory fakes of the ports, with the same contract as the real adapters."""
+"""In-memory fakes of the ports, with the same contract as the real adapters.
+
+Each keeps the rule its adapter's docstring (or script) states, and nothing more: the claim leaves
+an entity whose batch is unfinished in the pool, a rollup document takes a sequence only above the
+last it applied, a site-wide document each in-flight sequence once, MySQL columns never go lower
+unless allowed, a baseline is captured once. `down = True` makes a fake fail as its store does
+when it cannot be reached.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from analytics_pipeline.errors import HotStoreUnavailable, SpoolUnavailable
+from analytics_pipeline.errors import (
+    ChangeFeedUnavailable,
+    HotStoreUnavailable,
+    ReplicaUnavailable,
+    RollupStoreUnavailable,
+    SpoolUnavailable,
+)
 from analytics_pipeline.models import CountedEvent
-from analytics_pipeline.ports import Budget, RecordOutcome, SpooledBatch
+from analytics_pipeline.ports import (
+    Budget,
+    CheckSummary,
+    Lag,
+    LegacyRow,
+    Rebaselined,
+    RecordOutcome,
+    RedriveReport,
+    RolloutState,
+    SpooledBatch,
+    SyncedRow,
+)
+from analytics_pipeline.rollups import (
+    TOTALS,
+    Baseline,
+    Batch,
+    Entity,
+    EntityDay,
+    RollupUpdate,
+    SiteUpdate,
+    Totals,
+    batch_key,
+    zero_counts,
+)
+from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 
 class FakeHotStore:
@@ -55,10 +93,444 @@ class FakeSpool:
         self.batches.append(tuple(events))
 
     def take(self, max_batches: int) -> list[SpooledBatch]:
+        if self.broken:
+            raise SpoolUnavailable("broken")
         taken = self.batches[:max_batches]
         return [SpooledBatch(events=b, ack=lambda b=b: self.batches.remove(b)) for b in taken]
+
+    def pending(self) -> int:
+        if self.broken:
+            raise SpoolUnavailable("broken")
+        return len(self.batches)
+
+    def dead_letter_pending(self) -> int | None:
+        return None  # like the file spool: no dead-letter queue
+
+    def redrive(self) -> RedriveReport | None:
+        return None
 
 
 class FakeBots:
     def is_bot(self, user_agent: str | None) -> bool:
         return not user_agent or "bot" in user_agent.lower()
+
+
+# --- flush, watchdog, parity, rollout ---------------------------------------------------------------
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class FakeClaimStore:
+    """The dirty pool and the batches in flight (claim.lua, finish.lua), and the watchdog's records."""
+
+    def __init__(self) -> None:
+        self.dirty: dict[EntityDay, dict[str, int]] = {}
+        self.dirty_since: dict[EntityDay, datetime] = {}
+        self.batches: dict[tuple[int, int], tuple[Batch, datetime]] = {}  # (shard, seq) -> batch, claimed at
+        self.owner: dict[Entity, int] = {}  # entity -> seq of its batch in flight
+        self.seq = 0
+        self.recent: list[Entity] = []
+        self.last_flush: datetime | None = None
+        self.unpublished: dict[Entity, datetime] = {}
+        self.check: CheckSummary | None = None
+        self.down = False
+
+    def _up(self) -> None:
+        if self.down:
+            raise HotStoreUnavailable("ConnectionError: down")
+
+    def count(self, events: Sequence[CountedEvent], now: datetime) -> None:
+        """What ingest.lua leaves in the pool (the dedupe is the hot store's, not tested here)."""
+        for e in events:
+            member = EntityDay(Entity(e.domain, e.entity_type, e.entity_id), e.day)
+            counts = self.dirty.setdefault(member, {})
+            self.dirty_since.setdefault(member, now)
+            for name, amount in e.increments:
+                counts[name] = counts.get(name, 0) + amount
+
+    def claim(self, max_entities: int, now: datetime) -> Batch | None:
+        self._up()
+        free = sorted({m.entity for m in self.dirty if m.entity not in self.owner}, key=str)[:max_entities]
+        if not free:
+            return None
+        # a sequence is at least the claim's clock in µs (claim.lua), and always rises
+        self.seq = max(self.seq + 1, int(now.timestamp() * 1_000_000))
+        chosen = set(free)
+        counts = {m: self.dirty.pop(m) for m in list(self.dirty) if m.entity in chosen}
+        for member in counts:
+            self.dirty_since.pop(member, None)
+        batch = Batch(self.seq, counts)
+        self.batches[(0, self.seq)] = (batch, now)
+        for entity in chosen:
+            self.owner[entity] = self.seq
+        return batch
+
+    def confirm(self, batch: Batch) -> None:
+        self._up()
+
+    def load(self, seq: int, shard: int = 0) -> Batch | None:
+        self._up()
+        found = self.batches.get((shard, seq))
+        return None if found is None else found[0]
+
+    def finish(self, seq: int, now: datetime, shard: int = 0) -> bool:
+        self._up()
+        found = self.batches.pop((shard, seq), None)
+        if found is None:
+            return False
+        for entity in found[0].entities:
+            self.owner.pop(entity, None)
+            if entity in self.recent:
+                self.recent.remove(entity)
+            self.recent.insert(0, entity)
+        return True
+
+    def mark_flushed(self, now: datetime) -> None:
+        self._up()
+        self.last_flush = now
+
+    def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
+        self._up()
+        old = sorted((at, key) for key, (_, at) in self.batches.items() if at < older_than)
+        return [key for _, key in old[:limit]]
+
+    def lag(self, now: datetime) -> Lag:
+        self._up()
+        oldest_dirty = min(self.dirty_since.values(), default=now)
+        oldest_claim = min((at for _, at in self.batches.values()), default=now)
+        return Lag(
+            dirty=len(self.dirty),
+            in_flight=len(self.batches),
+            oldest_dirty_s=(now - oldest_dirty).total_seconds(),
+            oldest_in_flight_s=(now - oldest_claim).total_seconds(),
+            last_flush_age_s=None if self.last_flush is None else (now - self.last_flush).total_seconds(),
+        )
+
+    def recently_flushed(self, limit: int) -> list[Entity]:
+        self._up()
+        return self.recent[:limit]
+
+    def in_flight_entities(self) -> set[Entity]:
+        self._up()
+        return set(self.owner)
+
+    def in_flight_batches(self) -> set[int]:
+        self._up()
+        return {batch_key(seq, shard) for shard, seq in self.batches}
+
+    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
+        self._up()
+        for entity in entities:
+            self.unpublished.setdefault(entity, now)
+
+    def deferred_changes(self, limit: int) -> list[Entity]:
+        self._up()
+        return sorted(self.unpublished, key=lambda e: (self.unpublished[e], str(e)))[:limit]
+
+    def drop_deferred_changes(self, entities: Sequence[Entity]) -> None:
+        self._up()
+        for entity in entities:
+            self.unpublished.pop(entity, None)
+
+    def record_check(self, summary: CheckSummary) -> None:
+        self._up()
+        self.check = summary
+
+    def last_check(self) -> CheckSummary | None:
+        self._up()
+        return self.check
+
+
+@dataclass
+class _Doc:
+    counts: dict[str, int] = field(default_factory=zero_counts)
+    seq: int = -1  # the last sequence applied (the real documents' flush_seq)
+    legacy: tuple[int, int] | None = None
+    applied: set[int] = field(default_factory=set)  # a site-wide document's sequences in flight
+
+
+class FakeRollups:
+    """The rollup collections: per-document sequence guards, baselines added once."""
+
+    def __init__(self) -> None:
+        self.docs: dict[tuple[str, Entity, str | None], _Doc] = {}
+        self.site: dict[tuple[str, str, str, str], _Doc] = {}
+        self.down = False
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def _up(self, name: str) -> None:
+        self.calls[name] += 1
+        if self.down:
+            raise RollupStoreUnavailable(f"{name}: connection refused")
+
+    def ensure_indexes(self) -> None:
+        self._up("ensure_indexes")
+
+    def apply(self, seq: int, updates: dict[str, list[RollupUpdate]], now: datetime) -> int:
+        self._up("apply")
+        written = 0
+        for scope_updates in updates.values():
+            for u in scope_updates:
+                doc = self.docs.setdefault((u.scope, u.entity, u.period), _Doc())
+                if seq <= doc.seq:
+                    continue  # applied already: a retry changes nothing
+                for name, amount in u.inc.items():
+                    doc.counts[name] = doc.counts.get(name, 0) + amount
+                doc.seq = seq
+                written += 1
+        return written
+
+    def apply_site(self, seq: int, floor: int, updates: Sequence[SiteUpdate], now: datetime) -> int:
+        self._up("apply_site")
+        written = 0
+        for u in updates:
+            doc = self.site.setdefault((u.domain, u.entity_type, u.bucket, u.period), _Doc())
+            if seq not in doc.applied:
+                for name, amount in u.inc.items():
+                    doc.counts[name] = doc.counts.get(name, 0) + amount
+                doc.applied.add(seq)
+                written += 1
+            doc.applied = {s for s in doc.applied if s >= floor}
+        return written
+
+    def apply_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
+        self._up("apply_baselines")
+        seeded = 0
+        for b in baselines:
+            doc = self.docs.setdefault((TOTALS, b.entity, None), _Doc())
+            if doc.legacy is None:
+                doc.counts["views"] += b.views
+                doc.counts["downloads"] += b.downloads
+                doc.legacy = (b.views, b.downloads)
+                seeded += 1
+        return seeded
+
+    def align_baselines(self, baselines: Sequence[Baseline], now: datetime) -> int:
+        self._up("align_baselines")
+        changed = 0
+        for b in baselines:
+            doc = self.docs.get((TOTALS, b.entity, None))
+            if doc is None or doc.legacy is None:
+                if b.views or b.downloads:
+                    changed += self.apply_baselines([b], now)
+                continue
+            if doc.legacy != (b.views, b.downloads):
+                doc.counts["views"] += b.views - doc.legacy[0]
+                doc.counts["downloads"] += b.downloads - doc.legacy[1]
+                doc.legacy = (b.views, b.downloads)
+                changed += 1
+        return changed
+
+    def totals(self, entities: Sequence[Entity]) -> dict[Entity, Totals]:
+        self._up("totals")
+        found = {e: self.docs.get((TOTALS, e, None)) for e in entities}
+        return {e: Totals(dict(d.counts), d.legacy) for e, d in found.items() if d is not None}
+
+    def iter_totals(self, domain: str, entity_type: str, batch: int) -> Iterator[list[tuple[Entity, Totals]]]:
+        self._up("iter_totals")
+        kind = sorted(
+            (
+                e
+                for scope, e, _ in self.docs
+                if scope == TOTALS and (e.domain, e.entity_type) == (domain, entity_type)
+            ),
+            key=lambda e: e.entity_id,
+        )
+        for start in range(0, len(kind), batch):
+            chunk = kind[start : start + batch]
+            yield list(self.totals(chunk).items())
+
+    def bucket_sums(self, bucket: str, entities: Sequence[Entity]) -> dict[Entity, dict[str, int]]:
+        self._up("bucket_sums")
+        wanted = set(entities)
+        sums: dict[Entity, dict[str, int]] = {}
+        for (scope, entity, _), doc in self.docs.items():
+            if scope == bucket and entity in wanted:
+                target = sums.setdefault(entity, zero_counts())
+                for name, amount in doc.counts.items():
+                    target[name] = target.get(name, 0) + amount
+        return sums
+
+    def site_counts(self) -> dict[tuple[str, str, str, str], dict[str, int]]:
+        """The site-wide series, for assertions."""
+        return {key: dict(doc.counts) for key, doc in self.site.items() if any(doc.counts.values())}
+
+
+@dataclass
+class _Row:
+    row_id: int
+    views: int
+    downloads: int
+    label: str | None = None
+
+
+@dataclass
+class _Captured:
+    views: int
+    downloads: int
+    source: str
+    synced: tuple[int, int] | None = None
+
+
+class FakeReplica:
+    """The site's table, the baseline table and the rollout's state row (adapters/mysql_replica/'s rules)."""
+
+    def __init__(self, clock: Callable[[], datetime], sync: SyncTarget = SYNC_TARGET) -> None:
+        self.clock = clock
+        self.rows: dict[str, _Row] = {}
+        self.captures: dict[str, _Captured] = {}
+        self.state = RolloutState()
+        self.sync = sync
+        self.down = False
+        self.schema_ready = False
+
+    def _up(self) -> None:
+        if self.down:
+            raise ReplicaUnavailable("MySQL unreachable", reason="unreachable")
+
+    def insert(self, uuid: str, views: int, downloads: int, label: str | None = None) -> None:
+        """A row the site created (ids rise as AUTO_INCREMENT's do)."""
+        next_id = max((r.row_id for r in self.rows.values()), default=0) + 1
+        self.rows[uuid] = _Row(next_id, views, downloads, label)
+
+    def columns(self) -> dict[str, tuple[int, int]]:
+        return {u: (r.views, r.downloads) for u, r in self.rows.items()}
+
+    def _movie(self, uuid: str) -> Entity:
+        return Entity(self.sync.domain, self.sync.entity_type, uuid)
+
+    def ensure_schema(self) -> None:
+        self._up()
+        self.schema_ready = True
+
+    def capture_baselines(
+        self, uuids: Sequence[str], zero_after_id: int | None = None, source: str = "flush"
+    ) -> list[Baseline]:
+        self._up()
+        wanted = list(dict.fromkeys(uuids))
+        for uuid in wanted:
+            row = self.rows.get(uuid)
+            if row is None or uuid in self.captures:
+                continue  # INSERT IGNORE: once ever, and only for a row that exists
+            late = zero_after_id is not None and row.row_id > zero_after_id
+            self.captures[uuid] = _Captured(0 if late else row.views, 0 if late else row.downloads, source)
+        return [
+            Baseline(self._movie(u), self.captures[u].views, self.captures[u].downloads)
+            for u in wanted
+            if u in self.captures
+        ]
+
+    def write_totals(
+        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
+    ) -> list[tuple[str, int, int]]:
+        self._up()
+        written: list[tuple[str, int, int]] = []
+        for uuid, views, downloads in totals:
+            row = self.rows.get(uuid)
+            if row is None:
+                continue  # skipped, never inserted
+            if allow_lower:
+                row.views, row.downloads = views, downloads
+            else:
+                row.views, row.downloads = max(row.views, views), max(row.downloads, downloads)
+            captured = self.captures.get(uuid)
+            if captured is not None:
+                if allow_lower:
+                    captured.synced = (views, downloads)
+                else:
+                    since = captured.synced or (row.views, row.downloads)
+                    captured.synced = (max(since[0], views), max(since[1], downloads))
+            written.append((uuid, row.views, row.downloads))
+        return written
+
+    def _synced_row(self, uuid: str) -> SyncedRow:
+        row, captured = self.rows[uuid], self.captures.get(uuid)
+        baseline = None if captured is None else (captured.views, captured.downloads)
+        return SyncedRow(
+            uuid, baseline, (row.views, row.downloads), None if captured is None else captured.synced
+        )
+
+    def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
+        self._up()
+        return {u: self._synced_row(u) for u in uuids if u in self.rows}
+
+    def rollout_state(self) -> RolloutState:
+        self._up()
+        return self.state
+
+    def enter_shadow(self, start_t0: bool) -> RolloutState:
+        self._up()
+        now = self.clock()
+        high = max((r.row_id for r in self.rows.values()), default=0) if start_t0 else None
+        old = self.state
+        self.state = RolloutState(
+            mode="shadow",
+            t0_max_id=old.t0_max_id if old.t0_max_id is not None else high,
+            t0_at=old.t0_at if old.t0_at is not None else (now if high is not None else None),
+            changed_at=old.changed_at if old.mode == "shadow" else now,
+        )
+        return self.state
+
+    def cut_over(self) -> None:
+        self._up()
+        for uuid, captured in self.captures.items():
+            row = self.rows.get(uuid)
+            if row is not None and captured.synced is None:
+                captured.synced = (row.views, row.downloads)
+        self.state = replace(self.state, mode="on", changed_at=self.clock())
+
+    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
+        self._up()
+        uuids = sorted(u for u in self.captures if u in self.rows)
+        for start in range(0, len(uuids), batch):
+            yield [self._synced_row(u) for u in uuids[start : start + batch]]
+
+    def rebaseline(self, dry_run: bool) -> list[Rebaselined]:
+        self._up()
+        done: list[Rebaselined] = []
+        for rows in self.iter_synced(1000):
+            for row in rows:
+                if row.synced is None or row.baseline is None:
+                    continue
+                added = (max(0, row.column[0] - row.synced[0]), max(0, row.column[1] - row.synced[1]))
+                if added == (0, 0):
+                    continue
+                new = (row.baseline[0] + added[0], row.baseline[1] + added[1])
+                done.append(Rebaselined(row.uuid, added, new))
+                if not dry_run:
+                    captured = self.captures[row.uuid]
+                    captured.views, captured.downloads = new
+                    captured.synced = (row.synced[0] + added[0], row.synced[1] + added[1])
+        return done
+
+    def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
+        self._up()
+        rows = sorted((r.row_id, u, r) for u, r in self.rows.items() if r.row_id > after_id)[:limit]
+        return [LegacyRow(row_id, uuid, r.views, r.downloads) for row_id, uuid, r in rows]
+
+    def captured(self, uuids: Sequence[str]) -> set[str]:
+        self._up()
+        return {u for u in uuids if u in self.captures}
+
+    def labels(self, uuids: Sequence[str]) -> dict[str, str]:
+        self._up()
+        return {u: r.label for u in uuids if (r := self.rows.get(u)) is not None and r.label}
+
+
+class FakeChangeFeed:
+    """The EventBridge feed: what was published, or ChangeFeedUnavailable while `down`."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, tuple[tuple[str, int, int], ...]]] = []
+        self.down = False
+
+    def publish(self, domain: str, entity_type: str, rows: Sequence[tuple[str, int, int]]) -> int:
+        if self.down:
+            raise ChangeFeedUnavailable("PutEvents failed")
+        self.published.append((domain, entity_type, tuple(rows)))
+        return len(rows)
+
+    def rows(self) -> list[tuple[str, int, int]]:
+        return [row for _, _, rows in self.published for row in rows]

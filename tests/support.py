@@ -1,21 +1,24 @@
-"""Builders shared by the tests: events, requests, a settable clock, Redis snapshots."""
+"""Builders shared by the tests: events, requests, a settable clock, Redis snapshots, own servers."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
+import os
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis
 from anl.local import http_event, response_json
+from anl.servers import free_port as free_port  # the one helper for free ports, re-exported
+from anl.servers import start_redis, stop_redis
+
+# the services the suite runs against (scripts/services.sh starts them)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SERVER_KEY = "test-server-key-0123456789abcdef"
@@ -65,10 +68,11 @@ def dumps(body: Any) -> str:
 def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl_s: int = 48 * 3600) -> bool:
     """True when the event's dedupe mark is in Redis (the installed container's layout, this generation)."""
     from analytics_pipeline import bootstrap
+    from analytics_pipeline.rollups import entity_key
 
     keys = bootstrap.container().keys
     assert keys.prefix == prefix
-    entity = f"{body['domain']}:{body['entity_type']}:{body['entity_id']}"
+    entity = entity_key(body["domain"], body["entity_type"], body["entity_id"])
     key, mark = keys.mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
     text = client.get(key) or b""
     return any(text[i : i + 8] == mark for i in range(0, len(text), 8))
@@ -125,12 +129,6 @@ class Client:
         return response["statusCode"], response_json(response), response.get("headers") or {}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OwnRedis:
     """A redis-server of the test's own, on its own port, that the test can stop and start."""
 
@@ -145,38 +143,9 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-                "--dbfilename",
-                f"dump-{self.port}.rdb",
-                *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else []),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        probe = redis.Redis(port=self.port, socket_timeout=0.2)
-        for _ in range(100):
-            try:
-                if probe.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("own redis-server did not start")
+        self.process = start_redis(self.port, self.workdir, replica_of=self.replica_of)
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            stop_redis(self.process)
             self.process = None

@@ -193,5 +193,5 @@ def dashboard_file(file: str) -> Response[Any]:
 
 @lambda_entry
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    with http_lock:
+    with http_lock:  # Powertools keeps the current event at class level (threads: CONTRACT, anl serve)
         return app.resolve(event, context)

@@ -17,7 +17,7 @@ import pytest
 import redis
 from anl import cli
 
-from tests.conftest import TEST_MYSQL_URL, TEST_REDIS_URL
+from tests.support import TEST_MYSQL_URL, TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 ANL = str(Path(sys.executable).parent / "anl")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from anl.local import response_json
 
-from tests.conftest import TEST_REDIS_URL
+from tests.support import TEST_REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {

@@ -1,19 +1,46 @@
-"""Every row of the contract's ingest section, through the real handler, on real Redis."""
+"""Every row of the contract's ingest section, through the real handler, on real Redis: each case
+runs on one primary and on the session's Redis Cluster (the `hot_store` fixture's parameters)."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from analytics_pipeline import bootstrap
 from analytics_pipeline.adapters.redis_keys import KeyLayout
+from redis.cluster import RedisCluster
 
+from tests.cluster import HOT_STORES, LocalCluster
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, is_marked, iso, scan_state
 
 HEADLESS = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+@pytest.fixture(params=HOT_STORES)
+def hot_store(request: pytest.FixtureRequest) -> LocalCluster | None:
+    """The cluster the case runs on, or None for the suite's one primary."""
+    return request.getfixturevalue("redis_cluster") if request.param == "cluster" else None
+
+
+@pytest.fixture
+def base_env(base_env: dict[str, str], hot_store: LocalCluster | None) -> dict[str, str]:
+    if hot_store is None:
+        return base_env
+    return {**base_env, "REDIS_URL": hot_store.url, "REDIS_CLUSTER": "true"}
+
+
+@pytest.fixture
+def redis_client(redis_client: Any, hot_store: LocalCluster | None) -> Iterator[Any]:
+    if hot_store is None:
+        yield redis_client
+        return
+    client = RedisCluster.from_url(hot_store.url)
+    yield client
+    client.close()
 
 
 def layout() -> KeyLayout:

@@ -284,7 +284,7 @@ def test_redis_outage_spools_to_sqs_and_replays_once(aws, make_container, ingest
 def test_connection_string_and_server_keys_come_from_secrets_manager(
     aws, make_container, ingest_handler, clock
 ):
-    from tests.conftest import TEST_REDIS_URL
+    from tests.support import TEST_REDIS_URL
 
     secrets = boto3.client("secretsmanager")
     redis_arn = secrets.create_secret(Name="redis-url", SecretString=TEST_REDIS_URL)["ARN"]

@@ -15,9 +15,8 @@ from analytics_pipeline.errors import ConfigurationError
 from anl.cli import main as anl
 from anl.local import http_event, load_handler
 
-from tests.conftest import TEST_REDIS_URL
 from tests.pipeline import counted
-from tests.support import event, free_port
+from tests.support import TEST_REDIS_URL, event, free_port
 
 ANL = str(Path(sys.executable).with_name("anl"))
 

@@ -347,8 +347,12 @@ def _days(value: str) -> int:
 
 def cmd_resync(args: argparse.Namespace) -> int:
     from analytics_pipeline.bootstrap import container
+    from analytics_pipeline.errors import InvalidRequest
 
-    report = container().rollout().resync(args.uuid or None, allow_lower=args.allow_lower)
+    try:
+        report = container().rollout().resync(args.uuid or None, allow_lower=args.allow_lower)
+    except InvalidRequest as exc:  # the movie ids came from --uuid
+        raise UsageError(f"resync: --uuid {exc.errors[0].message}") from exc
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
@@ -563,9 +567,13 @@ def _log_level(verbose: bool) -> str:
 
 def _store_problem(exc: Exception) -> str:
     """A store failure in one line: which setting points at the store, and what went wrong."""
-    from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
-    from analytics_pipeline.adapters.mysql_replica import ReplicaUnavailable
-    from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable, SpoolUnavailable
+    from analytics_pipeline.errors import (
+        HotStoreError,
+        HotStoreUnavailable,
+        ReplicaUnavailable,
+        RollupStoreUnavailable,
+        SpoolUnavailable,
+    )
 
     if isinstance(exc, ReplicaUnavailable):
         cause = {

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from analytics_pipeline.errors import RolloutRefused
-from analytics_pipeline.ports import Clock, LegacyRow, ReplicaStore, RollupStore
+from analytics_pipeline.ports import Clock, LegacyRow, LegacySource, Mirror, RolloutLedger, RollupStore
 from analytics_pipeline.vocabulary import DEFAULT_ENTITY_ID_FORMATS, SYNC_TARGET, normalise_entity_id
 
 MAX_EXAMPLES = 20
@@ -45,14 +45,19 @@ class BackfillReport:
 class BackfillService:
     def __init__(
         self,
-        replica: ReplicaStore,
+        replica: Mirror,
         rollups: RollupStore,
         clock: Clock,
         sync_mode: str = "on",
         id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
+        *,
+        legacy: LegacySource,
+        ledger: RolloutLedger,
     ) -> None:
         self._replica = replica
         self._id_format = id_format
+        self._legacy = legacy
+        self._ledger = ledger
         self._rollups = rollups
         self._clock = clock
         self._sync_mode = sync_mode
@@ -73,7 +78,7 @@ class BackfillService:
             self._replica.ensure_schema()
             self._zero_after_id = self._start_shadow() if self._sync_mode == "shadow" else None
         while True:
-            rows = self._replica.legacy_rows(report.last_id, chunk)
+            rows = self._legacy.legacy_rows(report.last_id, chunk)
             if not rows:
                 report.complete = True
                 break
@@ -87,13 +92,13 @@ class BackfillService:
         return report
 
     def _start_shadow(self) -> int | None:
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if state.mode == "on":
             raise RolloutRefused(
                 "MYSQL_SYNC=shadow, but the flush last ran with the sync on: a shadow backfill now would"
                 " start a second T0; set MYSQL_SYNC=on for this backfill, or roll back first"
             )
-        return self._replica.enter_shadow(start_t0=True).t0_max_id
+        return self._ledger.enter_shadow(start_t0=True).t0_max_id
 
     def _valid_id(self, uuid: str) -> bool:
         """A row ingest can name: its uuid in the movies' id format (the adapter lower-cased it)."""

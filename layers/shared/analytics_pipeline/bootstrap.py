@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from analytics_pipeline.ports import (
         BotDetector,
         ChangeFeed,
-        CheckLog,
         ClaimStore,
         HotStore,
         ParityLog,
@@ -68,7 +67,8 @@ def _read_secret(arn: str) -> str:
     # Powertools caches the value (5 minutes), so rotation is picked up without a cold start.
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=300)
+    # typed as text, but a secret stored as SecretBinary comes back as bytes
+    value = cast("str | bytes", parameters.get_secret(arn, max_age=300))
     if isinstance(value, bytes):
         value = value.decode("utf-8")
     return str(value).strip()
@@ -253,6 +253,7 @@ class Container:
                 s.redis_wait_timeout_ms,
                 script_flags=not embedded,
                 cluster=s.redis_cluster,
+                clock=self.clock,
             )
 
         return self._once("claims", build)
@@ -455,7 +456,16 @@ class Container:
                 sync_mode=s.mysql_sync,
             )
             return FlushService(
-                policy, self.claims, self.rollups, self.replica, self.clock, self.changes, self.rollout_record
+                policy,
+                self.claims,
+                self.rollups,
+                self.replica,
+                self.clock,
+                self.changes,
+                self.rollout_record,
+                log=self.claims,
+                backlog=self.claims,
+                ledger=self.replica,
             )
 
         return self._once("flush", build)
@@ -482,8 +492,10 @@ class Container:
                 self.hot_store,
                 self.clock,
                 sync=s.sync_target,
-                checks=cast("CheckLog", self.claims),
+                checks=self.claims,
                 daily_parity=self._daily_parity(),
+                log=self.claims,
+                backlog=self.claims,
             )
 
         return self._once("watchdog", build)
@@ -520,26 +532,25 @@ class Container:
         def build() -> StatusService:
             from analytics_pipeline.status import StatusService
 
-            return StatusService(
-                self.claims, self.spool, cast("CheckLog", self.claims), self.clock, self.parity_history
-            )
+            return StatusService(self.claims, self.spool, self.claims, self.clock, self.parity_history)
 
         return self._once("status", build)
 
     def backfill(self) -> BackfillService:
         """The backfill use case; it needs MYSQL_URL (the legacy counts live there)."""
         check_sync(self.settings)
-        if self.replica is None:
-            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required for the backfill")
         from analytics_pipeline.backfill import BackfillService
 
+        replica = self._require_replica("the backfill")
         s = self.settings
         return BackfillService(
-            self.replica,
+            replica,
             self.rollups,
             self.clock,
             sync_mode=s.mysql_sync,
             id_format=s.id_formats[s.sync_target.entity_type],
+            legacy=replica,
+            ledger=replica,
         )
 
     def _require_replica(self, what: str) -> ReplicaStore:
@@ -574,6 +585,7 @@ class Container:
             self.clock,
             sync=self.settings.sync_target,
             id_format=self.settings.id_formats[self.settings.sync_target.entity_type],
+            ledger=replica,
         )
 
 

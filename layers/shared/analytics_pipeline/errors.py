@@ -91,6 +91,23 @@ class HotStoreFull(HotStoreError):
     """Redis refuses writes because it reached its memory limit (OOM under `noeviction`)."""
 
 
+class RollupStoreUnavailable(StoreError):
+    """MongoDB could not be reached or refused a write (the adapter keeps the driver's words short)."""
+
+    setting = "MONGODB_URI"
+
+
+class ReplicaUnavailable(StoreError):
+    """MySQL could not be reached or refused a statement; `reason` says which cause (the operator's
+    message names the setting from it): unreachable, login_refused, unknown_database,
+    database_refused, missing_table, or failed."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.setting = "MYSQL_TABLE" if reason == "missing_table" else "MYSQL_URL"
+
+
 class ChangeFeedUnavailable(StoreError):
     """The change feed (EventBridge) did not take the events, after its retries."""
 

@@ -35,11 +35,14 @@ from typing import Any
 from analytics_pipeline.errors import ChangeFeedUnavailable, ConfigurationError, RolloutRefused, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import (
+    ChangeBacklog,
     ChangeFeed,
-    ClaimStore,
+    Claims,
     Clock,
+    FlushLog,
     Lag,
-    ReplicaStore,
+    Mirror,
+    RolloutLedger,
     RolloutRecord,
     RollupStore,
 )
@@ -67,11 +70,33 @@ class FlushReport:
     errors: list[str] = field(default_factory=list)
     lag: Lag | None = None
 
+    def add(self, sync: SyncResult) -> None:
+        self.mysql_written += sync.written
+        self.mysql_skipped += sync.skipped
+        room = MISSING_ROWS_KEPT - len(self.missing_rows)
+        if room > 0:
+            self.missing_rows.extend(sync.missing[:room])
+        self.baselines_seeded += sync.baselines_seeded
+        self.changes_published += sync.published
+        self.changes_deferred += sync.deferred
+
     def as_dict(self) -> dict[str, Any]:
         body = {k: v for k, v in asdict(self).items() if k != "lag"}
         # the lag is unknown (null) when Redis cannot be read: the keys are there all the same
         body.update(asdict(self.lag) if self.lag is not None else dict.fromkeys(Lag.FIELDS))
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What writing some movies' totals to the site's columns did (and announcing them)."""
+
+    written: int = 0  # rows whose counts the write changed
+    skipped: int = 0  # no row in the site's table: never inserted
+    missing: tuple[str, ...] = ()  # the ids of those
+    baselines_seeded: int = 0
+    published: int = 0  # movies announced in CountersSynced events
+    deferred: int = 0  # movies whose event failed: kept for the watchdog
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,19 +119,28 @@ class FlushService:
     def __init__(
         self,
         policy: FlushPolicy,
-        claims: ClaimStore,
+        claims: Claims,
         rollups: RollupStore,
-        replica: ReplicaStore | None,
+        replica: Mirror | None,
         clock: Clock,
         changes: ChangeFeed | None = None,
         record: RolloutRecord | None = None,
+        *,
+        log: FlushLog,
+        backlog: ChangeBacklog,
+        ledger: RolloutLedger | None,
     ) -> None:
+        if (replica is None) != (ledger is None):
+            raise ValueError("the MySQL mirror and its rollout ledger come together (or neither)")
         self._policy = policy
         self._record = record
         self._remembered: str | None = None
         self._claims = claims
+        self._log = log
+        self._backlog = backlog
         self._rollups = rollups
         self._replica = replica
+        self._ledger = ledger
         self._clock = clock
         self._changes = changes
         self._ready = False
@@ -126,7 +160,7 @@ class FlushService:
         Raises RolloutRefused for a cutover before the backfill captured T0: nothing is claimed then.
         """
         self.prepare()
-        if self._replica is None:
+        if self._ledger is None:
             recorded = self._record.recorded() if self._record is not None else None
             if recorded is not None:
                 raise ConfigurationError(
@@ -135,10 +169,10 @@ class FlushService:
                     " counts that never reach the site's table (set MYSQL_URL again; nothing was flushed)"
                 )
             return
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._policy.sync_mode == "shadow":
             if state.mode != "shadow":
-                state = self._replica.enter_shadow(start_t0=False)
+                state = self._ledger.enter_shadow(start_t0=False)
                 logger.warning("MySQL sync off (shadow): the site's columns are not written")
             self._zero_after_id = state.t0_max_id
             self._remember("shadow")
@@ -150,7 +184,7 @@ class FlushService:
                     "cutover before any baseline: MYSQL_SYNC=on after a shadow whose backfill never ran;"
                     " run `anl backfill` with MYSQL_SYNC=shadow first (nothing was flushed)"
                 )
-            self._replica.cut_over()
+            self._ledger.cut_over()
             logger.warning("MySQL sync on: cutover recorded")
         self._remember("on")
 
@@ -181,7 +215,7 @@ class FlushService:
                     break
                 self.complete(batch, report)
             if not report.errors:
-                self._claims.mark_flushed(self._clock())
+                self._log.mark_flushed(self._clock())
         except StoreError as exc:
             # whatever was claimed stays in flight, with its sequence number: the watchdog finishes it
             setting = getattr(exc, "setting", None)
@@ -214,77 +248,82 @@ class FlushService:
             report.site_upserts += self._rollups.apply_site(batch.key, floor, site_updates(batch.counts), now)
         else:
             logger.warning("batch finished by another run: its site-wide counts are in", seq=batch.seq)
-        movies = [
-            e
-            for e in batch.entities
-            if e.domain == self._policy.sync.domain and e.entity_type == self._policy.sync.entity_type
-        ]
+        movies = [e for e in batch.entities if self._policy.sync.holds(e.domain, e.entity_type)]
         if movies and self._replica is not None:
-            self.sync_movies(movies, report)
+            report.add(self._sync_movies(self._replica, movies))
         self._claims.finish(batch.seq, self._clock(), batch.shard)
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
 
     def sync_movies(
-        self, movies: list[Entity], report: FlushReport, allow_lower: bool = False, republish: bool = False
-    ) -> None:
+        self, movies: list[Entity], allow_lower: bool = False, republish: bool = False
+    ) -> SyncResult:
         """Capture the movies' baselines, seed them into the totals, then write the totals to MySQL.
 
         Safe to repeat; `allow_lower` (an operator's resync) lets a column go below its value, and
         `republish` (the same) announces every movie that has a row, changed by the write or not.
+        Raises ConfigurationError without MySQL.
         """
-        assert self._replica is not None
-        baselines = self._replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
+        if self._replica is None:
+            raise ConfigurationError("MYSQL_URL (or MYSQL_URL_SECRET_ARN) is required to write the columns")
+        return self._sync_movies(self._replica, movies, allow_lower, republish)
+
+    def _sync_movies(
+        self, replica: Mirror, movies: list[Entity], allow_lower: bool = False, republish: bool = False
+    ) -> SyncResult:
+        baselines = replica.capture_baselines([m.entity_id for m in movies], self._zero_after_id)
         totals = self._rollups.totals(movies)
         # Only a movie touched for the first time still needs its baseline in the totals.
         missing = [b for b in baselines if b.entity not in totals or totals[b.entity].legacy is None]
+        seeded = 0
         if missing:
-            report.baselines_seeded += self._rollups.apply_baselines(missing, self._clock())
+            seeded = self._rollups.apply_baselines(missing, self._clock())
             totals = self._rollups.totals(movies)
         if self._policy.sync_mode == "shadow":
-            return
-        rows = [
-            (entity.entity_id, *(t[name] for name in self._policy.sync.counters))
-            for entity, t in totals.items()
-        ]
-        written = self._replica.write_totals(rows, allow_lower)
-        report.mysql_written += len(written.changed)
-        report.mysql_skipped += len(written.missing)
-        room = MISSING_ROWS_KEPT - len(report.missing_rows)
-        if room > 0:
-            report.missing_rows.extend(written.missing[:room])
+            return SyncResult(baselines_seeded=seeded)
+        views, downloads = self._policy.sync.counters
+        rows = [(entity.entity_id, t[views], t[downloads]) for entity, t in totals.items()]
+        written = replica.write_totals(rows, allow_lower)
         announced = list(written.changed)
         if republish:  # the rows the write left as they were, with their values now
             done = {uuid for uuid, _, _ in written.changed} | set(written.missing)
             rest = [uuid for uuid, _, _ in rows if uuid not in done]
             if rest:
-                announced += [(uuid, *row.column) for uuid, row in self._replica.read_synced(rest).items()]
-        self.announce(announced, report)
+                announced += [(uuid, *row.column) for uuid, row in replica.read_synced(rest).items()]
+        feed = self.announce(announced)
+        return SyncResult(
+            written=len(written.changed),
+            skipped=len(written.missing),
+            missing=written.missing,
+            baselines_seeded=seeded,
+            published=feed.published,
+            deferred=feed.deferred,
+        )
 
-    def announce(self, rows: Sequence[tuple[str, int, int]], report: FlushReport) -> None:
+    def announce(self, rows: Sequence[tuple[str, int, int]]) -> SyncResult:
         """Publish the rows just written; when the feed fails, keep them for the watchdog.
 
         The counts are in both stores already: a failed publish changes none of them, and the
         event it owed goes out later with the columns' values of that moment (absolute values).
         """
         if not rows or self._changes is None:
-            return
+            return SyncResult()
         target = self._policy.sync
         try:
             self._changes.publish(target.domain, target.entity_type, rows)
-            report.changes_published += len(rows)
+            return SyncResult(published=len(rows))
         except ChangeFeedUnavailable as exc:
             logger.warning(
                 "change feed failed: the watchdog publishes again", error=str(exc), movies=len(rows)
             )
             movies = [Entity(target.domain, target.entity_type, uuid) for uuid, _, _ in rows]
-            self._claims.defer_changes(movies, self._clock())
-            report.changes_deferred += len(rows)
+            self._backlog.defer_changes(movies, self._clock())
+            return SyncResult(deferred=len(rows))
 
     def _safe_lag(self) -> Lag | None:
         try:
-            return self._claims.lag(self._clock())
+            return self._log.lag(self._clock())
         except StoreError as exc:
             logger.warning("lag unavailable", error=str(exc))
             return None

@@ -9,10 +9,11 @@ from __future__ import annotations
 import binascii
 import json
 from base64 import b64decode
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
@@ -32,13 +33,23 @@ from analytics_pipeline.observability import logger, publish
 JSON = "application/json"
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type=JSON,
         body=json.dumps(body, separators=(",", ":")),
         headers={"Cache-Control": "no-store", **(headers or {})},
     )
+
+
+ErrorAnswer = Callable[[Any], Response[str]]
+
+
+def _on(
+    app: APIGatewayHttpResolver, exc_class: type[Exception] | list[type[Exception]]
+) -> Callable[[ErrorAnswer], ErrorAnswer]:
+    """`app.exception_handler`, typed: Powertools leaves the decorator unannotated."""
+    return cast("Callable[[ErrorAnswer], ErrorAnswer]", app.exception_handler(exc_class))
 
 
 def new_resolver(
@@ -57,8 +68,8 @@ def new_resolver(
     )
     app = APIGatewayHttpResolver(cors=cors, enable_validation=enable_validation)
 
-    @app.exception_handler(RequestRejected)
-    def rejected(exc: RequestRejected) -> Response:
+    @_on(app, RequestRejected)
+    def rejected(exc: RequestRejected) -> Response[str]:
         publish({"RequestsRejected": 1}, dimensions={"Reason": exc.reason})
         if isinstance(exc, InvalidRequest):
             return json_response(400, {"status": "rejected", "errors": [e.as_dict() for e in exc.errors]})
@@ -72,8 +83,8 @@ def new_resolver(
             return json_response(429, {"status": "rate_limited"}, {"Retry-After": str(exc.retry_after_s)})
         return json_response(400, {"status": "rejected", "errors": [{"field": None, "message": str(exc)}]})
 
-    @app.exception_handler(RequestValidationError)
-    def invalid_parameters(exc: RequestValidationError) -> Response:
+    @_on(app, RequestValidationError)
+    def invalid_parameters(exc: RequestValidationError) -> Response[str]:
         publish({"RequestsRejected": 1}, dimensions={"Reason": "invalid"})
         errors: dict[str | None, dict[str, str | None]] = {}
         for error in exc.errors():
@@ -82,14 +93,14 @@ def new_resolver(
             errors.setdefault(field, {"field": field, "message": str(error.get("msg", "is invalid"))})
         return json_response(400, {"status": "rejected", "errors": list(errors.values())})
 
-    @app.exception_handler([Unavailable, StoreError])
-    def unavailable(exc: Exception) -> Response:
+    @_on(app, [Unavailable, StoreError])
+    def unavailable(exc: Exception) -> Response[str]:
         logger.error("request failed: store unavailable", error=str(exc))
         publish({"RequestsUnavailable": 1})
         return json_response(503, {"status": "unavailable"}, {"Retry-After": "5"})
 
-    @app.not_found
-    def not_found(_: Exception) -> Response:
+    @_on(app, NotFoundError)
+    def not_found(_: Exception) -> Response[str]:
         return json_response(404, {"status": "not_found"})
 
     return app
@@ -156,14 +167,14 @@ def _parse_json(raw: bytes) -> Any:
         return Malformed(f"body is not valid JSON: {message}")
 
 
-def event_answer(result: EventResult) -> Response:
+def event_answer(result: EventResult) -> Response[str]:
     """202 with the contract's body for one event."""
     if result.status == "ignored":
         return json_response(202, {"status": "ignored", "reason": result.reason})
     return json_response(202, {"status": "accepted", "duplicate": result.duplicate})
 
 
-def batch_answer(result: BatchResult) -> Response:
+def batch_answer(result: BatchResult) -> Response[str]:
     """202 with the contract's body for a batch."""
     rejected = [{"index": i, "errors": [e.as_dict() for e in errors]} for i, errors in result.rejected]
     return json_response(

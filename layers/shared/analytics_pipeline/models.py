@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 from analytics_pipeline.errors import FieldError
 from analytics_pipeline.vocabulary import (
@@ -160,7 +162,7 @@ _MESSAGES: dict[str, str] = {
 _PATTERN_MESSAGES: dict[str, str] = {"event_id": EVENT_ID_RULE, "entity_id": ENTITY_ID_RULE}
 
 
-def validation_errors(exc_errors: list[dict[str, Any]]) -> list[FieldError]:
+def validation_errors(exc_errors: Sequence[ErrorDetails]) -> list[FieldError]:
     """One FieldError per bad field, from pydantic's error list (the first problem of a field wins)."""
     seen: dict[str | None, FieldError] = {}
     for err in exc_errors:

@@ -9,14 +9,17 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from analytics_pipeline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from analytics_pipeline.ingest import BatchResult, EventResult
 
 # Powertools reads POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE itself; these are the defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "analytics"
@@ -26,15 +29,16 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Analytics"
 logger = Logger(service=SERVICE, logger_handler=logging.StreamHandler(sys.stderr))
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-# Powertools keeps its metric set and the resolvers' current event at class level: handlers that
-# run in threads of one process (the local runner) take these locks around what touches them.
+# Powertools keeps its metric set and the resolvers' current event at class level: handlers called
+# from threads of one process (the contract allows it; the local runner does it) take these locks.
 _metrics_lock = threading.Lock()
 http_lock = threading.Lock()
 
 
 @dataclass
 class StandInContext:
-    """What a handler needs of a Lambda context, for in-process calls that pass none."""
+    """What Powertools reads of a Lambda context, for in-process calls that pass none (the contract
+    lets a caller pass `None`; Lambda always passes one)."""
 
     function_name: str = "local"
     memory_limit_in_mb: int = 512
@@ -62,8 +66,8 @@ def publish(
     if not emitted:
         return
     with _metrics_lock:
-        for name, value in (dimensions or {}).items():
-            metrics.add_dimension(name=name, value=value)
+        for dimension, label in (dimensions or {}).items():
+            metrics.add_dimension(name=dimension, value=label)
         for name, value in emitted.items():
             metrics.add_metric(name=name, unit=unit, value=value)
         _flush()
@@ -92,7 +96,17 @@ def _in_lambda() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
-def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
+@overload
+def lambda_entry[H: Callable[..., Any]](handler: H, *, sdk_tracing: bool = True) -> H: ...
+
+
+@overload
+def lambda_entry[H: Callable[..., Any]](
+    handler: None = None, *, sdk_tracing: bool = True
+) -> Callable[[H], H]: ...
+
+
+def lambda_entry(handler: Callable[..., Any] | None = None, *, sdk_tracing: bool = True) -> Any:
     """The decorator stack of every function: context stand-in, request id in logs, a trace segment.
 
     `sdk_tracing=False` leaves tracing to Lambda's active tracing (the invocation's segments) and
@@ -100,7 +114,7 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
     visitors wait on, takes that option.
     """
 
-    def decorate(func: Any) -> Any:
+    def decorate[H: Callable[..., Any]](func: H) -> H:
         # Outside Lambda (anl, the local server, tests) Powertools' tracer is off anyway: skipping it
         # there spares `anl` the SDK's import on every command.
         traced = tracer().capture_lambda_handler(func) if sdk_tracing and _in_lambda() else func
@@ -115,7 +129,7 @@ def lambda_entry(handler: Any = None, *, sdk_tracing: bool = True) -> Any:
                     raise  # `anl` answers it: one line, exit status 2
                 return refused(event, exc)
 
-        return entry
+        return cast(H, entry)
 
     return decorate(handler) if handler is not None else decorate
 
@@ -156,6 +170,31 @@ def _lag_gauges(lag: Any) -> dict[str, tuple[float, MetricUnit]]:
     if lag.last_flush_age_s is not None:
         gauges["LastFlushAgeSeconds"] = (lag.last_flush_age_s, MetricUnit.Seconds)
     return gauges
+
+
+def publish_event(result: EventResult) -> None:
+    """The business metrics of one ingested event."""
+    publish(
+        {
+            "EventsAccepted": result.status == "accepted" and not result.duplicate,
+            "EventsDuplicate": result.duplicate,
+            "BotEventsIgnored": result.status == "ignored",
+            "EventsSpooled": result.spooled,
+        }
+    )
+
+
+def publish_batch(result: BatchResult) -> None:
+    """The business metrics of one ingested batch."""
+    publish(
+        {
+            "EventsAccepted": result.accepted,
+            "EventsDuplicate": result.duplicates,
+            "BotEventsIgnored": result.ignored,
+            "EventsRejected": len(result.rejected),
+            "EventsSpooled": result.spooled,
+        }
+    )
 
 
 def publish_flush(report: Any) -> None:

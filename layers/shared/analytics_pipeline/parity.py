@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from analytics_pipeline.ports import ClaimStore, ReplicaStore, RollupStore, SyncedRow
+from analytics_pipeline.ports import Claims, Mirror, RollupStore, SyncedRow
 from analytics_pipeline.rollups import Entity, Totals
 from analytics_pipeline.vocabulary import (
     BUCKETS,
@@ -113,8 +113,8 @@ class ParityService:
     def __init__(
         self,
         rollups: RollupStore,
-        replica: ReplicaStore,
-        claims: ClaimStore | None,
+        replica: Mirror,
+        claims: Claims | None,
         sync: SyncTarget = SYNC_TARGET,
         id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
     ) -> None:

@@ -52,6 +52,15 @@ class SpooledBatch:
     ack: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class RedriveReport:
+    """What `redrive` moved from the dead-letter queue back into the spool queue."""
+
+    moved: int  # messages, one per spooled request
+    events: int
+    unreadable: int  # left in the dead-letter queue: replay would only fail on them again
+
+
 class Spool(Protocol):
     """Durable storage for events that arrived while the hot store was unreachable."""
 
@@ -69,6 +78,10 @@ class Spool(Protocol):
 
     def dead_letter_pending(self) -> int | None:
         """Batches in the dead-letter queue; None for a spool without one (the local file)."""
+        ...
+
+    def redrive(self) -> RedriveReport | None:
+        """Move the dead-letter queue back into the spool; None for a spool without one (the file)."""
         ...
 
 
@@ -94,8 +107,8 @@ class Lag:
     last_flush_age_s: float | None
 
 
-class ClaimStore(Protocol):
-    """Dirty counters and the batches claimed from them (Redis)."""
+class Claims(Protocol):
+    """Dirty counters and the batches claimed from them (Redis): what makes a flush exactly once."""
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         """Move up to `max_entities` dirty entities into a new batch, atomically; None when idle."""
@@ -113,17 +126,9 @@ class ClaimStore(Protocol):
         """Forget a finished batch and release its entities; False when it was finished already."""
         ...
 
-    def mark_flushed(self, now: datetime) -> None:
-        """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
-        ...
-
     def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
         """(shard, sequence number) of batches claimed before `older_than`, oldest first."""
         ...
-
-    def lag(self, now: datetime) -> Lag: ...
-
-    def recently_flushed(self, limit: int) -> list[Entity]: ...
 
     def in_flight_entities(self) -> set[Entity]: ...
 
@@ -131,9 +136,23 @@ class ClaimStore(Protocol):
         """The keys (rollups.batch_key: number and shard) of the batches claimed and not finished."""
         ...
 
-    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
-        """Keep movies whose change could not be published, for the watchdog to publish again."""
+
+class FlushLog(Protocol):
+    """What the flush runs leave behind for the watchdog and the status route: lag, recent work."""
+
+    def mark_flushed(self, now: datetime) -> None:
+        """Record that a flush run completed (with or without work): the lag's `last_flush_age_s`."""
         ...
+
+    def lag(self, now: datetime) -> Lag: ...
+
+    def recently_flushed(self, limit: int) -> list[Entity]: ...
+
+
+class ChangeBacklog(Protocol):
+    """Movies whose change event could not be published, kept for the watchdog to publish again."""
+
+    def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None: ...
 
     def deferred_changes(self, limit: int) -> list[Entity]: ...
 
@@ -228,17 +247,24 @@ class Rebaselined:
     baseline: tuple[int, int]
 
 
-class ReplicaStore(Protocol):
-    """The site's MySQL table whose views/downloads columns mirror the totals."""
+class Mirror(Protocol):
+    """The site's MySQL columns that mirror the totals, and the legacy baselines captured beside them."""
 
     def ensure_schema(self) -> None: ...
 
-    def capture_baselines(self, uuids: Sequence[str], zero_after_id: int | None = None) -> list[Baseline]:
+    def capture_baselines(
+        self, uuids: Sequence[str], zero_after_id: int | None = None, source: str = "flush"
+    ) -> list[Baseline]:
         """Record, once ever, each existing row's current counts as its legacy baseline; return them all.
 
         Rows whose id is above `zero_after_id` were created after the shadow started: both counting
-        paths counted them from their first view, so their legacy count is 0.
+        paths counted them from their first view, so their legacy count is 0. `source` names who
+        captured them ("flush" or "backfill"), kept beside each baseline.
         """
+        ...
+
+    def captured(self, uuids: Sequence[str]) -> set[str]:
+        """The uuids whose baseline was captured already."""
         ...
 
     def write_totals(self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False) -> SyncWrite:
@@ -251,6 +277,14 @@ class ReplicaStore(Protocol):
         """The rows of these movies that exist, with their baselines and last syncs."""
         ...
 
+    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
+        """Every captured movie that still has a row, in uuid order, in batches."""
+        ...
+
+
+class RolloutLedger(Protocol):
+    """The rollout's state beside the baselines: the sync mode the flush last ran in, and T0."""
+
     def rollout_state(self) -> RolloutState: ...
 
     def enter_shadow(self, start_t0: bool) -> RolloutState:
@@ -261,20 +295,16 @@ class ReplicaStore(Protocol):
         """Record the sync as on; rows never written so far remember their column as the last sync."""
         ...
 
-    def iter_synced(self, batch: int) -> Iterator[list[SyncedRow]]:
-        """Every captured movie that still has a row, in uuid order, in batches."""
-        ...
-
     def rebaseline(self, dry_run: bool) -> list[Rebaselined]:
         """Add what each column gained since the pipeline's last write to its baseline, once."""
         ...
 
+
+class LegacySource(Protocol):
+    """The site's table read as the legacy counts to backfill."""
+
     def legacy_rows(self, after_id: int, limit: int) -> list[LegacyRow]:
         """Rows after a primary key, in key order (keyset pagination)."""
-        ...
-
-    def captured(self, uuids: Sequence[str]) -> set[str]:
-        """The uuids whose baseline was captured already."""
         ...
 
 
@@ -450,3 +480,16 @@ class RolloutRecord(Protocol):
         ...
 
     def record(self, mode: str, now: datetime) -> None: ...
+
+
+# Every port one adapter implements, as one type: the composition root's view of an adapter, and
+# the names code written before the ports were split still imports. A use case names the narrow
+# ports it calls.
+
+
+class ClaimStore(Claims, FlushLog, ChangeBacklog, CheckLog, Protocol):
+    """Everything the Redis claim store implements (adapters/redis_claims.py)."""
+
+
+class ReplicaStore(Mirror, RolloutLedger, LegacySource, LabelReader, Protocol):
+    """Everything the MySQL adapter implements (adapters/mysql_replica/)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from analytics_pipeline.buckets import week_label
 from analytics_pipeline.errors import FieldError, InvalidRequest, StoreError
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import RollupReader, SiteFacts, SiteReader
@@ -56,10 +57,7 @@ def periods(bucket: str, first: date, last: date) -> list[str]:
         span = (last - start).days // 7 + 1
         if span > MAX_PERIODS:
             raise _too_many(bucket, span)
-        for i in range(span):
-            year, week, _ = (start + timedelta(weeks=i)).isocalendar()
-            labels.append(f"{year:04d}-W{week:02d}")
-        return labels
+        return [week_label(start + timedelta(weeks=i)) for i in range(span)]
     if bucket == "month":
         span = (last.year - first.year) * 12 + last.month - first.month + 1
         if span > MAX_PERIODS:

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import ConfigurationError, RolloutRefused
-from analytics_pipeline.flush import FlushReport, FlushService
-from analytics_pipeline.ports import ClaimStore, Clock, ReplicaStore, RollupStore
+from analytics_pipeline.errors import FieldError, InvalidRequest, RolloutRefused
+from analytics_pipeline.flush import FlushService
+from analytics_pipeline.ports import Claims, Clock, Mirror, RolloutLedger, RollupStore
 from analytics_pipeline.rollups import Baseline, Entity
 from analytics_pipeline.vocabulary import (
     DEFAULT_ENTITY_ID_FORMATS,
@@ -61,34 +61,44 @@ class RolloutService:
     def __init__(
         self,
         rollups: RollupStore,
-        replica: ReplicaStore,
-        claims: ClaimStore,
+        replica: Mirror,
+        claims: Claims,
         flush: FlushService,
         sync_mode: str,
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
         id_format: str = DEFAULT_ENTITY_ID_FORMATS[SYNC_TARGET.entity_type],
+        *,
+        ledger: RolloutLedger,
     ) -> None:
         self._id_format = id_format
         self._rollups = rollups
         self._replica = replica
+        self._ledger = ledger
         self._claims = claims
         self._flush = flush
         self._sync_mode = sync_mode
         self._clock = clock
         self._sync = sync
 
-    def _movie_id(self, uuid: str) -> str:
-        try:
-            return normalise_entity_id(self._id_format, uuid)
-        except ValueError as exc:
-            raise ConfigurationError(f"--uuid {uuid[:80]!r}: a movie id {exc}") from None
+    def _movie_ids(self, uuids: Sequence[str]) -> list[str]:
+        """The ids in the movies' one form; InvalidRequest naming every one that is not a movie id."""
+        found: list[str] = []
+        malformed: list[FieldError] = []
+        for uuid in uuids:
+            try:
+                found.append(normalise_entity_id(self._id_format, uuid))
+            except ValueError as exc:
+                malformed.append(FieldError("entity_id", f"{uuid[:80]!r}: a movie id {exc}"))
+        if malformed:
+            raise InvalidRequest(malformed)
+        return found
 
     def resync(self, uuids: Sequence[str] | None = None, allow_lower: bool = False) -> ResyncReport:
         if uuids is not None:  # in the movies' one form: a UUID given in upper case is the movie
-            uuids = [self._movie_id(uuid) for uuid in uuids]
+            uuids = self._movie_ids(uuids)
         self._flush.prepare()
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._sync_mode == "shadow" or state.mode == "shadow":
             raise RolloutRefused(
                 "resync writes the site's columns: not while the sync is off"
@@ -101,12 +111,11 @@ class RolloutService:
             report.in_flight += len(movies) - len(idle)
             if not idle:
                 continue
-            done = FlushReport()
-            self._flush.sync_movies(idle, done, allow_lower=allow_lower, republish=True)
+            done = self._flush.sync_movies(idle, allow_lower=allow_lower, republish=True)
             report.movies += len(idle)
-            report.written += done.mysql_written
-            report.skipped_no_row += done.mysql_skipped
-            report.missing_rows.extend(done.missing_rows)
+            report.written += done.written
+            report.skipped_no_row += done.skipped
+            report.missing_rows.extend(done.missing)
             report.baselines_seeded += done.baselines_seeded
         return report
 
@@ -117,8 +126,8 @@ class RolloutService:
         self, uuids: Sequence[str] | None, report: ResyncReport, size: int = 1000
     ) -> Iterator[list[Entity]]:
         if uuids is None:
-            for chunk in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, size):
-                yield [entity for entity, _ in chunk]
+            for stored in self._rollups.iter_totals(self._sync.domain, self._sync.entity_type, size):
+                yield [entity for entity, _ in stored]
             return
         listed = [self._movie(u) for u in dict.fromkeys(uuids)]
         for start in range(0, len(listed), size):
@@ -129,7 +138,7 @@ class RolloutService:
 
     def rebaseline(self, dry_run: bool = False) -> RebaselineReport:
         self._flush.prepare()
-        state = self._replica.rollout_state()
+        state = self._ledger.rollout_state()
         if self._sync_mode != "shadow" or state.mode != "shadow":
             raise RolloutRefused(
                 "rebaseline runs during a rollback, before the sync resumes: set MYSQL_SYNC=shadow and let a"
@@ -137,7 +146,7 @@ class RolloutService:
                 f" the flush last ran in mode {state.mode or 'on'})"
             )
         report = RebaselineReport(dry_run=dry_run)
-        for change in self._replica.rebaseline(dry_run):
+        for change in self._ledger.rebaseline(dry_run):
             report.movies += 1
             report.added_views += change.added[0]
             report.added_downloads += change.added[1]

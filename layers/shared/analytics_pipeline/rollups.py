@@ -14,6 +14,11 @@ TOTALS = "totals"
 SCOPES: tuple[str, ...] = (TOTALS, *BUCKETS)
 
 
+def entity_key(domain: str, entity_type: str, entity_id: str) -> str:
+    """An entity as the hot store's keys and the logs spell it (Entity.parse reads it back)."""
+    return f"{domain}:{entity_type}:{entity_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Entity:
     domain: str
@@ -21,7 +26,7 @@ class Entity:
     entity_id: str
 
     def __str__(self) -> str:
-        return f"{self.domain}:{self.entity_type}:{self.entity_id}"
+        return entity_key(self.domain, self.entity_type, self.entity_id)
 
     @classmethod
     def parse(cls, text: str) -> Entity:

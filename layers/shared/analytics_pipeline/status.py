@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics_pipeline.errors import StoreError
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import CheckLog, ClaimStore, Clock, Spool
+from analytics_pipeline.ports import CheckLog, Clock, FlushLog, Spool
 
 if TYPE_CHECKING:
     from analytics_pipeline.parity_history import ParityHistory
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class StatusService:
-    claims: ClaimStore
+    claims: FlushLog
     spool: Spool
     checks: CheckLog
     clock: Clock

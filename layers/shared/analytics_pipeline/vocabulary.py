@@ -120,5 +120,9 @@ class SyncTarget:
     # the totals the table holds, in its column order
     counters: tuple[str, str] = ("views", "downloads")
 
+    def holds(self, domain: str, entity_type: str) -> bool:
+        """True for the kind of entity the site's table has rows of."""
+        return domain == self.domain and entity_type == self.entity_type
+
 
 SYNC_TARGET = SyncTarget()

@@ -12,13 +12,15 @@ from analytics_pipeline.ingest import replay_spool
 from analytics_pipeline.observability import logger
 from analytics_pipeline.parity import column_differences, rollup_differences
 from analytics_pipeline.ports import (
+    ChangeBacklog,
     CheckLog,
     CheckSummary,
-    ClaimStore,
+    Claims,
     Clock,
+    FlushLog,
     HotStore,
     Lag,
-    ReplicaStore,
+    Mirror,
     RollupStore,
     Spool,
 )
@@ -76,19 +78,24 @@ class WatchdogService:
         self,
         policy: WatchdogPolicy,
         flush: FlushService,
-        claims: ClaimStore,
+        claims: Claims,
         rollups: RollupStore,
-        replica: ReplicaStore | None,
+        replica: Mirror | None,
         spool: Spool,
         hot_store: HotStore,
         clock: Clock,
         sync: SyncTarget = SYNC_TARGET,
         checks: CheckLog | None = None,
         daily_parity: DailyParity | None = None,
+        *,
+        log: FlushLog,
+        backlog: ChangeBacklog,
     ) -> None:
         self._policy = policy
         self._flush = flush
         self._claims = claims
+        self._log = log
+        self._backlog = backlog
         self._rollups = rollups
         self._replica = replica
         self._spool = spool
@@ -105,7 +112,7 @@ class WatchdogService:
         self._republish(report)
         self._verify(report)
         try:
-            report.lag = self._claims.lag(self._clock())
+            report.lag = self._log.lag(self._clock())
         except StoreError as exc:
             report.errors.append(f"lag: {exc}")
         self._record(report)
@@ -179,27 +186,27 @@ class WatchdogService:
         if self._replica is None:
             return
         try:
-            movies = self._claims.deferred_changes(self._policy.republish)
+            movies = self._backlog.deferred_changes(self._policy.republish)
             if not movies:
                 return
             rows = self._replica.read_synced([m.entity_id for m in movies])
-            done = FlushReport()
-            self._flush.announce([(uuid, *row.column) for uuid, row in rows.items()], done)
-            report.flush.changes_published += done.changes_published
-            if done.changes_deferred:  # still failing: they stay deferred, in their place
-                report.errors.append(f"changes: {done.changes_deferred} movies still unpublished")
+            done = self._flush.announce([(uuid, *row.column) for uuid, row in rows.items()])
+            report.flush.changes_published += done.published
+            if done.deferred:  # still failing: they stay deferred, in their place
+                report.errors.append(f"changes: {done.deferred} movies still unpublished")
             else:
-                self._claims.drop_deferred_changes(movies)
+                self._backlog.drop_deferred_changes(movies)
         except StoreError as exc:
             report.errors.append(f"changes: {exc}")
 
     def _verify(self, report: WatchdogReport) -> None:
         """Totals == sum of daily documents + legacy baseline, and MySQL == totals, on a sample."""
         try:
-            sample = self._claims.recently_flushed(self._policy.sample)
+            sample = self._log.recently_flushed(self._policy.sample)
             suspects = self._mismatches(sample)
             if suspects:  # a batch may have been applied between two reads: look once more
-                suspects = self._mismatches([Entity.parse(m["entity"]) for m in suspects])
+                # each entity once, though it may have failed several checks
+                suspects = self._mismatches(list(dict.fromkeys(Entity.parse(m["entity"]) for m in suspects)))
             report.checked = len(sample)
             report.mismatches = suspects
             for mismatch in suspects:
@@ -219,9 +226,7 @@ class WatchdogService:
             checked = totals.get(entity, Totals())
             for check, expected, value in rollup_differences(checked, {"day": daily.get(entity, {})}):
                 found.append({"entity": str(entity), "check": check, "expected": expected, "found": value})
-        movies = [
-            e for e in entities if (e.domain, e.entity_type) == (self._sync.domain, self._sync.entity_type)
-        ]
+        movies = [e for e in entities if self._sync.holds(e.domain, e.entity_type)]
         if self._replica is not None and movies and self._policy.check_mysql:
             rows = self._replica.read_synced([m.entity_id for m in movies])
             for movie in movies:

@@ -12,7 +12,8 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from analytics_pipeline.adapters.mongo_rollups import RollupStoreUnavailable
+from analytics_pipeline.adapters.mongo_rollups import brief
+from analytics_pipeline.errors import RollupStoreUnavailable
 
 COLLECTION = "analytics_rollout_state"
 DOCUMENT = "sync"
@@ -26,7 +27,7 @@ class MongoRolloutRecord:
         try:
             doc = self._collection.find_one({"_id": DOCUMENT})
         except PyMongoError as exc:
-            raise RollupStoreUnavailable(f"reading the rollout's mode: {exc}") from exc
+            raise RollupStoreUnavailable(f"reading the rollout's mode: {brief(exc)}") from exc
         mode = (doc or {}).get("mode")
         return str(mode) if mode else None
 
@@ -36,4 +37,4 @@ class MongoRolloutRecord:
                 {"_id": DOCUMENT}, {"$set": {"mode": mode, "changed_at": now}}, upsert=True
             )
         except PyMongoError as exc:
-            raise RollupStoreUnavailable(f"recording the rollout's mode: {exc}") from exc
+            raise RollupStoreUnavailable(f"recording the rollout's mode: {brief(exc)}") from exc

@@ -35,7 +35,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, ExecutionTimeout, PyMongoError, ServerSelectionTimeoutError
 
-from analytics_pipeline.errors import ReadTimeLimit, StoreError
+# RollupStoreUnavailable lived here: still importable from this module, for one release
+from analytics_pipeline.errors import ReadTimeLimit, RollupStoreUnavailable
 from analytics_pipeline.rollups import Baseline, Entity, RollupUpdate, SiteUpdate, Totals
 from analytics_pipeline.vocabulary import COUNTERS, RATINGS_AVG
 
@@ -54,6 +55,8 @@ COLLECTIONS: dict[str, str | None] = {
     MONTHLY: "month",
     YEARLY: "year",
 }
+# the period collections alone: a series reads one of them
+PERIOD_FIELD: dict[str, str] = {name: field for name, field in COLLECTIONS.items() if field is not None}
 # a rollup scope of the domain (rollups.SCOPES) -> its collection
 SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MONTHLY, "year": YEARLY}
 
@@ -61,19 +64,6 @@ SCOPE_COLLECTION = {"totals": TOTALS, "day": DAILY, "week": WEEKLY, "month": MON
 # documents per period (a batch writes the shard `seq % SITE_SHARDS`; a read sums them).
 SITE = "analytics_site_series"
 SITE_SHARDS = 8
-
-
-class RollupStoreUnavailable(StoreError):
-    """MongoDB could not be reached or refused a write: in one short line, whatever the driver said."""
-
-    setting = "MONGODB_URI"
-
-    def __str__(self) -> str:
-        text = super().__str__()
-        cause = self.__cause__
-        if isinstance(cause, PyMongoError) and text.endswith(str(cause)):
-            text = text[: len(text) - len(str(cause))] + brief(cause)
-        return text
 
 
 def brief(exc: PyMongoError) -> str:
@@ -254,7 +244,7 @@ class MongoRollupStore:
                         name=f"top_{counter}",
                     )
         except PyMongoError as exc:
-            raise RollupStoreUnavailable(f"creating indexes: {exc}") from exc
+            raise RollupStoreUnavailable(f"creating indexes: {brief(exc)}") from exc
 
     def apply(self, seq: int, updates: Mapping[str, Sequence[RollupUpdate]], now: datetime) -> int:
         written = 0
@@ -317,7 +307,7 @@ class MongoRollupStore:
             try:
                 with self._lock:
                     result = self._db[collection].bulk_write(ops, ordered=False)
-                return written + result.upserted_count + result.modified_count
+                return written + int(result.upserted_count) + int(result.modified_count)
             except BulkWriteError as exc:
                 duplicates, others, done = _write_errors(exc)
                 if others:
@@ -329,7 +319,7 @@ class MongoRollupStore:
                     return written
                 ops = [ops[i] for i in duplicates]
             except PyMongoError as exc:
-                raise RollupStoreUnavailable(f"{collection}: {exc}") from exc
+                raise RollupStoreUnavailable(f"{collection}: {brief(exc)}") from exc
         return written
 
     def totals(self, entities: Sequence[Entity]) -> dict[Entity, Totals]:
@@ -340,7 +330,7 @@ class MongoRollupStore:
                 with self._lock:
                     docs = list(self._db[TOTALS].find(query, {"_id": 0}).batch_size(len(ids) + 1))
             except PyMongoError as exc:
-                raise RollupStoreUnavailable(f"reading totals: {exc}") from exc
+                raise RollupStoreUnavailable(f"reading totals: {brief(exc)}") from exc
             for doc in docs:
                 found[Entity(domain, entity_type, doc["entity_id"])] = totals_of(doc)
         return found
@@ -358,7 +348,7 @@ class MongoRollupStore:
                 with self._lock:
                     rows = list(self._db[collection].aggregate(pipeline))
             except PyMongoError as exc:
-                raise RollupStoreUnavailable(f"summing {bucket} rollups: {exc}") from exc
+                raise RollupStoreUnavailable(f"summing {bucket} rollups: {brief(exc)}") from exc
             for row in rows:
                 sums[Entity(domain, entity_type, row["_id"])] = counts_of(row)
         return sums
@@ -372,7 +362,7 @@ class MongoRollupStore:
         except ExecutionTimeout as exc:  # maxTimeMS reached: the server stopped the read
             raise ReadTimeLimit(f"{what}: stopped after {self._limit_ms} ms") from exc
         except PyMongoError as exc:
-            raise RollupStoreUnavailable(f"{what}: {exc}") from exc
+            raise RollupStoreUnavailable(f"{what}: {brief(exc)}") from exc
 
     def find_totals(self, entity: Entity) -> Totals | None:
         doc = self._read(
@@ -394,8 +384,8 @@ class MongoRollupStore:
 
     def series(self, entity: Entity, bucket: str, first: str, last: str) -> dict[str, dict[str, int]]:
         collection = SCOPE_COLLECTION[bucket]
-        field = COLLECTIONS[collection]
-        query = {**entity_key(entity), field: {"$gte": first, "$lte": last}}
+        field = PERIOD_FIELD[collection]
+        query: dict[str, Any] = {**entity_key(entity), field: {"$gte": first, "$lte": last}}
         # at most 400 periods: one round trip (a server's first batch is 101 documents otherwise)
         docs = self._read(
             "reading series",

@@ -1,4 +1,4 @@
-"""Redis adapter of the ClaimStore port: claim and finish scripts, lag, the watchdog's sample.
+"""Redis adapter of the Claims, FlushLog, ChangeBacklog and CheckLog ports: claim and finish scripts, lag.
 
 About failover: ElastiCache replicates asynchronously. A claim that Mongo has applied but that a
 failover loses would put its counters back in the dirty pool, and the next claim would apply them a
@@ -15,14 +15,14 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from redis.exceptions import RedisError
-
+from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient, translated
+from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
-from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua, translate
+from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua
 from analytics_pipeline.errors import HotStoreUnavailable
-from analytics_pipeline.ports import CheckSummary, Lag
+from analytics_pipeline.ports import CheckSummary, Clock, Lag
 from analytics_pipeline.rollups import Batch, Entity, EntityDay, batch_key
 
 RECENT_KEEP = 1000  # per shard
@@ -33,16 +33,12 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def decode_claimed(reply: Sequence[Any]) -> dict[EntityDay, dict[str, int]]:
     """claim.lua's {seq, claimed_at, member, 'field value ...', ...} as entity-day -> counter -> amount."""
     counts: dict[EntityDay, dict[str, int]] = {}
     for i in range(2, len(reply), 2):
         raw = reply[i + 1]
-        pairs = (raw.decode() if isinstance(raw, bytes) else str(raw)).split(" ")
+        pairs = _text(raw).split(" ")
         day = EntityDay.parse(_text(reply[i]))
         counts[day] = {pairs[j]: int(pairs[j + 1]) for j in range(0, len(pairs), 2)}
     return counts
@@ -60,14 +56,16 @@ class RedisClaimStore:
 
     def __init__(
         self,
-        client: Any,
+        client: RedisClient,
         keys: KeyLayout,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
         script_flags: bool = True,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))  # the container passes its own
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
@@ -92,7 +90,7 @@ class RedisClaimStore:
         return self._keys.shard(0) if shard.shard == LEGACY_SHARD else self._keys.legacy
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
-        try:
+        with translated():
             shards = self._shards(now)
             linked = shards[0].shard == LEGACY_SHARD
             pipe = self._client.pipeline(transaction=False)
@@ -109,8 +107,6 @@ class RedisClaimStore:
                     batch = self._claim_shard(shards[k], max_entities, now, linked)
                     if batch is not None:
                         return batch
-        except RedisError as exc:
-            raise translate(exc) from exc
         return None
 
     def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
@@ -152,14 +148,13 @@ class RedisClaimStore:
         if self._wait_replicas <= 0:
             return
         command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
-        try:
+        with translated():
             if self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
-                node = self._client.get_node_from_key(self._keys.shard(batch.shard).inflight)
+                cluster = cast(ClusterClient, self._client)
+                node = cluster.get_node_from_key(self._keys.shard(batch.shard).inflight)
                 acked = int(self._client.execute_command(*command, target_nodes=node))
             else:
                 acked = int(self._client.execute_command(*command))
-        except RedisError as exc:
-            raise translate(exc) from exc
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"
@@ -169,13 +164,11 @@ class RedisClaimStore:
 
     def load(self, seq: int, shard: int = 0) -> Batch | None:
         keys = self._keys.shard(shard)
-        try:
+        with translated():
             pipe = self._client.pipeline(transaction=False)
             pipe.zscore(keys.inflight, seq)
             pipe.hgetall(keys.batch(seq))
             claimed_at, fields = pipe.execute()
-        except RedisError as exc:
-            raise translate(exc) from exc
         if claimed_at is None:
             return None
         counts: dict[EntityDay, dict[str, int]] = defaultdict(dict)
@@ -186,24 +179,20 @@ class RedisClaimStore:
 
     def finish(self, seq: int, now: datetime, shard: int = 0) -> bool:
         k = self._keys.shard(shard)
-        try:
+        with translated():
             done = self._finish(
                 keys=[k.inflight, k.owner, k.batch(seq), k.last_flush, k.recent],
                 args=[seq, _ms(now), RECENT_KEEP],
             )
-        except RedisError as exc:
-            raise translate(exc) from exc
         return bool(done)
 
     def mark_flushed(self, now: datetime) -> None:
-        try:
+        with translated():
             self._mark_flushed(keys=[self._keys.last_flush], args=[_ms(now)])
-        except RedisError as exc:
-            raise translate(exc) from exc
 
     def stale(self, older_than: datetime, limit: int) -> list[tuple[int, int]]:
         """(shard, seq) of batches claimed before `older_than`, the oldest first."""
-        try:
+        with translated():
             shards = self._shards(older_than)
             pipe = self._client.pipeline(transaction=False)
             for shard in shards:
@@ -215,13 +204,11 @@ class RedisClaimStore:
                 for shard, pairs in zip(shards, pipe.execute(), strict=True)
                 for seq, score in pairs
             ]
-        except RedisError as exc:
-            raise translate(exc) from exc
         return [(shard, seq) for _, shard, seq in sorted(found)[:limit]]
 
     def lag(self, now: datetime) -> Lag:
         """The shards' lags summed: counts added, ages the worst shard's."""
-        try:
+        with translated():
             shards = self._shards(now)
             pipe = self._client.pipeline(transaction=False)
             for k in shards:
@@ -231,8 +218,6 @@ class RedisClaimStore:
                 pipe.zrange(k.inflight, 0, 0, withscores=True)
             pipe.get(self._keys.last_flush)
             replies = pipe.execute()
-        except RedisError as exc:
-            raise translate(exc) from exc
         now_ms = _ms(now)
         last_flush = replies.pop()
 
@@ -253,36 +238,30 @@ class RedisClaimStore:
     def recently_flushed(self, limit: int) -> list[Entity]:
         if limit <= 0:
             return []
-        try:
+        with translated():
             pipe = self._client.pipeline(transaction=False)
             for k in self._keys.all_shards():
                 pipe.zrevrange(k.recent, 0, limit - 1, withscores=True)
             found = [(score, _text(e)) for pairs in pipe.execute() for e, score in pairs]
-        except RedisError as exc:
-            raise translate(exc) from exc
         found.sort(reverse=True)
         return [Entity.parse(e) for _, e in found[:limit]]
 
     def in_flight_entities(self) -> set[Entity]:
-        try:
-            shards = self._shards(datetime.now(UTC))
+        with translated():
+            shards = self._shards(self._clock())
             pipe = self._client.pipeline(transaction=False)
             for k in shards:
                 pipe.hkeys(k.owner)
             owned = [e for found in pipe.execute() for e in found]
-        except RedisError as exc:
-            raise translate(exc) from exc
         return {Entity.parse(_text(e)) for e in owned}
 
     def in_flight_batches(self) -> set[int]:
-        try:
-            shards = self._shards(datetime.now(UTC))
+        with translated():
+            shards = self._shards(self._clock())
             pipe = self._client.pipeline(transaction=False)
             for k in shards:
                 pipe.zrange(k.inflight, 0, -1)
             found = pipe.execute()
-        except RedisError as exc:
-            raise translate(exc) from exc
         return {
             batch_key(int(_text(seq)), k.shard) for k, seqs in zip(shards, found, strict=True) for seq in seqs
         }
@@ -290,45 +269,35 @@ class RedisClaimStore:
     def defer_changes(self, entities: Sequence[Entity], now: datetime) -> None:
         if not entities:
             return
-        try:  # NX: a movie waiting since earlier keeps its place in the queue
+        with translated():  # NX: a movie waiting since earlier keeps its place in the queue
             self._client.zadd(self._keys.unpublished, {str(e): _ms(now) for e in entities}, nx=True)
-        except RedisError as exc:
-            raise translate(exc) from exc
 
     def deferred_changes(self, limit: int) -> list[Entity]:
-        try:
+        with translated():
             members = self._client.zrange(self._keys.unpublished, 0, limit - 1)
-        except RedisError as exc:
-            raise translate(exc) from exc
         return [Entity.parse(_text(m)) for m in members]
 
     def drop_deferred_changes(self, entities: Sequence[Entity]) -> None:
         if not entities:
             return
-        try:
+        with translated():
             self._client.zrem(self._keys.unpublished, *(str(e) for e in entities))
-        except RedisError as exc:
-            raise translate(exc) from exc
 
     # --- the watchdog's last run (the status route) -----------------------------------------------
 
     def record_check(self, summary: CheckSummary) -> None:
-        fields = {
+        fields: dict[Field, Field] = {
             "checked": summary.checked,
             "mismatches": summary.mismatches,
             "errors": summary.errors,
             "at": _ms(summary.at),
         }
-        try:
+        with translated():
             self._client.hset(self._keys.check, mapping=fields)
-        except RedisError as exc:
-            raise translate(exc) from exc
 
     def last_check(self) -> CheckSummary | None:
-        try:
+        with translated():
             fields = {_text(k): int(_text(v)) for k, v in self._client.hgetall(self._keys.check).items()}
-        except RedisError as exc:
-            raise translate(exc) from exc
         if not fields:
             return None
         return CheckSummary(

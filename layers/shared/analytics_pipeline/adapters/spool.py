@@ -10,14 +10,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from analytics_pipeline.errors import ConfigurationError, SpoolUnavailable
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.observability import logger
-from analytics_pipeline.ports import SpooledBatch
+from analytics_pipeline.ports import RedriveReport, SpooledBatch
 
 
 def _encode(events: Sequence[CountedEvent]) -> str:
@@ -27,15 +26,6 @@ def _encode(events: Sequence[CountedEvent]) -> str:
 def _decode(text: str) -> tuple[CountedEvent, ...]:
     data = json.loads(text)
     return tuple(CountedEvent.from_dict(item) for item in data["events"])
-
-
-@dataclass(frozen=True, slots=True)
-class RedriveReport:
-    """What `redrive` moved from the dead-letter queue back into the spool queue."""
-
-    moved: int  # messages, one per spooled request
-    events: int
-    unreadable: int  # left in the dead-letter queue: replay would only fail on them again
 
 
 class FileSpool:
