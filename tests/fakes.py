@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from analytics_pipeline.errors import (
     ChangeFeedUnavailable,
@@ -27,12 +27,16 @@ from analytics_pipeline.ports import (
     CheckSummary,
     Lag,
     LegacyRow,
+    ParityDay,
+    ParityRun,
     Rebaselined,
     RecordOutcome,
     RedriveReport,
     RolloutState,
+    SiteFacts,
     SpooledBatch,
     SyncedRow,
+    SyncWrite,
 )
 from analytics_pipeline.rollups import (
     TOTALS,
@@ -422,15 +426,16 @@ class FakeReplica:
             if u in self.captures
         ]
 
-    def write_totals(
-        self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False
-    ) -> list[tuple[str, int, int]]:
+    def write_totals(self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False) -> SyncWrite:
         self._up()
-        written: list[tuple[str, int, int]] = []
+        changed: list[tuple[str, int, int]] = []
+        missing: list[str] = []
         for uuid, views, downloads in totals:
             row = self.rows.get(uuid)
             if row is None:
-                continue  # skipped, never inserted
+                missing.append(uuid)  # skipped, never inserted
+                continue
+            before = (row.views, row.downloads)
             if allow_lower:
                 row.views, row.downloads = views, downloads
             else:
@@ -442,8 +447,9 @@ class FakeReplica:
                 else:
                     since = captured.synced or (row.views, row.downloads)
                     captured.synced = (max(since[0], views), max(since[1], downloads))
-            written.append((uuid, row.views, row.downloads))
-        return written
+            if (row.views, row.downloads) != before:  # what the statement changed, as MySQL counts it
+                changed.append((uuid, row.views, row.downloads))
+        return SyncWrite(tuple(changed), tuple(missing))
 
     def _synced_row(self, uuid: str) -> SyncedRow:
         row, captured = self.rows[uuid], self.captures.get(uuid)
@@ -534,3 +540,93 @@ class FakeChangeFeed:
 
     def rows(self) -> list[tuple[str, int, int]]:
         return [row for _, _, rows in self.published for row in rows]
+
+
+class FakeRolloutRecord:
+    """The sync mode kept beside the rollups (RolloutRecord), in memory."""
+
+    def __init__(self, mode: str | None = None) -> None:
+        self.mode = mode
+        self.at: datetime | None = None
+
+    def recorded(self) -> str | None:
+        return self.mode
+
+    def record(self, mode: str, now: datetime) -> None:
+        self.mode, self.at = mode, now
+
+
+class FakeParityLog:
+    """Parity runs in memory (ParityLog): the day summaries as the adapter's aggregation makes them."""
+
+    def __init__(self) -> None:
+        self.runs: list[ParityRun] = []
+        self.claims: set[str] = set()
+
+    def record(self, run: ParityRun) -> None:
+        self.runs.append(run)
+
+    def days(self, since: str | None = None) -> list[ParityDay]:
+        by_day: dict[str, list[ParityRun]] = {}
+        for run in self.runs:
+            day = run.at.astimezone(UTC).date().isoformat()
+            if since is None or day >= since:
+                by_day.setdefault(day, []).append(run)
+        return [
+            ParityDay(
+                day=day,
+                runs=len(runs),
+                clean_sync_runs=sum(r.mode == "sync" and r.ok for r in runs),
+                wrong_runs=sum(r.mismatched > 0 or r.outside > 0 for r in runs),
+                shadow_runs=sum(r.mode == "shadow" for r in runs),
+                mismatched=max(r.mismatched for r in runs),
+                last_at=max(r.at for r in runs),
+            )
+            for day, runs in sorted(by_day.items(), reverse=True)
+        ]
+
+    def last(self) -> ParityRun | None:
+        return max(self.runs, key=lambda r: r.at, default=None)
+
+    def claim_day(self, day: str, by: str, now: datetime) -> bool:
+        if f"{by}:{day}" in self.claims:
+            return False
+        self.claims.add(f"{by}:{day}")
+        return True
+
+    def release_day(self, day: str, by: str) -> None:
+        self.claims.discard(f"{by}:{day}")
+
+
+class FakeSiteReader:
+    """The site's names and state (SiteReader) from dicts: `facts_by_type[type][id]`."""
+
+    def __init__(
+        self,
+        facts_by_type: dict[str, dict[str, SiteFacts]] | None = None,
+        figures: tuple[str, ...] = (),
+        labelled_types: tuple[str, ...] = ("movie",),
+    ) -> None:
+        self.facts_by_type = facts_by_type or {}
+        self._figures = figures
+        self._labelled = labelled_types
+
+    def figures(self) -> tuple[str, ...]:
+        return self._figures
+
+    def labelled(self, entity_type: str) -> bool:
+        return entity_type in self._labelled
+
+    def facts(self, entity_type: str, entity_ids: Sequence[str]) -> dict[str, SiteFacts]:
+        known = self.facts_by_type.get(entity_type, {})
+        return {i: known[i] for i in entity_ids if i in known}
+
+    def rank(self, figure: str, limit: int, min_ratings: int) -> list[tuple[str, SiteFacts]]:
+        movies = self.facts_by_type.get("movie", {})
+        eligible = [
+            (uuid, f)
+            for uuid, f in movies.items()
+            if getattr(f, figure) is not None
+            and (figure != "ratings_current_avg" or (f.ratings_current_count or 0) >= min_ratings)
+        ]
+        return sorted(eligible, key=lambda item: (-getattr(item[1], figure), item[0]))[:limit]

@@ -14,8 +14,11 @@ from tests.fakes import (
     FakeChangeFeed,
     FakeClaimStore,
     FakeHotStore,
+    FakeParityLog,
     FakeReplica,
+    FakeRolloutRecord,
     FakeRollups,
+    FakeSiteReader,
     FakeSpool,
 )
 
@@ -33,6 +36,9 @@ FAKES = [
     (ports.RolloutLedger, FakeReplica),
     (ports.LegacySource, FakeReplica),
     (ports.LabelReader, FakeReplica),
+    (ports.RolloutRecord, FakeRolloutRecord),
+    (ports.ParityLog, FakeParityLog),
+    (ports.SiteReader, FakeSiteReader),
 ]
 WIDEST = 8  # a port is one reason to change: none is wider than this
 
