@@ -165,7 +165,7 @@ def movie_ids(count: int, seed: int) -> list[str]:
 
 def send(handler: Handler, requests: Sequence[dict[str, Any]], per_request: int) -> int:
     """Call the handler with each request; returns how many answers were not a full 202 acceptance."""
-    from anl.local import StandInContext
+    from analytics_pipeline.observability import StandInContext
 
     expected = '"duplicate":false' if per_request == 1 else f'"accepted":{per_request},'
     bad = 0

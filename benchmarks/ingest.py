@@ -84,7 +84,7 @@ def throughput(redis_url: str, mysql_url: str, size: dict[str, int], scratch: Pa
     admin = install_container(settings_env(redis_url, "bench", scratch)).redis
     admin.flushdb()
     handler = load_function("ingest")
-    from anl.local import StandInContext
+    from analytics_pipeline.observability import StandInContext
 
     context = StandInContext(function_name="bench")
     # the bare loop's client: a second container's, so the same connection options as the handler's

@@ -14,8 +14,6 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from analytics_pipeline.observability import StandInContext
-
 FUNCTIONS = ("ingest", "flush", "watchdog", "backfill", "query")
 
 _loaded: dict[str, ModuleType] = {}
@@ -64,6 +62,9 @@ def load_handler(name: str) -> Callable[..., Any]:
 
     def call(event: Any, context: Any = None) -> Any:
         # the handler stands in for a missing context itself; this one names the function in logs
+        # (imported here: the layer's logger reads POWERTOOLS_LOG_LEVEL, which `anl` checks first)
+        from analytics_pipeline.observability import StandInContext
+
         return handler(event, context if context is not None else StandInContext(function_name=name))
 
     with _load_lock:
