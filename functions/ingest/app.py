@@ -9,7 +9,8 @@ from analytics_pipeline.http import batch_answer, event_answer, ingest_request, 
 from analytics_pipeline.observability import http_lock, lambda_entry, publish_batch, publish_event
 from aws_lambda_powertools.event_handler import Response
 
-app = new_resolver(*cors_origins())
+_allow_origin, _site_origins = cors_origins()
+app = new_resolver(_allow_origin, origins=_site_origins)
 
 
 @app.post("/api/v1/analytics/events")

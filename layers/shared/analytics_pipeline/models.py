@@ -127,7 +127,7 @@ class CountedEvent(NamedTuple):
     trusted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data = {
+        data: dict[str, Any] = {
             "event_id": self.event_id,
             "domain": self.domain,
             "entity_type": self.entity_type,

@@ -423,7 +423,8 @@ class MongoRollupStore:
         # period_rank of both collections serve the $match stages.
         months, edges = split_months(first, last)
         kind = {"domain": domain, "entity_type": entity_type}
-        days = [{"date": {"$gte": a, "$lte": b}} for a, b in edges] or [{"date": {"$in": []}}]
+        days: list[dict[str, Any]] = [{"date": {"$gte": a, "$lte": b}} for a, b in edges]
+        days = days or [{"date": {"$in": []}}]
         pipeline: list[dict[str, Any]] = [{"$match": {**kind, "$or": days}}]
         if months is not None:
             month_match = {**kind, "month": {"$gte": months[0], "$lte": months[1]}}
@@ -519,7 +520,11 @@ def connect(uri: str, database: str) -> Any:
     # keyword arguments would override them; these are only the defaults of a URI that says nothing.
     # (Read from the query string: pymongo's parser resolves a mongodb+srv:// name in DNS first.)
     given = {name.lower() for name, _ in parse_qsl(urlsplit(uri).query, keep_blank_values=True)}
-    defaults = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000, "retryWrites": True}
-    options = {name: value for name, value in defaults.items() if name.lower() not in given}
+    defaults: dict[str, Any] = {
+        "serverSelectionTimeoutMS": 3000,
+        "connectTimeoutMS": 3000,
+        "retryWrites": True,
+    }
+    options: dict[str, Any] = {name: value for name, value in defaults.items() if name.lower() not in given}
     client: MongoClient[Any] = MongoClient(uri, appname="analytics", **options)
     return client[database]

@@ -94,7 +94,7 @@ class MySqlSiteReader:
     @classmethod
     def from_url(cls, url: str, columns: Sequence[Column] = (), **names: Any) -> MySqlSiteReader:
         parsed = urlparse(url)
-        params = {
+        params: dict[str, Any] = {
             "host": parsed.hostname,
             "port": parsed.port or 3306,
             "user": unquote(parsed.username or ""),

@@ -8,15 +8,15 @@ import struct
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from importlib import resources
-from typing import Any, Protocol
+from typing import Any
 from zlib import crc32
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from analytics_pipeline.adapters.redis_client import RedisClient, translate
+from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import (
     BROWSER,
     GENERATIONS,
@@ -27,7 +27,7 @@ from analytics_pipeline.adapters.redis_keys import (
     ShardKeys,
     keyed_digest,
 )
-from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
+from analytics_pipeline.errors import HotStoreError
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
 
@@ -42,21 +42,6 @@ def load_lua(name: str, script_flags: bool = True) -> str:
     if not script_flags and text.startswith("#!"):
         return text.split("\n", 1)[1]
     return text
-
-
-class RedisClient(Protocol):
-    """The part of redis-py's client this adapter uses."""
-
-    def register_script(self, script: str) -> Any: ...
-
-
-def translate(exc: RedisError) -> Exception:
-    """A redis-py error as the domain sees it: unreachable (retry later) or refused."""
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
-        return HotStoreUnavailable(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, OutOfMemoryError):
-        return HotStoreFull(f"Redis is full (maxmemory reached), it refuses writes: {exc}")
-    return HotStoreError(f"{type(exc).__name__}: {exc}")
 
 
 class LayoutRecord:
@@ -128,10 +113,6 @@ class LayoutRecord:
         """Until when ingest must also read v1 dedupe marks (0: never)."""
         self._load(now_s)
         return self._since_s + self._dedupe_ttl_s if self._legacy else 0.0
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 # action codes of ingest.lua, from an event's first increment (a spooled event carries no action)
