@@ -31,9 +31,14 @@ SCREENSHOTS = Path("/tmp/dashboard-screenshots")
 ABP = "0d6c7a4e-8a52-4f7e-b2c1-3b9d2f5e6a70"  # a movie of the stand-in, labelled ABP-123
 
 
-def views(event_id: str, entity_id: str, day: str, amount: int, entity_type: str = "movie") -> CountedEvent:
-    """Many views of one entity on one day, counted as one increment."""
-    return CountedEvent(event_id, "jav", entity_type, entity_id, day, (("views", amount),))
+def views(
+    event_id: str, entity_id: str, day: str, amount: int, entity_type: str = "movie"
+) -> list[CountedEvent]:
+    """Many views of one entity on one day: one event each, as ingest counts them."""
+    return [
+        CountedEvent(f"{event_id}-{i}", "jav", entity_type, entity_id, day, (("views", 1),))
+        for i in range(amount)
+    ]
 
 
 def today() -> date:
@@ -109,12 +114,6 @@ def api_calls(stand_in: StandIn, suffix: str) -> list[dict[str, str]]:
 
 # --- end to end on `anl serve` ---------------------------------------------------------------------------
 
-ALPHA = "aaaaaaaa-0000-4000-8000-000000000001"
-BRAVO = "bbbbbbbb-0000-4000-8000-000000000002"
-CHARLIE = "cccccccc-0000-4000-8000-000000000003"
-DELTA = "dddddddd-0000-4000-8000-000000000004"
-
-
 # movie and actor ids are UUIDs; these sort as their names do (a ranking's ties go by entity_id)
 ALPHA, BRAVO, CHARLIE, DELTA = (f"{n:08x}-0000-4000-8000-000000000000" for n in (0xA, 0xB, 0xC, 0xD))
 
@@ -124,16 +123,16 @@ def seeded(live_server, clock):
     """Three movies and an actor counted on the days around the test clock (2026-03-01), then flushed."""
     events = [
         counted("e-1", ALPHA, "2026-02-27"),
-        views("e-2", ALPHA, "2026-02-28", 1200),
-        views("e-3", ALPHA, "2026-03-01", 34),
+        *views("e-2", ALPHA, "2026-02-28", 1200),
+        *views("e-3", ALPHA, "2026-03-01", 34),
         counted("e-4", ALPHA, "2026-02-28", "download"),
         counted("e-5", ALPHA, "2026-03-01", "download"),
         counted("e-6", ALPHA, "2026-02-28", "rating", 4),
         counted("e-7", ALPHA, "2026-03-01", "rating", 5),
-        views("e-8", BRAVO, "2026-02-28", 7),
+        *views("e-8", BRAVO, "2026-02-28", 7),
         counted("e-9", BRAVO, "2026-02-28", "favorite"),
-        views("e-10", CHARLIE, "2026-03-01", 7),  # ties with BRAVO: entity_id decides
-        views("e-11", DELTA, "2026-03-01", 5000, entity_type="actor"),
+        *views("e-10", CHARLIE, "2026-03-01", 7),  # ties with BRAVO: entity_id decides
+        *views("e-11", DELTA, "2026-03-01", 5000, entity_type="actor"),
     ]
     outcome = container().hot_store.record(events, None, clock())
     assert all(outcome.counted)

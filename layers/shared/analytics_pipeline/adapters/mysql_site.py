@@ -18,12 +18,12 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlparse
 
 import pymysql
 
 from analytics_pipeline.adapters.mysql_columns import Column, checking
 from analytics_pipeline.adapters.mysql_read import TIMED_OUT, bounded, flavour_of
+from analytics_pipeline.adapters.mysql_replica.connection import connection_params
 from analytics_pipeline.errors import ReadTimeLimit, StoreError
 from analytics_pipeline.ports import SiteFacts
 from analytics_pipeline.vocabulary import MAX_TOP, RATINGS_CURRENT_AVG, STATE_FIGURES, STATE_TABLES
@@ -93,14 +93,7 @@ class MySqlSiteReader:
 
     @classmethod
     def from_url(cls, url: str, columns: Sequence[Column] = (), **names: Any) -> MySqlSiteReader:
-        parsed = urlparse(url)
-        params: dict[str, Any] = {
-            "host": parsed.hostname,
-            "port": parsed.port or 3306,
-            "user": unquote(parsed.username or ""),
-            "password": unquote(parsed.password or ""),
-            "database": parsed.path.strip("/"),
-        }
+        params = connection_params(url)
         limit_s = max(1, int(names.get("limit_ms", 5000)) // 1000 + 2)  # the server stops it first
 
         def connect() -> Any:

@@ -144,9 +144,16 @@ class _Declared:
 
 
 def action_code(increments: tuple[tuple[str, int], ...]) -> int:
-    """ingest.lua's byte for an event's increments: action code * 8 + value (the rating, else 1)."""
-    code = ACTION_CODE[increments[0][0]]
+    """ingest.lua's byte for an event's increments: action code * 8 + value (the rating, else 1).
+
+    The byte says only what an event of the contract can add (one, or a rating of 1-5): any other
+    increments are refused here, never counted as something else.
+    """
+    code = ACTION_CODE.get(increments[0][0]) if increments else None
     value = dict(increments).get("ratings_sum", 1) if code == 5 else 1
+    expected = (("ratings_count", 1), ("ratings_sum", value)) if code == 5 else ((increments[0][0], 1),)
+    if code is None or increments != expected or not 1 <= value <= 5:
+        raise ValueError(f"not the increments of one event: {increments!r}")
     return code * 8 + value
 
 
