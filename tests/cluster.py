@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -173,18 +174,50 @@ class LocalCluster:
         """Kill a primary (SIGKILL); returns the replica that the cluster promotes (after it did)."""
         replica = self.replica_of(primary)
         self._promoting[primary] = replica
-        self.processes[primary].kill()
-        self.processes[primary].wait(timeout=10)
+        self.kill_node(primary)
         if wait:
             self.wait_promoted(primary)
         return replica
+
+    def kill_node(self, port: int, replica: int | None = None) -> None:
+        """SIGKILL, reading nothing from the cluster first (a node may be stopped); `replica`: the
+        replica that is to take over (for wait_promoted)."""
+        if replica is not None:
+            self._promoting[port] = replica
+        self.processes[port].kill()
+        self.processes[port].wait(timeout=10)
 
     def wait_promoted(self, killed: int) -> None:
         replica = self._promoting[killed]
         self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "promotion", 30)
 
+    def hold_promotion(self, primary: int) -> int:
+        """Keep the primary's replica from taking over by itself (cluster-replica-no-failover); returns it."""
+        replica = self.replica_of(primary)
+        self.node(replica).config_set("cluster-replica-no-failover", "yes")
+        self._promoting[primary] = replica
+        return replica
+
+    def release_promotion(self, primary: int, force: bool = True) -> None:
+        """Let the held replica take over again; `force`: now (CLUSTER FAILOVER FORCE), its primary dead."""
+        replica = self._promoting[primary]
+        self.node(replica).config_set("cluster-replica-no-failover", "no")
+        if force:
+            self.node(replica).execute_command("CLUSTER", "FAILOVER", "FORCE")
+            self.wait_promoted(primary)
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP: the node keeps its sockets and answers nothing (a stalled or partitioned node)."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def restart(self, port: int) -> None:
         """Start a killed node again: it rejoins as a replica of the node that replaced it."""
+        held = self._promoting.get(port)
+        if held is not None and self.alive(held):  # a test that stopped half-way left it held
+            self.node(held).config_set("cluster-replica-no-failover", "no")
         self.start_node(port)
         self.wait_healthy()
 
@@ -245,7 +278,9 @@ class ClusterPipeline(Pipeline):
         super().__init__(*args, **kwargs)
 
     def build(self, wrap: Any = None, **env: str) -> Any:
-        return super().build(wrap, **{"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", **env})
+        # every primary has a replica: the flush refuses to run without WAIT (REDIS_WAIT_REPLICAS unset)
+        defaults = {"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
+        return super().build(wrap, **{**defaults, **env})
 
 
 HOT_STORES = ["one primary", "cluster"]

@@ -15,7 +15,7 @@ globals().update({name: case for name, case in vars(contract).items() if name.st
 
 @pytest.fixture
 def base_env(base_env: dict[str, str], redis_cluster: Any) -> dict[str, str]:
-    return {**base_env, "REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true"}
+    return {**base_env, "REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
 
 
 @pytest.fixture

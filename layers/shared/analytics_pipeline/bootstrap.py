@@ -135,11 +135,15 @@ class Container:
     @property
     def hot_store(self) -> HotStore:
         def build() -> HotStore:
+            from analytics_pipeline.adapters.redis_ack import ReplicaAck
             from analytics_pipeline.adapters.redis_store import RedisHotStore
 
             s = self.settings
+            ack = None
+            if s.ingest_wait_replicas:
+                ack = ReplicaAck(self.redis, s.ingest_wait_replicas, s.ingest_wait_ms, s.redis_cluster)
             return RedisHotStore(
-                self.redis, self.keys, s.dedupe_ttl_s, s.rate_window_s, cluster=s.redis_cluster
+                self.redis, self.keys, s.dedupe_ttl_s, s.rate_window_s, cluster=s.redis_cluster, ack=ack
             )
 
         return self._once("hot_store", build)
@@ -184,6 +188,8 @@ class Container:
                 s.redis_wait_timeout_ms,
                 script_flags=not embedded,
                 cluster=s.redis_cluster,
+                # unset (not an explicit 0) against a primary with replicas: refuse, never flush unconfirmed
+                refuse_unconfirmed=not embedded and not s.redis_wait_replicas_set,
             )
 
         return self._once("claims", build)
@@ -263,7 +269,11 @@ class Container:
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,
             )
-            return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
+            # a real Redis can stall (a stopped primary, a failover): ingest stops waiting at a deadline
+            deadline = s.ingest_deadline_s if s.real_redis else None
+            return IngestService(
+                policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys, deadline
+            )
 
         return self._once("ingest", build)
 

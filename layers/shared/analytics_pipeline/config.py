@@ -18,6 +18,8 @@ from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 MIN_SERVER_KEY_LENGTH = 16
 
 CLUSTER_SHARDS = 16  # REDIS_SHARDS when unset in a cluster: 5 or more per primary up to 3 primaries
+# what ingest gives Redis beyond REDIS_SOCKET_TIMEOUT_S (and INGEST_WAIT_MS) before it spools
+INGEST_DEADLINE_MARGIN_S = 0.25
 CommaList = Annotated[tuple[str, ...], Field(default_factory=tuple)]
 
 # Environment variable -> field name. Only names listed here are read.
@@ -30,6 +32,9 @@ _ENV: dict[str, str] = {
     "REDIS_SOCKET_TIMEOUT_S": "redis_socket_timeout_s",
     "REDIS_CLUSTER": "redis_cluster",
     "REDIS_SHARDS": "redis_shards",
+    # acknowledged ingest: WAIT for replicas after the ingest script, spool too when they are late
+    "INGEST_WAIT_REPLICAS": "ingest_wait_replicas",
+    "INGEST_WAIT_MS": "ingest_wait_ms",
     "MONGODB_URI": "mongodb_uri",
     "MONGODB_URI_SECRET_ARN": "mongodb_uri_secret_arn",
     "MONGODB_DATABASE": "mongodb_database",
@@ -95,6 +100,9 @@ class Settings(BaseModel):
     redis_cluster: bool = False
     # shards of the key layout (docs/redis.md); fixed for the life of the keys. Unset: 1, or 16 in a cluster
     redis_shards: int | None = Field(default=None, ge=1, le=1024)
+    # acknowledged ingest (docs/redis.md): replicas that must hold a request's writes before its 202
+    ingest_wait_replicas: int = Field(default=0, ge=0, le=5)
+    ingest_wait_ms: int = Field(default=50, ge=1, le=5_000)
 
     mongodb_uri: str | None = None
     mongodb_uri_secret_arn: str | None = None
@@ -231,6 +239,12 @@ class Settings(BaseModel):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
             )
+        if self.ingest_wait_replicas and not self.real_redis:
+            raise ValueError("INGEST_WAIT_REPLICAS needs REDIS_URL: the embedded emulation has no replicas")
+        if self.ingest_wait_replicas and self.ingest_wait_ms >= self.redis_socket_timeout_s * 1000:
+            raise ValueError(
+                "INGEST_WAIT_MS must be below REDIS_SOCKET_TIMEOUT_S, or the client gives up on WAIT first"
+            )
         if self.mysql_sync == "shadow" and not (self.mysql_url or self.mysql_url_secret_arn):
             raise ValueError(
                 "MYSQL_SYNC=shadow needs MYSQL_URL (or MYSQL_URL_SECRET_ARN): the baselines live there"
@@ -247,6 +261,17 @@ class Settings(BaseModel):
         if self.redis_shards is not None:
             return self.redis_shards
         return CLUSTER_SHARDS if self.redis_cluster else 1
+
+    @property
+    def redis_wait_replicas_set(self) -> bool:
+        """REDIS_WAIT_REPLICAS was given (an explicit 0 is an operator's choice; unset is not)."""
+        return "redis_wait_replicas" in self.model_fields_set
+
+    @property
+    def ingest_deadline_s(self) -> float:
+        """How long ingest waits for Redis before it spools a request (docs/redis.md#timeouts)."""
+        wait_s = self.ingest_wait_ms / 1000 if self.ingest_wait_replicas else 0.0
+        return self.redis_socket_timeout_s + wait_s + INGEST_DEADLINE_MARGIN_S
 
     @property
     def real_redis(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua, translate
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Lag
@@ -56,10 +57,12 @@ class RedisClaimStore:
         script_flags: bool = True,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
+        refuse_unconfirmed: bool = False,
     ) -> None:
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
+        self._unconfirmed = UnconfirmedClaims(client, cluster) if refuse_unconfirmed else None
         self._wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
@@ -81,6 +84,8 @@ class RedisClaimStore:
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         try:
+            if self._unconfirmed is not None:  # before anything is claimed
+                self._unconfirmed.check()
             shards = self._shards(now)
             linked = shards[0].shard == LEGACY_SHARD
             pipe = self._client.pipeline(transaction=False)
@@ -142,8 +147,10 @@ class RedisClaimStore:
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"
-                f" {self._wait_replicas} replicas (REDIS_WAIT_REPLICAS must not exceed the replicas"
-                " a primary has)"
+                f" {self._wait_replicas} replicas: no replica acknowledged in time"
+                f" (REDIS_WAIT_TIMEOUT_MS={self._wait_timeout_ms}); the batch waits in flight for the"
+                " watchdog. A failover or a replica down or lagging passes; if it lasts, check that"
+                " every primary has REDIS_WAIT_REPLICAS replicas"
             )
 
     def load(self, seq: int, shard: int = 0) -> Batch | None:

@@ -9,11 +9,12 @@ from importlib import resources
 from typing import Any, Protocol
 
 import redis
-from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from analytics_pipeline.adapters.redis_ack import ReplicaAck
+from analytics_pipeline.adapters.redis_cluster_client import ClusterClient, cluster_retry
 from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
@@ -136,9 +137,11 @@ class RedisHotStore:
         window_s: int = 60,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
+        ack: ReplicaAck | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
+        self._ack = ack  # acknowledged ingest: WAIT after the script (INGEST_WAIT_REPLICAS)
         self._dedupe_ttl_s = dedupe_ttl_s
         self._window_s = window_s
         self._cluster = cluster
@@ -170,6 +173,7 @@ class RedisHotStore:
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
             counted = [False] * len(events)
+            acknowledged = True
             if keys.shards > 1:  # an id reused for another entity is a duplicate, as on one shard
                 fresh = self._check_ids(events, now_s)
                 by_shard = {k: [i for i in v if fresh[i]] for k, v in by_shard.items()}
@@ -186,7 +190,8 @@ class RedisHotStore:
                 )
                 for shard, indexes in by_shard.items()
             ]
-            for indexes, reply in zip(by_shard.values(), self._run(calls) if calls else [], strict=True):
+            replies, acknowledged = self._run_acknowledged(calls)
+            for indexes, reply in zip(by_shard.values(), replies, strict=True):
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
                 for i, flag in zip(indexes, reply[1:], strict=True):
@@ -197,7 +202,15 @@ class RedisHotStore:
             raise HotStoreError(f"ingest script failed: {exc}") from exc
         except RedisError as exc:
             raise translate(exc) from exc
-        return RecordOutcome(counted=tuple(counted))
+        return RecordOutcome(counted=tuple(counted), acknowledged=acknowledged)
+
+    def _run_acknowledged(self, calls: list[tuple[list[Any], list[Any]]]) -> tuple[list[Any], bool]:
+        """The shards' calls, and whether the replicas INGEST_WAIT_REPLICAS asks for hold them."""
+        if not calls:
+            return [], True
+        if self._ack is None:
+            return self._run(calls), True
+        return self._ack.run(self._ingest, calls)
 
     def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """The shards' ingest.lua calls."""
@@ -324,14 +337,16 @@ def connect(url: str, socket_timeout_s: float, cluster: bool = False) -> Any:
 
     With `cluster`, redis-py's cluster client: it maps slots to primaries from the node `url` names
     (a configuration endpoint), follows MOVED and ASK, retries TRYAGAIN while a slot migrates, and
-    reloads the slot map after a failover.
+    reloads the slot map after a failover. It is built on its first command, and built again by the
+    next one when no node answered (redis_cluster_client.py).
     """
     if cluster:
-        return RedisCluster.from_url(
+        return ClusterClient(
             url,
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
             health_check_interval=30,
+            retry=cluster_retry(),
         )
     return redis.Redis.from_url(
         url,
