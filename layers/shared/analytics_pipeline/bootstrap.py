@@ -269,8 +269,10 @@ class Container:
                 ip_limit_per_window=s.rate_limit_per_minute,
                 key_limit_per_window=s.server_key_rate_limit_per_minute,
             )
-            # a real Redis can stall (a stopped primary, a failover): ingest stops waiting at a deadline
-            deadline = s.ingest_deadline_s if s.real_redis else None
+            # the cluster client retries, refreshes its slot map and follows redirections, each step
+            # with its own timeouts: ingest stops waiting at a deadline (one primary needs none: one
+            # round trip, a timeout never retried; and a thread hop costs ~50 us a request)
+            deadline = s.ingest_deadline_s if s.redis_cluster else None
             return IngestService(
                 policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys, deadline
             )

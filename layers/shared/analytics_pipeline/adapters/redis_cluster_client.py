@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.connection import Encoder
@@ -43,6 +43,13 @@ _known_lock = threading.Lock()
 def cluster_retry() -> Retry:
     backoff = ExponentialWithJitterBackoff(cap=CLUSTER_BACKOFF_CAP_S, base=CLUSTER_BACKOFF_BASE_S)
     return Retry(backoff, CLUSTER_RETRIES)
+
+
+def primary_retry() -> Retry:
+    """One primary: a command that met a broken connection (closed while idle, reset) is sent once more
+    on a new one; a timeout is never retried (redis-py's default retries both, 10 times), so a request
+    waits at most REDIS_SOCKET_TIMEOUT_S for an answer that does not come."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 def known_nodes(url: str) -> list[tuple[str, int]]:

@@ -14,7 +14,7 @@ from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, Respon
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from analytics_pipeline.adapters.redis_ack import ReplicaAck
-from analytics_pipeline.adapters.redis_cluster_client import ClusterClient, cluster_retry
+from analytics_pipeline.adapters.redis_cluster_client import ClusterClient, cluster_retry, primary_retry
 from analytics_pipeline.adapters.redis_keys import GENERATIONS, LOOKUP, KeyLayout, ShardKeys
 from analytics_pipeline.errors import HotStoreError, HotStoreFull, HotStoreUnavailable
 from analytics_pipeline.models import CountedEvent
@@ -353,5 +353,5 @@ def connect(url: str, socket_timeout_s: float, cluster: bool = False) -> Any:
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
         health_check_interval=30,
-        retry_on_timeout=False,
+        retry=primary_retry(),
     )
