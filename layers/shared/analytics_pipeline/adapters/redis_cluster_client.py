@@ -16,6 +16,7 @@ of its later topology refreshes (`dynamic_startup_nodes`).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -34,6 +35,10 @@ from analytics_pipeline.observability import logger
 CLUSTER_RETRIES = 3
 CLUSTER_BACKOFF_BASE_S = 0.1
 CLUSTER_BACKOFF_CAP_S = 1.0
+
+# after a failed discovery, calls fail at once for this long (as redis-py spaces topology refreshes):
+# a request during an outage is spooled without waiting for a connect timeout of its own
+DISCOVERY_RETRY_S = 1.0
 
 # url -> (host, port) of every node of the last topology a client of this process discovered
 _known_nodes: dict[str, list[tuple[str, int]]] = {}
@@ -76,6 +81,7 @@ class ClusterClient:
         self._options = options
         self._client: RedisCluster | None = None
         self._lock = threading.Lock()
+        self._failed: tuple[float, str] | None = None  # when the last discovery failed, and why
         self._encoder = Encoder(
             options.get("encoding", "utf-8"),
             options.get("encoding_errors", "strict"),
@@ -90,21 +96,27 @@ class ClusterClient:
             return client
         with self._lock:
             if self._client is None:
+                failed = self._failed
+                if failed is not None and time.monotonic() - failed[0] < DISCOVERY_RETRY_S:
+                    raise RedisConnectionError(failed[1])
                 self._client = self._discover()
             return self._client
 
     def _discover(self) -> RedisCluster:
         seeds = [ClusterNode(host, port) for host, port in known_nodes(self._url)]
+        tried = len(seeds) + 1  # and the URL's host, which redis-py appends to the list
         try:
             client = RedisCluster.from_url(self._url, startup_nodes=seeds, **self._options)
         except (RedisClusterException, RedisError, OSError) as exc:
-            tried = len(seeds) + 1
             logger.warning("cluster discovery failed", seeds=tried, error=f"{type(exc).__name__}: {exc}")
-            # one error, without the chain: its message says all an operator can act on
-            raise RedisConnectionError(
+            message = (
                 f"no node of the Redis Cluster answered ({tried} seed(s): REDIS_URL's host and the nodes"
-                f" last seen); it is tried again on the next call: {type(exc).__name__}: {exc}"
-            ) from None
+                f" last seen); the next call tries again (at most once a second): {type(exc).__name__}: {exc}"
+            )
+            self._failed = (time.monotonic(), message)
+            # one error, without the chain: its message says all an operator can act on
+            raise RedisConnectionError(message) from None
+        self._failed = None
         _remember(self._url, client)
         return client
 
