@@ -174,3 +174,15 @@ def test_a_stopped_primary_gets_requests_answered_spooled_or_counted_within_the_
     redis_cluster.wait_healthy()
     cluster_pipeline.drain()  # a late write of a stalled request and its replay: counted once
     assert totals(cluster_pipeline) == Counter(b["entity_id"] for b in bodies)
+
+
+def test_an_unset_wait_replicas_refuses_to_flush_against_primaries_with_replicas(cluster_pipeline):
+    from analytics_pipeline.errors import ConfigurationError
+
+    cluster_pipeline.count([counted(f"e-{m}", m, "2026-03-01") for m in movies(5)])
+    cluster_pipeline.build(REDIS_WAIT_REPLICAS="")  # empty is unset
+    with pytest.raises(ConfigurationError, match=r"REDIS_WAIT_REPLICAS is unset but a Redis primary has 1"):
+        cluster_pipeline.flush()
+    assert cluster_pipeline.container.claims.lag(cluster_pipeline.clock()).in_flight == 0
+    cluster_pipeline.build(REDIS_WAIT_REPLICAS="0")  # the operator's explicit choice
+    assert cluster_pipeline.flush().batches > 0
