@@ -138,3 +138,18 @@ def test_a_stopped_primary_gets_the_request_spooled_after_one_timeout_never_retr
     assert pipeline.flush().errors == []
     views = {k[2]: d["views"] for k, d in pipeline.mongo_state()[TOTALS].items()}
     assert views == {first["entity_id"]: 1, stalled["entity_id"]: 1}
+
+
+def test_a_redis_user_refused_spublish_fails_the_request_by_name_not_as_a_late_replica(
+    make_container, rollups, clock, primary_and_replica
+):
+    from analytics_pipeline.errors import HotStoreError
+
+    primary, _ = primary_and_replica
+    admin = redis.Redis(port=primary.port)
+    admin.execute_command("ACL", "SETUSER", "ingest", "on", ">pw", "~*", "+@all", "resetchannels")
+    url = f"redis://ingest:pw@127.0.0.1:{primary.port}/0"
+    pipeline = Pipeline(make_container, rollups, clock)
+    pipeline.build(REDIS_URL=url, REDIS_WAIT_REPLICAS="1", INGEST_WAIT_REPLICAS="1")
+    with pytest.raises(HotStoreError, match="needs SPUBLISH and WAIT, and the channels"):
+        pipeline.count([counted("a", "m1", "2026-03-01")])

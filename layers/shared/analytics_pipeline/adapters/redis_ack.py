@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError
 
 Calls = Sequence[tuple[list[Any], list[Any]]]
 
@@ -90,6 +90,12 @@ class ReplicaAck:
 
     def _acknowledged(self, replies: list[Any]) -> bool:
         """From (SPUBLISH, WAIT) reply pairs: every node reached the replicas asked for."""
+        for reply in replies:  # a user the ACL refuses these commands would spool every request, silently
+            if isinstance(reply, NoPermissionError):
+                raise NoPermissionError(
+                    f"acknowledged ingest (INGEST_WAIT_REPLICAS) needs SPUBLISH and WAIT, and the channels"
+                    f" of the key prefix, in the Redis user's ACL: {reply}"
+                )
         published, waits = replies[0::2], replies[1::2]
         return not any(isinstance(p, Exception) for p in published) and all(
             not isinstance(w, Exception) and int(w) >= self._replicas for w in waits
