@@ -7,6 +7,7 @@ every slot served) for the next test.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -124,20 +125,74 @@ class LocalCluster:
         """Kill a primary (SIGKILL); returns the replica that the cluster promotes (after it did)."""
         replica = self.replica_of(primary)
         self._promoting[primary] = replica
-        self.processes[primary].kill()
-        self.processes[primary].wait(timeout=10)
+        self.kill_node(primary)
         if wait:
             self.wait_promoted(primary)
         return replica
+
+    def kill_node(self, port: int, replica: int | None = None) -> None:
+        """SIGKILL, reading nothing from the cluster first (a node may be stopped); `replica`: the
+        replica that is to take over (for wait_promoted)."""
+        if replica is not None:
+            self._promoting[port] = replica
+        self.processes[port].kill()
+        self.processes[port].wait(timeout=10)
 
     def wait_promoted(self, killed: int) -> None:
         replica = self._promoting[killed]
         self._wait(lambda: self.node(replica).info("replication")["role"] == "master", "promotion", 30)
 
+    def hold_promotion(self, primary: int) -> int:
+        """Keep the primary's replica from taking over by itself (cluster-replica-no-failover); returns it."""
+        replica = self.replica_of(primary)
+        self.node(replica).config_set("cluster-replica-no-failover", "yes")
+        self._promoting[primary] = replica
+        return replica
+
+    def release_promotion(self, primary: int, force: bool = True) -> None:
+        """Let the held replica take over again; `force`: now (CLUSTER FAILOVER FORCE), its primary dead."""
+        replica = self._promoting[primary]
+        self.node(replica).config_set("cluster-replica-no-failover", "no")
+        if force:
+            self.node(replica).execute_command("CLUSTER", "FAILOVER", "FORCE")
+            self.wait_promoted(primary)
+
+    def pause(self, port: int) -> None:
+        """SIGSTOP: the node keeps its sockets and answers nothing (a stalled or partitioned node)."""
+        self.processes[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def restart(self, port: int) -> None:
         """Start a killed node again: it rejoins as a replica of the node that replaced it."""
+        held = self._promoting.get(port)
+        if held is not None and self.alive(held):  # a test that stopped half-way left it held
+            self.node(held).config_set("cluster-replica-no-failover", "no")
         self.start_node(port)
         self.wait_healthy()
+        self.wait_replicas_online()
+
+    def wait_replicas_online(self) -> None:
+        """Until every primary has a replica that finished its sync and holds every write (WAIT 1 holds).
+
+        A restarted node rejoins as a replica and syncs in full: the cluster is healthy before that
+        replica can acknowledge anything."""
+
+        def online() -> bool:
+            for port in self.ports:
+                if not self.alive(port):
+                    continue
+                info = self.node(port).info("replication")
+                if info["role"] != "master":
+                    continue
+                replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+                if not any(r.get("state") == "online" for r in replicas):
+                    return False
+            return True
+
+        self._wait(online, "a primary has no replica online")
+        self.wait_replicated()
 
     def wait_replicated(self) -> None:
         """Until every replica has every write its primary took (ingest replicates asynchronously)."""
@@ -191,12 +246,24 @@ class LocalCluster:
 class ClusterPipeline(Pipeline):
     """A whole pipeline whose hot store is the session's Redis Cluster."""
 
+    def drain(self) -> None:
+        """As Pipeline.drain, with the watchdog's next runs: right after a failover a claim's WAIT may
+        time out once (the batch then waits in flight, as in production until the next watchdog)."""
+        for attempt in range(3):
+            try:
+                return super().drain()
+            except AssertionError:
+                if attempt == 2:
+                    raise
+
     def __init__(self, *args: Any, cluster: LocalCluster, **kwargs: Any) -> None:
         self.cluster = cluster
         super().__init__(*args, **kwargs)
 
     def build(self, wrap: Any = None, **env: str) -> Any:
-        return super().build(wrap, **{"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", **env})
+        # every primary has a replica: the flush refuses to run without WAIT (REDIS_WAIT_REPLICAS unset)
+        defaults = {"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
+        return super().build(wrap, **{**defaults, **env})
 
 
 HOT_STORES = ["one primary", "cluster"]

@@ -380,3 +380,12 @@ def test_sam_env_vars_file_is_a_valid_lambda_configuration():
         {**env_vars["Parameters"], **env_vars["IngestFunction"], "AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"}
     )
     assert settings.in_lambda and settings.redis_url and settings.server_keys
+
+
+def test_ingest_waits_for_the_replicas_the_template_deploys_and_not_without_them():
+    template = _template()  # short tags read as their plain values: !If [c, a, b] is [c, a, b]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["REDIS_WAIT_REPLICAS"] == "RedisWaitReplicas"
+    assert variables["INGEST_WAIT_REPLICAS"] == ["RedisHasReplicas", "RedisWaitReplicas", "0"]
+    assert template["Conditions"]["RedisHasReplicas"] == [["RedisWaitReplicas", "0"]]  # !Not [!Equals …]
+    assert template["Parameters"]["RedisWaitReplicas"]["Default"] == 1  # acknowledged by default

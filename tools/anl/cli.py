@@ -415,6 +415,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_sync(settings)
     from anl.serve import SpoolInUse, serve
 
+    if not args.flush_every >= 0:  # NaN too
+        raise UsageError(f"--flush-every {args.flush_every:g}: seconds, 0 or more (0 turns the schedule off)")
     try:
         serve(args.host, args.port, args.flush_every, quiet=args.quiet)
     except SpoolInUse as exc:
@@ -463,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=60.0,
         metavar="SECONDS",
-        help="how often flush and watchdog run (default 60, as in AWS)",
+        help="how often flush and watchdog run (default 60, as in AWS; 0: never, run `anl flush` yourself)",
     )
     serve.add_argument("--origin", help="the site's origin allowed by CORS (default: CORS_ALLOW_ORIGIN or *)")
     serve.add_argument("--quiet", action="store_true", help="no request log")

@@ -22,6 +22,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from analytics_pipeline.errors import AnalyticsError
 from analytics_pipeline.observability import logger
 
 from anl.local import load_function, load_handler, project_root
@@ -54,10 +55,18 @@ class Scheduler:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    @property
+    def enabled(self) -> bool:
+        """0 turns the schedule off (flush with `anl flush`, or not at all)."""
+        return self.every_s > 0
+
     def tick(self) -> dict[str, Any]:
         for name in ("flush", "watchdog"):
             try:
                 self.last[name] = load_handler(name)({"source": "anl-serve"}, None)
+            except AnalyticsError as exc:  # an operator's or a store's problem: one line, retried next tick
+                logger.error("scheduled run failed", function=name, error=str(exc))
+                self.last[name] = {"errors": [str(exc)]}
             except Exception as exc:  # a failed run is reported and retried on the next tick
                 logger.exception("scheduled run failed", function=name)
                 self.last[name] = {"errors": [f"{type(exc).__name__}: {exc}"]}
@@ -65,6 +74,9 @@ class Scheduler:
         return self.last
 
     def start(self) -> None:
+        if not self.enabled:
+            return
+
         def loop() -> None:
             while not self._stop.wait(self.every_s):
                 self.tick()
@@ -167,7 +179,12 @@ def serve(host: str, port: int, every_s: float, quiet: bool = False) -> None:
                 f"serving on http://{host}:{bound}/  (dashboard /dashboard, API page {DOCS_PATH})",
                 file=sys.stderr,
             )
-            print(f"flush and watchdog run every {every_s:g} s; Ctrl-C stops", file=sys.stderr, flush=True)
+            schedule = (
+                f"flush and watchdog run every {every_s:g} s"
+                if scheduler.enabled
+                else "flush and watchdog do not run here (--flush-every 0)"
+            )
+            print(f"{schedule}; Ctrl-C stops", file=sys.stderr, flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 server.serve_forever()
         finally:

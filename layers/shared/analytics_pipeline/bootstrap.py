@@ -184,6 +184,7 @@ class Container:
     @property
     def hot_store(self) -> HotStore:
         def build() -> HotStore:
+            from analytics_pipeline.adapters.redis_ack import ReplicaAck
             from analytics_pipeline.adapters.redis_store import RedisHotStore
 
             s = self.settings
@@ -201,6 +202,9 @@ class Container:
                 )
             keys = replace(self.keys, dedupe_key=key) if key and key != self.keys.dedupe_key else self.keys
             previous = s.dedupe_key_previous.encode() if s.dedupe_key_previous else None
+            ack = None
+            if s.ingest_wait_replicas:
+                ack = ReplicaAck(self.redis, s.ingest_wait_replicas, s.ingest_wait_ms, s.redis_cluster)
             return RedisHotStore(
                 self.redis,
                 keys,
@@ -209,6 +213,7 @@ class Container:
                 cluster=s.redis_cluster,
                 caps=s.caps,
                 previous_key=previous,
+                ack=ack,
             )
 
         return self._once("hot_store", build)
@@ -254,6 +259,8 @@ class Container:
                 script_flags=not embedded,
                 cluster=s.redis_cluster,
                 clock=self.clock,
+                # unset (not an explicit 0) against a primary with replicas: refuse, never flush unconfirmed
+                refuse_unconfirmed=not embedded and not s.redis_wait_replicas_set,
             )
 
         return self._once("claims", build)
@@ -437,7 +444,13 @@ class Container:
                 id_formats=s.entity_id_formats,
                 allowed_origins=s.allowed_origins,
             )
-            return IngestService(policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys)
+            # the cluster client retries, refreshes its slot map and follows redirections, each step
+            # with its own timeouts: ingest stops waiting at a deadline (one primary needs none: one
+            # round trip, a timeout never retried; and a thread hop costs ~50 us a request)
+            deadline = s.ingest_deadline_s if s.redis_cluster else None
+            return IngestService(
+                policy, self.hot_store, self.spool, self.bots, self.clock, self.server_keys, deadline
+            )
 
         return self._once("ingest", build)
 

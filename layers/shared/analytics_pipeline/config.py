@@ -26,6 +26,8 @@ from analytics_pipeline.vocabulary import (
 MIN_SERVER_KEY_LENGTH = 16
 
 CLUSTER_SHARDS = 16  # REDIS_SHARDS when unset in a cluster: 5 or more per primary up to 3 primaries
+# what ingest gives Redis beyond REDIS_SOCKET_TIMEOUT_S (and INGEST_WAIT_MS) before it spools
+INGEST_DEADLINE_MARGIN_S = 0.25
 CommaList = Annotated[tuple[str, ...], Field(default_factory=tuple)]
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 _IDENTIFIER = re.compile(IDENTIFIER)
@@ -40,6 +42,9 @@ _ENV: dict[str, str] = {
     "REDIS_SOCKET_TIMEOUT_S": "redis_socket_timeout_s",
     "REDIS_CLUSTER": "redis_cluster",
     "REDIS_SHARDS": "redis_shards",
+    # acknowledged ingest: WAIT for replicas after the ingest script, spool too when they are late
+    "INGEST_WAIT_REPLICAS": "ingest_wait_replicas",
+    "INGEST_WAIT_MS": "ingest_wait_ms",
     "MONGODB_URI": "mongodb_uri",
     "MONGODB_URI_SECRET_ARN": "mongodb_uri_secret_arn",
     "MONGODB_DATABASE": "mongodb_database",
@@ -169,6 +174,9 @@ class Settings(BaseModel):
     redis_cluster: bool = False
     # shards of the key layout (docs/redis.md); fixed for the life of the keys. Unset: 1, or 16 in a cluster
     redis_shards: int | None = Field(default=None, ge=1, le=1024)
+    # acknowledged ingest (docs/redis.md): replicas that must hold a request's writes before its 202
+    ingest_wait_replicas: int = Field(default=0, ge=0, le=5)
+    ingest_wait_ms: int = Field(default=50, ge=1, le=5_000)
 
     mongodb_uri: str | None = None
     mongodb_uri_secret_arn: str | None = None
@@ -407,6 +415,12 @@ class Settings(BaseModel):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
             )
+        if self.ingest_wait_replicas and not self.real_redis:
+            raise ValueError("INGEST_WAIT_REPLICAS needs REDIS_URL: the embedded emulation has no replicas")
+        if self.ingest_wait_replicas and self.ingest_wait_ms >= self.redis_socket_timeout_s * 1000:
+            raise ValueError(
+                "INGEST_WAIT_MS must be below REDIS_SOCKET_TIMEOUT_S, or the client gives up on WAIT first"
+            )
         return self
 
     @model_validator(mode="after")
@@ -447,6 +461,17 @@ class Settings(BaseModel):
     def id_formats(self) -> dict[str, str]:
         """Each entity type's id format (ENTITY_ID_FORMATS over the defaults)."""
         return dict(self.entity_id_formats)
+
+    @property
+    def redis_wait_replicas_set(self) -> bool:
+        """REDIS_WAIT_REPLICAS was given (an explicit 0 is an operator's choice; unset is not)."""
+        return "redis_wait_replicas" in self.model_fields_set
+
+    @property
+    def ingest_deadline_s(self) -> float:
+        """How long ingest waits for Redis before it spools a request (docs/redis.md#timeouts)."""
+        wait_s = self.ingest_wait_ms / 1000 if self.ingest_wait_replicas else 0.0
+        return self.redis_socket_timeout_s + wait_s + INGEST_DEADLINE_MARGIN_S
 
     @property
     def real_redis(self) -> bool:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,8 +110,11 @@ class IngestService:
         bots: BotDetector,
         clock: Clock,
         server_keys: Callable[[], Sequence[str]],
+        deadline_s: float | None = None,
     ) -> None:
         self._policy = policy
+        # past it, a request's events go to the spool whatever Redis does (docs/redis.md#timeouts)
+        self._deadline = StoreDeadline(deadline_s) if deadline_s else None
         self._store = store
         self._spool = spool
         self._bots = bots
@@ -118,6 +124,11 @@ class IngestService:
         self._skew = timedelta(seconds=policy.clock_skew_s)
         # the budgets and caps that hold, per process, while events are spooled
         self._local = LocalLimits(policy.caps, policy.window_s)
+
+    @property
+    def deadline_s(self) -> float | None:
+        """How long a request waits for the hot store before its events are spooled (None: no limit)."""
+        return self._deadline.seconds if self._deadline else None
 
     # --- public use cases ---------------------------------------------------------------------
 
@@ -253,12 +264,24 @@ class IngestService:
         """(counted flags, capped flags, spooled). Raises RateLimited, or Unavailable when nothing could
         keep them. A capped event is neither counted nor spooled."""
         try:
-            outcome = self._store.record(events, budget, now)
+            if self._deadline is None:
+                outcome = self._store.record(events, budget, now)
+            else:
+                outcome = self._deadline.call(self._store.record, events, budget, now)
         except (HotStoreUnavailable, HotStoreError) as exc:
             return self._spool_events(events, budget, now, exc)
         if outcome.retry_after_s is not None:
             raise RateLimitedError(outcome.retry_after_s)
         capped = list(outcome.capped) if outcome.capped else [False] * len(events)
+        if not outcome.acknowledged:
+            # counted on a primary that may die before a replica has the writes: keep them in the
+            # spool too; its replay meets their marks if they survive, and counts them if not. A
+            # capped event wrote nothing: the replay (which draws on no cap) must not count it.
+            keep = [e for e, c in zip(events, capped, strict=True) if not c]
+            logger.warning("no replica acknowledged in time, spooling too", events=len(keep))
+            if keep:
+                self._put(keep)
+            return list(outcome.counted), capped, True
         return list(outcome.counted), capped, False
 
     def _spool_events(
@@ -271,12 +294,54 @@ class IngestService:
         keep = [e for e, c in zip(events, capped, strict=True) if not c]
         logger.warning("hot store failed, spooling", error=str(exc), events=len(keep))
         if keep:
-            try:
-                self._spool.put(keep)
-            except SpoolUnavailable as spool_exc:
-                logger.error("spool failed", error=str(spool_exc), events=len(keep))
-                raise Unavailable("events could not be made durable") from spool_exc
+            self._put(keep)
         return [not c for c in capped], capped, True
+
+    def _put(self, events: list[CountedEvent]) -> None:
+        try:
+            self._spool.put(events)
+        except SpoolUnavailable as spool_exc:
+            logger.error("spool failed", error=str(spool_exc), events=len(events))
+            raise Unavailable("events could not be made durable") from spool_exc
+
+
+class StoreDeadline:
+    """Runs a hot store call on a worker thread and stops waiting for it after `seconds`.
+
+    The socket timeout bounds one command, not a request: a cluster client retries, refreshes its
+    slot map and follows redirections, each with its own timeouts. Past the deadline the caller
+    spools the events; the call may still finish later, and then the spool's replay meets its marks.
+    A call that has not started by its deadline (every worker busy with a stalled one) never starts.
+    """
+
+    WORKERS = 4
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="hot-store")
+            return self._pool
+
+    def call[T](self, function: Callable[..., T], *args: Any) -> T:
+        until = time.monotonic() + self.seconds
+
+        def run() -> T:
+            if time.monotonic() > until:
+                raise HotStoreUnavailable("not started before the ingest deadline")
+            return function(*args)
+
+        future: Future[T] = self._executor().submit(run)
+        try:
+            return future.result(timeout=self.seconds)
+        except TimeoutError:
+            raise HotStoreUnavailable(
+                f"no answer within {self.seconds:g} s (REDIS_SOCKET_TIMEOUT_S + margin)"
+            ) from None
 
 
 REPLAY_CHUNK = 10  # batches taken from the spool at a time (one SQS receive)
@@ -307,6 +372,11 @@ def replay_spool(
         taken += len(chunk)
         for batch in chunk:
             outcome = store.record(batch.events, None, clock())
+            if not outcome.acknowledged:  # kept for the next replay: acknowledged or counted there
+                raise HotStoreUnavailable(
+                    "no replica acknowledged the replay in time (INGEST_WAIT_REPLICAS):"
+                    " a failover, or a replica down or lagging"
+                )
             batch.ack()
             counted = sum(outcome.counted)
             report["batches"] += 1

@@ -30,6 +30,8 @@ class RecordOutcome:
     counted: tuple[bool, ...] = ()
     retry_after_s: int | None = None  # set when the budget refused the whole list
     capped: tuple[bool, ...] = ()  # `capped[i]`: over its source's cap, neither counted nor marked (or ())
+    # False when the replicas INGEST_WAIT_REPLICAS asks for did not confirm the writes in time
+    acknowledged: bool = True
 
 
 class HotStore(Protocol):

@@ -20,6 +20,7 @@ from typing import Any, cast
 from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient, translated
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
+from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Clock, Lag
@@ -64,11 +65,13 @@ class RedisClaimStore:
         cluster: bool = False,
         layout: LayoutRecord | None = None,
         clock: Clock | None = None,
+        refuse_unconfirmed: bool = False,
     ) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))  # the container passes its own
         self._client = client
         self._keys = keys
         self._wait_replicas = wait_replicas
+        self._unconfirmed = UnconfirmedClaims(client, cluster) if refuse_unconfirmed else None
         self._wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
@@ -91,6 +94,8 @@ class RedisClaimStore:
 
     def claim(self, max_entities: int, now: datetime) -> Batch | None:
         with translated():
+            if self._unconfirmed is not None:  # before anything is claimed
+                self._unconfirmed.check()
             shards = self._shards(now)
             linked = shards[0].shard == LEGACY_SHARD
             pipe = self._client.pipeline(transaction=False)
@@ -158,8 +163,10 @@ class RedisClaimStore:
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"
-                f" {self._wait_replicas} replicas (REDIS_WAIT_REPLICAS must not exceed the replicas"
-                " a primary has)"
+                f" {self._wait_replicas} replicas: no replica acknowledged in time"
+                f" (REDIS_WAIT_TIMEOUT_MS={self._wait_timeout_ms}); the batch waits in flight for the"
+                " watchdog. A failover or a replica down or lagging passes; if it lasts, check that"
+                " every primary has REDIS_WAIT_REPLICAS replicas"
             )
 
     def load(self, seq: int, shard: int = 0) -> Batch | None:

@@ -12,11 +12,12 @@ from typing import Any
 from zlib import crc32
 
 import redis
-from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, OutOfMemoryError, RedisError, ResponseError
 
+from analytics_pipeline.adapters.redis_ack import ReplicaAck
 from analytics_pipeline.adapters.redis_client import RedisClient, translate
 from analytics_pipeline.adapters.redis_client import text as _text
+from analytics_pipeline.adapters.redis_cluster_client import ClusterClient, cluster_retry, primary_retry
 from analytics_pipeline.adapters.redis_keys import (
     BROWSER,
     GENERATIONS,
@@ -229,9 +230,11 @@ class RedisHotStore:
         layout: LayoutRecord | None = None,
         caps: Mapping[str, tuple[int, int]] | None = None,
         previous_key: bytes | None = None,
+        ack: ReplicaAck | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
+        self._ack = ack  # acknowledged ingest: WAIT after the script (INGEST_WAIT_REPLICAS)
         self._dedupe_ttl_s = dedupe_ttl_s
         self._window_s = window_s
         self._cluster = cluster
@@ -271,6 +274,7 @@ class RedisHotStore:
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
             flags = ["0"] * len(events)
+            acknowledged = True
             if keys.shards > 1:  # an id reused for another entity is a duplicate, as on one shard
                 fresh = self._check_ids(events, now_s)
                 by_shard = {k: [i for i in v if fresh[i]] for k, v in by_shard.items()}
@@ -289,7 +293,8 @@ class RedisHotStore:
                 )
                 for shard, indexes in by_shard.items()
             ]
-            for indexes, reply in zip(by_shard.values(), self._run(calls) if calls else [], strict=True):
+            replies, acknowledged = self._run_acknowledged(calls)
+            for indexes, reply in zip(by_shard.values(), replies, strict=True):
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
                 for i, flag in zip(indexes, _text(reply[1]), strict=True):
@@ -301,7 +306,15 @@ class RedisHotStore:
         except RedisError as exc:
             raise translate(exc) from exc
         capped = tuple(f == "2" for f in flags) if capped_subject is not None else ()
-        return RecordOutcome(counted=tuple(f == "1" for f in flags), capped=capped)
+        return RecordOutcome(counted=tuple(f == "1" for f in flags), capped=capped, acknowledged=acknowledged)
+
+    def _run_acknowledged(self, calls: list[tuple[list[Any], list[Any]]]) -> tuple[list[Any], bool]:
+        """The shards' calls, and whether the replicas INGEST_WAIT_REPLICAS asks for hold them."""
+        if not calls:
+            return [], True
+        if self._ack is None:
+            return self._run(calls), True
+        return self._ack.run(self._ingest, calls)
 
     def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """The shards' ingest.lua calls."""
@@ -482,19 +495,21 @@ def connect(url: str, socket_timeout_s: float, cluster: bool = False) -> Any:
 
     With `cluster`, redis-py's cluster client: it maps slots to primaries from the node `url` names
     (a configuration endpoint), follows MOVED and ASK, retries TRYAGAIN while a slot migrates, and
-    reloads the slot map after a failover.
+    reloads the slot map after a failover. It is built on its first command, and built again by the
+    next one when no node answered (redis_cluster_client.py).
     """
     if cluster:
-        return RedisCluster.from_url(
+        return ClusterClient(
             url,
             socket_timeout=socket_timeout_s,
             socket_connect_timeout=socket_timeout_s,
             health_check_interval=30,
+            retry=cluster_retry(),
         )
     return redis.Redis.from_url(
         url,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=socket_timeout_s,
         health_check_interval=30,
-        retry_on_timeout=False,
+        retry=primary_retry(),
     )
