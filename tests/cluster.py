@@ -261,8 +261,15 @@ class ClusterPipeline(Pipeline):
         super().__init__(*args, **kwargs)
 
     def build(self, wrap: Any = None, **env: str) -> Any:
-        # every primary has a replica: the flush refuses to run without WAIT (REDIS_WAIT_REPLICAS unset)
-        defaults = {"REDIS_URL": self.cluster.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
+        # every primary has a replica: the flush refuses to run without WAIT (REDIS_WAIT_REPLICAS unset).
+        # WAIT answers as soon as the replica has the claim; the long timeout is for a loaded 2-core
+        # machine, where a healthy replica may take over the default 500 ms to acknowledge
+        defaults = {
+            "REDIS_URL": self.cluster.url,
+            "REDIS_CLUSTER": "true",
+            "REDIS_WAIT_REPLICAS": "1",
+            "REDIS_WAIT_TIMEOUT_MS": "5000",
+        }
         return super().build(wrap, **{**defaults, **env})
 
 

@@ -309,7 +309,7 @@ def test_a_killed_primary_loses_no_claimed_batch_with_wait_replicas(cluster_pipe
 def test_wait_replicas_above_what_a_primary_has_stops_the_flush_with_the_cause(cluster_pipeline):
     events, _ = spread(cluster_pipeline, movies(5))
     cluster_pipeline.count(events)
-    cluster_pipeline.build(REDIS_WAIT_REPLICAS="2")
+    cluster_pipeline.build(REDIS_WAIT_REPLICAS="2", REDIS_WAIT_TIMEOUT_MS="500")  # never met: no long wait
     report = cluster_pipeline.flush()
     assert report.batches == 0
     # a primary has one replica, or none while an earlier test's killed node is being replaced

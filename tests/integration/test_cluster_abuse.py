@@ -29,7 +29,13 @@ globals().update(
 
 @pytest.fixture
 def base_env(base_env: dict[str, str], redis_cluster: Any) -> dict[str, str]:
-    return {**base_env, "REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
+    return {
+        **base_env,
+        "REDIS_URL": redis_cluster.url,
+        "REDIS_CLUSTER": "true",
+        "REDIS_WAIT_REPLICAS": "1",
+        "REDIS_WAIT_TIMEOUT_MS": "5000",
+    }
 
 
 @pytest.fixture

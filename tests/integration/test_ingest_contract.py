@@ -30,7 +30,13 @@ def hot_store(request: pytest.FixtureRequest) -> LocalCluster | None:
 def base_env(base_env: dict[str, str], hot_store: LocalCluster | None) -> dict[str, str]:
     if hot_store is None:
         return base_env
-    return {**base_env, "REDIS_URL": hot_store.url, "REDIS_CLUSTER": "true", "REDIS_WAIT_REPLICAS": "1"}
+    return {
+        **base_env,
+        "REDIS_URL": hot_store.url,
+        "REDIS_CLUSTER": "true",
+        "REDIS_WAIT_REPLICAS": "1",
+        "REDIS_WAIT_TIMEOUT_MS": "5000",
+    }
 
 
 @pytest.fixture
