@@ -272,7 +272,7 @@ def test_marks_of_the_unkeyed_format_are_read_after_the_upgrade(container, clock
 
 def test_a_lambda_without_a_dedupe_key_spools_and_says_why(make_container, clock, caplog):
     container = make_container(AWS_LAMBDA_FUNCTION_NAME="IngestFunction", MONGODB_URI="mongodb://127.0.0.1:1")
-    with pytest.raises(HotStoreError, match="DEDUPE_KEY"):
+    with pytest.raises(HotStoreUnavailable, match="DEDUPE_KEY"):
         container.hot_store.record([], None, clock())
 
 

@@ -21,7 +21,7 @@ from analytics_pipeline.config import (
     load_settings,
     parse_server_keys,
 )
-from analytics_pipeline.errors import ConfigurationError, HotStoreError
+from analytics_pipeline.errors import ConfigurationError, HotStoreUnavailable
 from analytics_pipeline.observability import logger
 
 if TYPE_CHECKING:
@@ -75,17 +75,18 @@ def _read_secret(arn: str) -> str:
 
 
 class RefusingHotStore:
-    """The hot store of a configuration that cannot count (the cause named): every call refuses, so
-    ingest spools its events and the watchdog replays none of them until the cause is fixed."""
+    """The hot store of a configuration that cannot count (the cause named): every call refuses, as a
+    Redis that cannot be reached would, so ingest spools its events and the watchdog replays none of
+    them until the cause is fixed (a missing DEDUPE_KEY, or a configuration refused as a whole)."""
 
     def __init__(self, cause: str) -> None:
         self._cause = cause
 
     def record(self, events: Any, budget: Any, now: datetime) -> Any:
-        raise HotStoreError(self._cause)
+        raise HotStoreUnavailable(self._cause)
 
     def check_writable(self) -> None:
-        raise HotStoreError(self._cause)
+        raise HotStoreUnavailable(self._cause)
 
 
 class Container:
@@ -386,7 +387,7 @@ class Container:
             from analytics_pipeline.adapters.mongo_parity import MongoParityLog
 
             rollups: object = self.rollups  # built (or given) first: the log shares its database
-            database = getattr(self._unwrapped.get("rollups", rollups), "_db", None)
+            database = getattr(self._unwrapped.get("rollups", rollups), "database", None)
             if database is None:
                 raise ConfigurationError("the parity history needs the rollups' MongoDB database")
             return MongoParityLog(database, serialize=not self.settings.real_mongodb)
@@ -641,22 +642,6 @@ def required_columns(settings: Settings) -> list[Column]:
     return columns
 
 
-class RefusedHotStore:
-    """A hot store that refuses every call with a configuration problem: ingest spools, as for a Redis
-    that cannot be reached, and the watchdog replays the spool once the configuration is fixed."""
-
-    def __init__(self, problem: str) -> None:
-        self._problem = problem
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        def refuse(*args: Any, **kwargs: Any) -> Any:
-            from analytics_pipeline.errors import HotStoreUnavailable
-
-            raise HotStoreUnavailable(f"configuration refused: {self._problem}")
-
-        return refuse
-
-
 _refused: Container | None = None
 
 # what a deployed ingest function needs to spool events under a refused configuration
@@ -698,7 +683,9 @@ def serving_container() -> Container:
                 settings = Settings.model_validate(raw)
             except ValueError:
                 raise exc from None  # not even the spool can be named: answered 503
-            _refused = Container(settings, overrides={"hot_store": RefusedHotStore(str(exc))})
+            _refused = Container(
+                settings, overrides={"hot_store": RefusingHotStore(f"configuration refused: {exc}")}
+            )
         return _refused
 
 
