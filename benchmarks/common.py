@@ -92,7 +92,7 @@ def rfc3339(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def http_post(path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+def http_post(path: str, body: Any, headers: dict[str, str], source_ip: str = SOURCE_IP) -> dict[str, Any]:
     """An API Gateway HTTP API (payload format 2.0) POST event."""
     return {
         "version": "2.0",
@@ -108,7 +108,7 @@ def http_post(path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
                 "method": "POST",
                 "path": path,
                 "protocol": "HTTP/1.1",
-                "sourceIp": SOURCE_IP,
+                "sourceIp": source_ip,
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
@@ -126,7 +126,7 @@ class Events:
     all 'view' now."""
 
     def __init__(self, entity_ids: Sequence[str]) -> None:
-        self._ids, self._n = list(entity_ids), 0
+        self._ids, self._n, self._visitors = list(entity_ids), 0, 0
         self.occurred_at = rfc3339(datetime.now(UTC))
 
     def many(self, count: int) -> list[dict[str, Any]]:
@@ -146,8 +146,16 @@ class Events:
         return out
 
     def singles(self, count: int) -> list[dict[str, Any]]:
-        """POST /events requests, one event each, as a browser sends them."""
-        return [http_post(SINGLE_PATH, body, {"user-agent": BROWSER_UA}) for body in self.many(count)]
+        """POST /events requests, one event each, as browsers send them: each from a visitor of its own
+        (198.18.0.0/15, the benchmarking range), so no source meets its cap on a title (ENTITY_CAPS'
+        default, view=20/h) however many rounds send the same titles."""
+        requests = []
+        for body in self.many(count):
+            self._visitors += 1
+            n = self._visitors
+            source = f"198.{18 + n // 65536 % 2}.{n // 256 % 256}.{n % 256}"
+            requests.append(http_post(SINGLE_PATH, body, {"user-agent": BROWSER_UA}, source))
+        return requests
 
     def batches(self, calls: int) -> list[dict[str, Any]]:
         """POST /events/batch requests of BATCH_SIZE events, sent with a server key."""
