@@ -29,6 +29,7 @@ from analytics_pipeline.errors import HotStoreFull
 from anl import cli
 from anl.local_stores import without_script_flags
 
+from tests.keys import counter, member
 from tests.pipeline import Pipeline, counted
 from tests.support import BATCH, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state
 
@@ -334,8 +335,7 @@ def test_redrive_moves_the_dead_letter_queue_back_and_each_event_counts_once(
     assert replayed == {"batches": 2, "events": 2, "counted": 1, "duplicates": 1}
     keys = KeyLayout(prefix)
     assert (
-        redis_client.hget(keys.counter(keys.member("jav", "movie", "m-redrive", "2026-03-01")), "views")
-        == b"2"
+        redis_client.hget(counter(keys, member("jav", "movie", "m-redrive", "2026-03-01")), "views") == b"2"
     )
     assert queues.depth(queues.spool) == 0
 
