@@ -18,7 +18,7 @@ import pytest
 import redis
 from analytics_pipeline.bootstrap import Container, Wrap, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
-from analytics_pipeline.store_profile import use_stores
+from analytics_pipeline.store_profile import PRODUCTION, use_stores
 from anl.local import load_handler
 from anl.local_stores import LocalStores
 
@@ -92,6 +92,14 @@ def make_container(base_env: dict[str, str], clock: MutableClock) -> Iterator[Ca
 
     yield build
     reset_container()
+
+
+@pytest.fixture
+def lambda_profile() -> Iterator[None]:
+    """The process's container built on the store profile AWS Lambda runs (production), in this test."""
+    previous = use_stores(PRODUCTION)
+    yield
+    use_stores(previous)
 
 
 @pytest.fixture

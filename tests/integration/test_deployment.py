@@ -140,7 +140,9 @@ def test_ingest_function_imports_no_mongo_mysql_or_aws_sdk():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
-def test_a_lambda_without_redis_url_starts_and_refuses_every_invocation_naming_it(monkeypatch):
+def test_a_lambda_without_redis_url_starts_and_refuses_every_invocation_naming_it(
+    monkeypatch, lambda_profile
+):
     # a function that cannot start would answer every request with an error of the runtime's; this one
     # starts, logs the one line, and answers 503 (ingest spools: tests/integration/test_no_silent_setting.py)
     result = _import_ingest({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"})
