@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def test_layer_requirements_match_the_project_dependencies():
     lines = (ROOT / "layers" / "shared" / "requirements.txt").read_text().splitlines()
     layer = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert sorted(layer) == sorted(declared)
+    # the local profile's emulations are the `local` extra's, never the layer's
+    local = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["local"]
+    emulations = {re.split(r"[\[<>=]", requirement)[0] for requirement in local}
+    assert emulations == {"fakeredis", "mongomock-ng"}
+    assert not {re.split(r"[\[<>=]", requirement)[0] for requirement in layer} & emulations
 
 
 # Every module of the layer imported and every function loaded as AWS Lambda runs them, with the

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -102,3 +103,19 @@ def test_a_process_with_no_profile_installed_takes_production_in_lambda_and_the_
         assert isinstance(process_stores(), LocalStores)  # the project's entry point (pyproject.toml)
     finally:
         use_stores(previous)
+
+
+@pytest.mark.parametrize(("module", "setting"), [("fakeredis", "REDIS_URL"), ("mongomock_ng", "MONGODB_URI")])
+def test_without_the_local_extra_an_unset_url_is_refused_in_one_line(monkeypatch, module, setting):
+    from anl import local_stores
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if the `local` extra were not installed
+    local_stores._embedded_redis_class.cache_clear()
+    profile, settings = LocalStores(), load_settings({})
+    try:
+        with pytest.raises(
+            ConfigurationError, match=rf"^{setting} is unset and the embedded emulation is not"
+        ):
+            profile.redis(None, settings) if setting == "REDIS_URL" else profile.mongodb(None, settings)
+    finally:
+        local_stores._embedded_redis_class.cache_clear()

@@ -10,6 +10,8 @@ any client is built (`check`), and MySQL stands beside them only for `anl demo`'
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -21,6 +23,17 @@ from analytics_pipeline.observability import logger
 from analytics_pipeline.store_profile import PRODUCTION, MongoDatabase, use_stores
 
 
+def _emulation(module: str, setting: str) -> Any:
+    """The emulation's module; without the `local` extra, one line that names the setting."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(
+            f"{setting} is unset and the embedded emulation is not installed: set {setting}, or install"
+            " the project's `local` extra (pip install -e '.[local]')"
+        ) from None
+
+
 def without_script_flags(script: str) -> str:
     """A Lua script without its `#!lua flags=…` line: the emulation cannot parse it, and has no memory
     limit for the flags (allow-oom) to lift."""
@@ -29,7 +42,7 @@ def without_script_flags(script: str) -> str:
 
 @cache
 def _embedded_redis_class() -> type[Any]:
-    import fakeredis
+    fakeredis = _emulation("fakeredis", "REDIS_URL")
 
     class EmbeddedRedis(fakeredis.FakeRedis):
         """fakeredis as the adapters see a Redis of one primary and no replica: it takes the scripts
@@ -81,18 +94,14 @@ class LocalStores:
     def redis(self, url: str | None, settings: Settings) -> Any:
         if url is not None:
             return PRODUCTION.redis(url, settings)
-        import fakeredis
-
+        embedded = _embedded_redis_class()
         logger.warning("REDIS_URL is unset: using an embedded in-process Redis emulation (local only)")
-        return _embedded_redis_class()(server=fakeredis.FakeServer())
+        return embedded(server=_emulation("fakeredis", "REDIS_URL").FakeServer())
 
     def mongodb(self, uri: str | None, settings: Settings) -> MongoDatabase:
         if uri is not None:
             return PRODUCTION.mongodb(uri, settings)
-        import warnings
-
-        import mongomock_ng
-
+        mongomock_ng = _emulation("mongomock_ng", "MONGODB_URI")
         # the emulation accepts a cursor's batch_size and says, every time, that it ignores it
         warnings.filterwarnings("ignore", message="'batch_size' is accepted", category=UserWarning)
         # and maxTimeMS (the query API's time limit) likewise: it has no server to stop
