@@ -40,23 +40,15 @@ PER_REQUEST = 100
 TOP_LEVEL = ("evalsha", "eval", "script", "get", "set")  # the commands ingest sends itself
 
 
-def free_port(taken: list[int]) -> int:
-    """A port whose cluster bus port is free too (either layout may run on it)."""
-    return servers.free_port(taken, cluster_bus=True)
-
-
-def start_node(workdir: Path, port: int, cluster: bool) -> subprocess.Popen[bytes]:
-    return servers.start_redis(port, workdir, cluster=cluster, timeout_s=10)
-
-
 def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    # ports whose cluster bus port is free too (either layout may run on them)
     if not cluster:
-        port = free_port([])
-        return [start_node(workdir, port, False)], [port]
+        port = servers.free_port(cluster_bus=True)
+        return [servers.start_redis(port, workdir, timeout_s=10)], [port]
     ports: list[int] = []
     for _ in range(6):
-        ports.append(free_port(ports))
-    processes = [start_node(workdir, p, True) for p in ports]
+        ports.append(servers.free_port(ports, cluster_bus=True))
+    processes = [servers.start_redis(p, workdir, cluster=True, timeout_s=10) for p in ports]
     servers.create_cluster(ports, replicas=1)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -231,8 +223,7 @@ def run(
     finally:
         reset_container()
         for process in processes:
-            process.kill()
-            process.wait()
+            servers.stop_redis(process, kill=True)
 
 
 def main() -> None:

@@ -57,11 +57,13 @@ def settings_env(redis_url: str, prefix: str, scratch: Path, **extra: str) -> di
 
 
 def new_container(env: dict[str, str], **overrides: Any) -> Any:
-    """A container built from these settings (the handlers' composition root)."""
+    """A container built from these settings (the handlers' composition root), on the local store
+    profile: the emulated MongoDB where MONGODB_URI is unset."""
     from analytics_pipeline.bootstrap import Container
     from analytics_pipeline.config import load_settings
+    from anl.local_stores import LocalStores
 
-    return Container(load_settings(env), overrides=overrides)
+    return Container(load_settings(env), overrides=overrides, stores=LocalStores())
 
 
 def install_container(env: dict[str, str], **overrides: Any) -> Any:

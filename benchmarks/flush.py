@@ -171,6 +171,7 @@ def measure(movies: int, rounds: int, rev: str, log: Any = print) -> dict[str, A
     cluster_runs = []
     try:
         import cluster
+        from anl import servers
 
         with_tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"anl-bench-flush-cluster-{os.getpid()}"
         with_tmp.mkdir(parents=True, exist_ok=True)
@@ -187,8 +188,7 @@ def measure(movies: int, rounds: int, rev: str, log: Any = print) -> dict[str, A
                 )
         finally:
             for process in processes:
-                process.kill()
-                process.wait()
+                servers.stop_redis(process, kill=True)
     except Exception as exc:  # the cluster figure is extra: say why it is missing
         problems.append(f"cluster: {exc}")
     return {"movies": movies, "rev": rev, "runs": found, "cluster": cluster_runs, "problems": problems}

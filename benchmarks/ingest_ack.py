@@ -21,44 +21,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+from anl import servers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Events, load_function, movie_ids, new_container, quiet, settings_env
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start(port: int, workdir: str, *extra: str) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    options = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir]
-    options += ["--dbfilename", f"dump-{port}.rdb", "--repl-diskless-sync-delay", "0", *extra]
-    process = subprocess.Popen(
-        [binary, "--port", str(port), *options],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    raise RuntimeError(f"redis-server on {port} did not start")
 
 
 def cpu_s(client: redis.Redis) -> float:
@@ -89,10 +63,14 @@ def main() -> int:
     from analytics_pipeline.observability import StandInContext
 
     workdir = tempfile.mkdtemp(prefix="anl-bench-ack-")
-    primary_port, replica_port = free_port(), free_port()
-    processes = [start(primary_port, workdir)]
+    primary_port = servers.free_port()
+    replica_port = servers.free_port([primary_port])
+    fast_sync = ("--repl-diskless-sync-delay", "0")
+    processes = [servers.start_redis(primary_port, workdir, extra=fast_sync, timeout_s=10)]
     try:
-        processes.append(start(replica_port, workdir, "--replicaof", "127.0.0.1", str(primary_port)))
+        processes.append(
+            servers.start_redis(replica_port, workdir, replica_of=primary_port, extra=fast_sync, timeout_s=10)
+        )
         primary, replica = redis.Redis(port=primary_port), redis.Redis(port=replica_port)
         while replica.info("replication").get("master_link_status") != "up":
             time.sleep(0.05)
@@ -169,8 +147,7 @@ def main() -> int:
         return 0
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+            servers.stop_redis(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from anl import servers
 from common import (
     BATCH_SIZE,
     Events,
@@ -257,9 +257,7 @@ class PrivateMariaDB:
         install = [shutil.which("mariadb-install-db") or "mariadb-install-db", "--no-defaults"]
         install += [f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal"]
         subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, timeout=300)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = servers.free_port()
         command = [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}"]
         command += ["--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={sock}"]
         command += ["--skip-log-error", "--innodb-buffer-pool-size=256M"]

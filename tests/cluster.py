@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from anl.servers import create_cluster, free_port, start_redis
+from anl.servers import create_cluster, free_port, start_redis, stop_redis
 
 from tests.pipeline import Pipeline
 
@@ -64,9 +64,7 @@ class LocalCluster:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            process.kill()
-        for process in self.processes.values():
-            process.wait(timeout=10)
+            stop_redis(process, kill=True)
         self.processes.clear()
 
     # --- what the tests read and do ---------------------------------------------------------------
@@ -135,8 +133,7 @@ class LocalCluster:
         replica that is to take over (for wait_promoted)."""
         if replica is not None:
             self._promoting[port] = replica
-        self.processes[port].kill()
-        self.processes[port].wait(timeout=10)
+        stop_redis(self.processes[port], kill=True)
 
     def wait_promoted(self, killed: int) -> None:
         replica = self._promoting[killed]

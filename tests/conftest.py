@@ -18,7 +18,9 @@ import pytest
 import redis
 from analytics_pipeline.bootstrap import Container, Wrap, reset_container, use_container
 from analytics_pipeline.config import Settings, load_settings
+from analytics_pipeline.store_profile import PRODUCTION, use_stores
 from anl.local import load_handler
+from anl.local_stores import LocalStores
 
 from tests.support import SERVER_KEY, TEST_MYSQL_URL, TEST_REDIS_URL, Client, MutableClock
 
@@ -30,6 +32,12 @@ os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 for _name in ("AWS_LAMBDA_FUNCTION_NAME", "REDIS_URL", "MONGODB_URI", "MYSQL_URL", "SPOOL_QUEUE_URL"):
     os.environ.pop(_name, None)
+
+# Every container of the suite is on the local profile (the emulated MongoDB where MONGODB_URI is
+# unset, as `anl` runs): the process's, which the handlers build, and the ones the tests build. A test
+# of the production profile builds its container with the default.
+LOCAL = LocalStores()
+use_stores(LOCAL)
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +86,20 @@ def make_container(base_env: dict[str, str], clock: MutableClock) -> Iterator[Ca
         **env: str,
     ):
         settings: Settings = load_settings({**base_env, **env})
-        return use_container(Container(settings, clock=clock_fn or clock, overrides=overrides, wrap=wrap))
+        return use_container(
+            Container(settings, clock=clock_fn or clock, overrides=overrides, wrap=wrap, stores=LOCAL)
+        )
 
     yield build
     reset_container()
+
+
+@pytest.fixture
+def lambda_profile() -> Iterator[None]:
+    """The process's container built on the store profile AWS Lambda runs (production), in this test."""
+    previous = use_stores(PRODUCTION)
+    yield
+    use_stores(previous)
 
 
 @pytest.fixture

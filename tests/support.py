@@ -16,6 +16,8 @@ from anl.local import http_event, response_json
 from anl.servers import free_port as free_port  # the one helper for free ports, re-exported
 from anl.servers import start_redis, stop_redis
 
+from tests.keys import mark_location
+
 # the services the suite runs against (scripts/services.sh starts them)
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://anl:anl-test-pw@127.0.0.1:3306")
@@ -73,7 +75,7 @@ def is_marked(client: Any, prefix: str, body: dict[str, Any], now: datetime, ttl
     keys = bootstrap.container().keys
     assert keys.prefix == prefix
     entity = entity_key(body["domain"], body["entity_type"], body["entity_id"])
-    key, mark = keys.mark_location(body["event_id"], entity, now.timestamp(), ttl_s)
+    key, mark = mark_location(keys, body["event_id"], entity, now.timestamp(), ttl_s)
     text = client.get(key) or b""
     return any(text[i : i + 8] == mark for i in range(0, len(text), 8))
 

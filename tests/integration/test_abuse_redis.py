@@ -19,6 +19,7 @@ from analytics_pipeline.limits import LocalLimits, source_subject
 from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget
 
+from tests.keys import counter, mark_location, member
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, is_marked, scan_state
 
 TRUSTED = {"authorization": f"Bearer {SERVER_KEY}"}
@@ -37,8 +38,7 @@ def mark_strings(client: Any, prefix: str) -> dict[bytes, bytes]:
 
 
 def views(client: Any, container: Any, movie: str, day: str = "2026-03-01") -> int:
-    member = KeyLayout.member("jav", "movie", movie, day)
-    return int(client.hget(container.keys.counter(member), "views") or 0)
+    return int(client.hget(counter(container.keys, member("jav", "movie", movie, day)), "views") or 0)
 
 
 # --- sources ----------------------------------------------------------------------------------------
@@ -203,8 +203,12 @@ def test_ids_ground_into_one_bucket_spread_over_the_buckets(
     # an innocent event's lookup reads one string of that size
     innocent = event(clock)
     assert client.post(EVENTS, innocent)[1] == ACCEPTED
-    key, _ = KeyLayout(prefix, dedupe_key=b"deployment-secret-key-0123456789").mark_location(
-        innocent["event_id"], f"jav:movie:{innocent['entity_id']}", clock().timestamp(), TTL
+    key, _ = mark_location(
+        KeyLayout(prefix, dedupe_key=b"deployment-secret-key-0123456789"),
+        innocent["event_id"],
+        f"jav:movie:{innocent['entity_id']}",
+        clock().timestamp(),
+        TTL,
     )
     assert len(redis_client.get(key) or b"") <= 9 * RECORD_BYTES
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from analytics_pipeline.errors import HotStoreError
 
+from tests.keys import mark_location
 from tests.pipeline import counted
 from tests.support import EVENTS, Client, event, iso, scan_state
 
@@ -51,7 +52,7 @@ def test_a_mark_string_of_the_wrong_type_fails_the_call_before_any_write(
 ):
     events = [counted(f"e-{uuid.uuid4()}", str(uuid.uuid4()), "2026-03-01") for _ in range(3)]
     entity = f"jav:movie:{events[2].entity_id}"
-    key, _ = container.keys.mark_location(events[2].event_id, entity, clock().timestamp(), TTL)
+    key, _ = mark_location(container.keys, events[2].event_id, entity, clock().timestamp(), TTL)
     redis_client.hset(key, "not", "marks")
     before = scan_state(redis_client, prefix)
     with pytest.raises(HotStoreError, match="is not a string of marks"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,67 @@ def test_layer_requirements_match_the_project_dependencies():
     lines = (ROOT / "layers" / "shared" / "requirements.txt").read_text().splitlines()
     layer = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert sorted(layer) == sorted(declared)
+    # the local profile's emulations are the `local` extra's, never the layer's
+    local = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["local"]
+    emulations = {re.split(r"[\[<>=]", requirement)[0] for requirement in local}
+    assert emulations == {"fakeredis", "mongomock-ng"}
+    assert not {re.split(r"[\[<>=]", requirement)[0] for requirement in layer} & emulations
+
+
+# Every module of the layer imported and every function loaded as AWS Lambda runs them, with the
+# emulations the local profile uses made unimportable; then the production container's ports built,
+# and one event counted in a real Redis through the ingest handler.
+_WITHOUT_EMULATIONS = """
+import importlib, importlib.util, json, pkgutil, sys
+sys.modules["fakeredis"] = None  # `import fakeredis` raises ImportError from here on
+sys.modules["mongomock_ng"] = None
+import analytics_pipeline
+for found in pkgutil.walk_packages(analytics_pipeline.__path__, "analytics_pipeline."):
+    importlib.import_module(found.name)
+handlers = {}
+for name in ("ingest", "flush", "watchdog", "backfill", "query"):
+    spec = importlib.util.spec_from_file_location(f"app_{name}", f"functions/{name}/app.py")
+    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)
+    handlers[name] = module.lambda_handler
+from analytics_pipeline.bootstrap import container
+from analytics_pipeline.store_profile import PRODUCTION
+answer = handlers["ingest"](json.load(open("events/ingest-event.json")), None)
+c = container()
+for port in ("hot_store", "claims", "rollups", "read_rollups", "parity_log", "flush", "query", "status"):
+    getattr(c, port)
+print(json.dumps({"production": c.stores is PRODUCTION, "answer": answer["body"],
+                  "dirty": c.claims.lag(c.clock()).dirty}))
+"""
+
+
+def test_the_layer_runs_in_lambda_without_the_local_emulations(prefix, redis_client):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "MONGODB_", "AWS_LAMBDA"))}
+    env = {
+        **clean,
+        "AWS_LAMBDA_FUNCTION_NAME": "IngestFunction",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "REDIS_URL": TEST_REDIS_URL,
+        "REDIS_KEY_PREFIX": prefix,
+        "MONGODB_URI": "mongodb://127.0.0.1:1/",  # never reached: building a client connects to nothing
+        "DEDUPE_KEY": "deployment-dedupe-key-0123456789abcdef",
+        "SPOOL_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/spool",  # not used
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_EMULATIONS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {
+        "production": True,
+        "answer": json.dumps({"status": "accepted", "duplicate": False}, separators=(",", ":")),
+        "dirty": 1,
+    }
 
 
 def _import_ingest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -84,7 +146,9 @@ def test_ingest_function_imports_no_mongo_mysql_or_aws_sdk():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
-def test_a_lambda_without_redis_url_starts_and_refuses_every_invocation_naming_it(monkeypatch):
+def test_a_lambda_without_redis_url_starts_and_refuses_every_invocation_naming_it(
+    monkeypatch, lambda_profile
+):
     # a function that cannot start would answer every request with an error of the runtime's; this one
     # starts, logs the one line, and answers 503 (ingest spools: tests/integration/test_no_silent_setting.py)
     result = _import_ingest({"AWS_LAMBDA_FUNCTION_NAME": "IngestFunction"})

@@ -13,6 +13,7 @@ from analytics_pipeline import bootstrap
 from analytics_pipeline.adapters.redis_keys import KeyLayout
 from redis.cluster import RedisCluster
 
+from tests import keys as keys_of
 from tests.cluster import HOT_STORES, LocalCluster
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, event, is_marked, iso, scan_state
 
@@ -56,8 +57,8 @@ def layout() -> KeyLayout:
 
 def counters(redis_client: Any, prefix: str, body: dict[str, Any], day: str) -> dict[str, int]:
     keys = layout()
-    member = keys.member(body["domain"], body["entity_type"], body["entity_id"], day)
-    return {k.decode(): int(v) for k, v in redis_client.hgetall(keys.counter(member)).items()}
+    member = keys_of.member(body["domain"], body["entity_type"], body["entity_id"], day)
+    return {k.decode(): int(v) for k, v in redis_client.hgetall(keys_of.counter(keys, member)).items()}
 
 
 def dirty_members(redis_client: Any, prefix: str) -> set[str]:
@@ -92,8 +93,8 @@ def test_dedupe_mark_is_kept_for_the_configured_window_and_at_most_half_as_long_
     body = event(clock)
     c = Client(ingest_handler)
     c.post(EVENTS, body)
-    key, _ = layout().mark_location(
-        body["event_id"], f"jav:movie:{body['entity_id']}", clock().timestamp(), 3600
+    key, _ = keys_of.mark_location(
+        layout(), body["event_id"], f"jav:movie:{body['entity_id']}", clock().timestamp(), 3600
     )
     assert 3600 <= redis_client.ttl(key) <= 5400
     clock.advance(3600)

@@ -17,6 +17,7 @@ from analytics_pipeline.errors import HotStoreError, HotStoreUnavailable
 from analytics_pipeline.ingest import Caller, IngestRequest, replay_spool
 from analytics_pipeline.models import CountedEvent
 
+from tests.keys import counter, member
 from tests.support import BATCH, BROWSER, EVENTS, SERVER_KEY, Client, OwnRedis, event, is_marked, scan_state
 
 
@@ -61,8 +62,8 @@ def test_events_are_spooled_while_redis_is_down_and_replayed_once(
     assert replay_spool(container.spool, container.hot_store, clock)["events"] == 0
 
     keys = KeyLayout(container.settings.redis_key_prefix)
-    member = keys.member("jav", "movie", during["entity_id"], "2026-03-01")
-    assert redis.Redis.from_url(own_redis.url).hgetall(keys.counter(member)) == {b"views": b"1"}
+    entity_day = member("jav", "movie", during["entity_id"], "2026-03-01")
+    assert redis.Redis.from_url(own_redis.url).hgetall(counter(keys, entity_day)) == {b"views": b"1"}
 
 
 def test_answer_is_503_only_when_the_spool_fails_too(
@@ -93,8 +94,8 @@ def test_a_reply_lost_after_the_script_ran_is_still_counted_once(make_container,
     report = replay_spool(lossy.spool, real, clock)
     assert report["duplicates"] == 1
     keys = KeyLayout(prefix)
-    member = keys.member("jav", "movie", body["entity_id"], "2026-03-01")
-    assert redis_client.hgetall(keys.counter(member)) == {b"views": b"1"}
+    entity_day = member("jav", "movie", body["entity_id"], "2026-03-01")
+    assert redis_client.hgetall(counter(keys, entity_day)) == {b"views": b"1"}
 
 
 def test_replaying_an_event_that_was_counted_before_the_outage_counts_nothing(container, clock):
@@ -134,7 +135,7 @@ def test_unacknowledged_spool_batches_come_back(tmp_path):
 def test_a_script_that_fails_counts_nothing_of_the_batch(container, clock, redis_client, prefix):
     keys = KeyLayout(prefix)
     events = [event(clock) for _ in range(3)]
-    poisoned = keys.counter(keys.member("jav", "movie", events[2]["entity_id"], "2026-03-01"))
+    poisoned = counter(keys, member("jav", "movie", events[2]["entity_id"], "2026-03-01"))
     redis_client.set(poisoned, "not a hash")
     before = scan_state(redis_client, prefix)
     items = [
@@ -151,7 +152,7 @@ def test_a_script_that_fails_counts_nothing_of_the_batch(container, clock, redis
 def test_a_failing_script_sends_the_request_to_the_spool(container, client, clock, redis_client, prefix):
     keys = KeyLayout(prefix)
     body = event(clock)
-    redis_client.set(keys.dirty, "corrupt")
+    redis_client.set(keys.shard(0).dirty, "corrupt")
     status, answer, _ = client.post(EVENTS, body)
     assert (status, answer) == (202, {"status": "accepted", "duplicate": False})
     assert not is_marked(redis_client, prefix, body, clock())
@@ -181,8 +182,8 @@ def test_one_event_id_replayed_from_many_threads_counts_once(container, clock, r
         duplicates = list(pool.map(send, range(16)))
     assert duplicates.count(False) == 1
     keys = KeyLayout(prefix)
-    member = keys.member("jav", "movie", body["entity_id"], "2026-03-01")
-    assert redis_client.hgetall(keys.counter(member)) == {b"views": b"1"}
+    entity_day = member("jav", "movie", body["entity_id"], "2026-03-01")
+    assert redis_client.hgetall(counter(keys, entity_day)) == {b"views": b"1"}
 
 
 def test_handlers_called_from_many_threads_count_each_event_once(
@@ -204,8 +205,8 @@ def test_handlers_called_from_many_threads_count_each_event_once(
     with ThreadPoolExecutor(8) as pool:
         assert sum(pool.map(send, range(24))) == 48
     keys = KeyLayout(prefix)
-    member = keys.member("jav", "movie", entity, "2026-03-01")
-    assert redis_client.hgetall(keys.counter(member)) == {b"views": b"25"}
+    entity_day = member("jav", "movie", entity, "2026-03-01")
+    assert redis_client.hgetall(counter(keys, entity_day)) == {b"views": b"25"}
 
 
 def test_the_budget_is_never_overdrawn_by_concurrent_requests(make_container, clock):
@@ -276,8 +277,8 @@ def test_redis_outage_spools_to_sqs_and_replays_once(aws, make_container, ingest
     assert replay_spool(container.spool, container.hot_store, clock)["counted"] == 1
     assert replay_spool(container.spool, container.hot_store, clock)["events"] == 0
     keys = KeyLayout(container.settings.redis_key_prefix)
-    member = keys.member("jav", "movie", body["entity_id"], "2026-03-01")
-    stored = redis.Redis.from_url(own_redis.url).hgetall(keys.counter(member))
+    entity_day = member("jav", "movie", body["entity_id"], "2026-03-01")
+    stored = redis.Redis.from_url(own_redis.url).hgetall(counter(keys, entity_day))
     assert stored == {b"ratings_count": b"1", b"ratings_sum": b"5"}
 
 

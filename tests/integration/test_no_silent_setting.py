@@ -202,7 +202,7 @@ def test_the_deployed_flush_answers_503_for_a_missing_column(pipeline, legacy, m
 
 
 @pytest.fixture
-def deployed_with_a_near_miss(monkeypatch, prefix, tmp_path):
+def deployed_with_a_near_miss(monkeypatch, prefix, tmp_path, lambda_profile):
     """A Lambda's environment with REDIS_URI beside the real settings: a refused configuration."""
     reset_container()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "analytics")

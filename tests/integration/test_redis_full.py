@@ -27,7 +27,9 @@ from analytics_pipeline.adapters.spool import SqsSpool
 from analytics_pipeline.bootstrap import reset_container
 from analytics_pipeline.errors import HotStoreFull
 from anl import cli
+from anl.local_stores import without_script_flags
 
+from tests.keys import counter, member
 from tests.pipeline import Pipeline, counted
 from tests.support import BATCH, EVENTS, SERVER_KEY, Client, OwnRedis, event, scan_state
 
@@ -229,13 +231,27 @@ def test_a_full_node_whose_layout_record_is_missing_still_drains(pipeline, full_
     assert sum(totals(pipeline, movie) for movie in movies) == filled
 
 
+class Unflagged:
+    """A client that registers the scripts as the emulation of the local profile does: without their
+    `#!lua flags=` line."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def register_script(self, script: str) -> Any:
+        return self._client.register_script(without_script_flags(script))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def test_a_claim_without_its_script_flags_is_refused_at_the_memory_limit(pipeline, full_redis, clock):
     pipeline.build(REDIS_URL=full_redis.url)
     full_redis.headroom(256 * 1024)
     fill_with_counts(pipeline, [str(uuid.uuid4())])
     full_redis.stay_full()
     keys = KeyLayout(pipeline.container.settings.redis_key_prefix)
-    unflagged = RedisClaimStore(full_redis.client, keys, script_flags=False)
+    unflagged = RedisClaimStore(Unflagged(full_redis.client), keys)
     with pytest.raises(HotStoreFull):
         unflagged.claim(10, clock())
     assert pipeline.container.claims.claim(10, clock()) is not None
@@ -319,8 +335,7 @@ def test_redrive_moves_the_dead_letter_queue_back_and_each_event_counts_once(
     assert replayed == {"batches": 2, "events": 2, "counted": 1, "duplicates": 1}
     keys = KeyLayout(prefix)
     assert (
-        redis_client.hget(keys.counter(keys.member("jav", "movie", "m-redrive", "2026-03-01")), "views")
-        == b"2"
+        redis_client.hget(counter(keys, member("jav", "movie", "m-redrive", "2026-03-01")), "views") == b"2"
     )
     assert queues.depth(queues.spool) == 0
 

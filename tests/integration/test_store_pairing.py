@@ -39,6 +39,7 @@ def waiting(prefix, clock, tmp_path):
 
 @pytest.fixture
 def redis_without_mongo(monkeypatch, prefix, tmp_path, waiting):
+    """The mixing the local profile refuses (the suite's, and every `anl` command's)."""
     reset_container()
     monkeypatch.setenv("REDIS_URL", TEST_REDIS_URL)
     monkeypatch.setenv("REDIS_KEY_PREFIX", prefix)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from analytics_pipeline.config import check_store_pairing, check_sync, load_settings
+from analytics_pipeline.config import check_sync, load_settings
 from analytics_pipeline.errors import ConfigurationError
 
 
@@ -71,27 +71,6 @@ def test_lambda_refuses_to_start_without_a_redis_url():
 def test_lambda_refuses_to_start_without_a_mongodb_uri():
     with pytest.raises(ConfigurationError, match="MONGODB_URI"):
         load_settings({"AWS_LAMBDA_FUNCTION_NAME": "FlushFunction", "REDIS_URL": "redis://h:6379/0"})
-
-
-@pytest.mark.parametrize(
-    ("env", "missing"),
-    [
-        ({"REDIS_URL": "redis://h:6379/0"}, "MONGODB_URI is unset"),
-        ({"REDIS_URL_SECRET_ARN": "arn:x"}, "MONGODB_URI is unset"),
-        ({"MONGODB_URI": "mongodb://h"}, "REDIS_URL is unset"),
-        ({"MONGODB_URI_SECRET_ARN": "arn:y"}, "REDIS_URL is unset"),
-        ({"MYSQL_URL": "mysql://u:p@h:3306/site"}, "MONGODB_URI and REDIS_URL are unset"),
-    ],
-)
-def test_real_and_embedded_stores_are_never_mixed(env, missing):
-    with pytest.raises(ConfigurationError, match=missing):
-        check_store_pairing(load_settings(env))
-
-
-def test_embedded_stores_serve_when_both_are_unset_and_mysql_only_for_the_demo_table():
-    check_store_pairing(load_settings({}))
-    check_store_pairing(load_settings({"REDIS_URL": "redis://h:6379/0", "MONGODB_URI": "mongodb://h"}))
-    check_store_pairing(load_settings({"MYSQL_URL": "mysql://u:p@h:3306/site"}), demo_table=True)
 
 
 @pytest.mark.parametrize("mode", ["off", "ON", "shadowed", "1"])
@@ -226,13 +205,3 @@ def test_a_read_login_and_its_secret_arn_are_exclusive_and_a_read_url_is_checked
         load_settings({"MONGODB_READ_URI": "mongodb://r@h/", "MONGODB_READ_URI_SECRET_ARN": arn})
     with pytest.raises(ConfigurationError, match="MYSQL_READ_URL"):
         load_settings({"MYSQL_READ_URL": "postgres://h/db"})
-
-
-def test_a_query_function_given_only_the_read_login_starts_in_lambda():
-    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:x"
-    env = {
-        "AWS_LAMBDA_FUNCTION_NAME": "query",
-        "REDIS_URL_SECRET_ARN": arn,
-        "MONGODB_READ_URI_SECRET_ARN": arn,
-    }
-    check_store_pairing(load_settings(env))

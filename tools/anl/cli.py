@@ -85,7 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         os.environ["MONGODB_DATABASE"] = f"{demo.DEMO_PREFIX}{run_id}"
     from analytics_pipeline.bootstrap import container
 
-    container(demo_table=True)  # a configuration that mixes real and embedded stores stops here
+    container()  # a configuration that mixes real and embedded stores stops here (MySQL: the demo's table)
     interactive = sys.stderr.isatty()
 
     def progress(what: str, n: int) -> None:
@@ -406,12 +406,13 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.origin:
         os.environ["CORS_ALLOW_ORIGIN"] = args.origin
-    from analytics_pipeline.config import check_store_pairing, check_sync, load_settings
+    from analytics_pipeline.config import check_sync, load_settings
+    from analytics_pipeline.store_profile import process_stores
 
     # a configuration that mixes real and embedded stores, or that its flush could not carry out,
     # stops here, before the port opens (the container is built later, once the server knows its spool)
     settings = load_settings()
-    check_store_pairing(settings)
+    process_stores().check(settings)
     check_sync(settings)
     from anl.serve import SpoolInUse, serve
 
@@ -605,9 +606,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         load_settings()  # every setting checked (and named) before Powertools reads its own
+        from anl.local_stores import local_profile
         from anl.logs import human_logs
 
-        with human_logs(_log_level(args.verbose)):
+        # every command on the local profile (emulated stores where the URLs are unset); the demo's
+        # own MySQL table may stand beside them
+        with human_logs(_log_level(args.verbose)), local_profile(demo_table=args.command == "demo"):
             return int(args.run(args))
     except RolloutRefused as exc:
         print(f"anl {args.command}: refused: {exc}", file=sys.stderr)

@@ -175,7 +175,7 @@ def run(
     from analytics_pipeline.bootstrap import container
 
     steps: dict[str, Any] = {}
-    c = container(demo_table=True)  # MySQL only for the demo's own legacy table
+    c = container()  # on `anl demo`'s profile: MySQL only for the demo's own legacy table
     legacy = None
     try:
         if c.replica is not None:

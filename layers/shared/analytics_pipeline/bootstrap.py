@@ -1,8 +1,10 @@
 """The composition root: builds settings, clients, adapters and use cases once per process, lazily.
 
-Lambda handlers and the `anl` command both call `container()`. Tests install their own with
-`use_container()`: a Container with some ports given (`overrides`: fakes, or a store of the test's
-own), and faults injected by wrapping the ports it builds (`wrap`), never by hooks in the use cases.
+Lambda handlers and the `anl` command both call `container()`. The store clients come from a store
+profile (`store_profile.py`): the production one connects to the servers the settings name, and a
+local run installs its own. Tests install their own container with `use_container()`: a Container
+with some ports given (`overrides`: fakes, or a store of the test's own), and faults injected by
+wrapping the ports it builds (`wrap`), never by hooks in the use cases.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import TYPE_CHECKING, Any, cast
 from analytics_pipeline.config import (
     MIN_DEDUPE_KEY_LENGTH,
     Settings,
-    check_store_pairing,
     check_sync,
     load_settings,
     parse_server_keys,
 )
 from analytics_pipeline.errors import ConfigurationError, HotStoreUnavailable
 from analytics_pipeline.observability import logger
+from analytics_pipeline.store_profile import PRODUCTION, StoreProfile, process_stores
 
 if TYPE_CHECKING:
     from analytics_pipeline.adapters.mysql_columns import Column
@@ -98,12 +100,14 @@ class Container:
         clock: Callable[[], datetime] = utc_now,
         overrides: Mapping[str, object] | None = None,
         wrap: Wrap | None = None,
+        stores: StoreProfile = PRODUCTION,
     ) -> None:
         unknown = set(overrides or {}) - set(PORTS)
         if unknown:
             raise ValueError(f"not a port of the container: {', '.join(sorted(unknown))}")
         self.settings = settings
         self.clock = clock
+        self.stores = stores
         self._wrap = wrap
         self._built: dict[str, object] = {
             name: wrap(name, port) if wrap else port for name, port in (overrides or {}).items()
@@ -142,22 +146,12 @@ class Container:
     # --- Redis ----------------------------------------------------------------------------------
 
     @property
-    def redis(self) -> Any:  # a redis-py client, or the embedded emulation
-        return self._once("redis", self._build_redis)
+    def redis(self) -> Any:  # a redis-py client, as the store profile gives it
+        def build() -> Any:
+            s = self.settings
+            return self.stores.redis(self._connection_string(s.redis_url, s.redis_url_secret_arn), s)
 
-    def _build_redis(self) -> Any:
-        s = self.settings
-        url = self._connection_string(s.redis_url, s.redis_url_secret_arn)
-        if url is None:
-            if s.in_lambda:
-                raise ConfigurationError("REDIS_URL is required in AWS Lambda")
-            import fakeredis
-
-            logger.warning("REDIS_URL is unset: using an embedded in-process Redis emulation (local only)")
-            return fakeredis.FakeRedis(server=fakeredis.FakeServer())
-        from analytics_pipeline.adapters.redis_store import connect
-
-        return connect(url, s.redis_socket_timeout_s, cluster=s.redis_cluster)
+        return self._once("redis", build)
 
     @property
     def keys(self) -> KeyLayout:
@@ -250,18 +244,15 @@ class Container:
             from analytics_pipeline.adapters.redis_claims import RedisClaimStore
 
             s = self.settings
-            # the embedded emulation (no REDIS_URL) cannot parse the scripts' `#!lua flags=` line
-            embedded = not (s.redis_url or s.redis_url_secret_arn)
             return RedisClaimStore(
                 self.redis,
                 self.keys,
                 s.redis_wait_replicas,
                 s.redis_wait_timeout_ms,
-                script_flags=not embedded,
                 cluster=s.redis_cluster,
                 clock=self.clock,
                 # unset (not an explicit 0) against a primary with replicas: refuse, never flush unconfirmed
-                refuse_unconfirmed=not embedded and not s.redis_wait_replicas_set,
+                refuse_unconfirmed=not s.redis_wait_replicas_set,
             )
 
         return self._once("claims", build)
@@ -271,7 +262,7 @@ class Container:
     @property
     def rollups(self) -> Rollups:
         def build() -> Rollups:
-            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
+            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore
 
             s = self.settings
             uri = self._connection_string(s.mongodb_uri, s.mongodb_uri_secret_arn)
@@ -280,20 +271,8 @@ class Container:
                     "MONGODB_URI (or MONGODB_URI_SECRET_ARN) is unset: MONGODB_READ_URI serves only"
                     " the query API's reads, not writes"
                 )
-            if uri is None:
-                import warnings
-
-                import mongomock_ng
-
-                # the emulation accepts a cursor's batch_size and says, every time, that it ignores it
-                warnings.filterwarnings("ignore", message="'batch_size' is accepted", category=UserWarning)
-                # and maxTimeMS (the query API's time limit) likewise: it has no server to stop
-                warnings.filterwarnings("ignore", message="'maxTimeMS' is accepted", category=UserWarning)
-                logger.warning(
-                    "MONGODB_URI is unset: using an embedded in-process MongoDB emulation (local only)"
-                )
-                return MongoRollupStore(mongomock_ng.MongoClient()[s.mongodb_database], serialize=True)
-            return MongoRollupStore(connect(uri, s.mongodb_database))
+            db = self.stores.mongodb(uri, s)
+            return MongoRollupStore(db.database, serialize=db.serialize)
 
         return self._once("rollups", build)
 
@@ -334,15 +313,16 @@ class Container:
         way each read stops at the server after QUERY_TIME_LIMIT_MS (maxTimeMS)."""
 
         def build() -> RollupReader:
-            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore, connect
+            from analytics_pipeline.adapters.mongo_rollups import MongoRollupStore
 
             s = self.settings
             uri = self._connection_string(s.mongodb_read_uri, s.mongodb_read_uri_secret_arn)
             if uri is None:
                 bounded = getattr(self.rollups, "bounded", None)  # a test's fake may have no limit
                 return cast("RollupReader", bounded(s.query_time_limit_ms) if bounded else self.rollups)
+            db = self.stores.mongodb(uri, s)
             return MongoRollupStore(
-                connect(uri, s.mongodb_database), read_time_limit_ms=s.query_time_limit_ms
+                db.database, serialize=db.serialize, read_time_limit_ms=s.query_time_limit_ms
             )
 
         return self._once("read_rollups", build)
@@ -387,10 +367,11 @@ class Container:
             from analytics_pipeline.adapters.mongo_parity import MongoParityLog
 
             rollups: object = self.rollups  # built (or given) first: the log shares its database
-            database = getattr(self._unwrapped.get("rollups", rollups), "database", None)
+            unwrapped = self._unwrapped.get("rollups", rollups)
+            database = getattr(unwrapped, "database", None)
             if database is None:
                 raise ConfigurationError("the parity history needs the rollups' MongoDB database")
-            return MongoParityLog(database, serialize=not self.settings.real_mongodb)
+            return MongoParityLog(database, serialize=bool(getattr(unwrapped, "serialized", False)))
 
         return self._once("parity_log", build)
 
@@ -607,19 +588,18 @@ _container: Container | None = None
 _container_lock = threading.Lock()
 
 
-def container(*, demo_table: bool = False) -> Container:
-    """The process's container, built from the environment on first use.
-
-    It refuses (ConfigurationError) a configuration that mixes real and embedded stores, before any
-    client is built: `demo_table` admits MySQL beside the embedded stores for `anl demo`'s own table.
-    """
+def container() -> Container:
+    """The process's container, built from the environment on first use, on the process's store
+    profile (`store_profile.process_stores`), which refuses (ConfigurationError) a configuration it
+    cannot serve before any client is built."""
     global _container
     if _container is None:
         with _container_lock:
             if _container is None:
                 settings = load_settings()
-                check_store_pairing(settings, demo_table=demo_table)
-                _container = Container(settings)
+                stores = process_stores()
+                stores.check(settings)
+                _container = Container(settings, stores=stores)
     return _container
 
 

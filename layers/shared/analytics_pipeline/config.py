@@ -410,13 +410,13 @@ class Settings(BaseModel):
         if self.dedupe_key_previous and self.dedupe_key_previous == self.dedupe_key:
             raise ValueError("DEDUPE_KEY_PREVIOUS must be the key before DEDUPE_KEY, not the same one")
         if self.redis_cluster and not self.real_redis:
-            raise ValueError("REDIS_CLUSTER=true needs REDIS_URL: the embedded emulation is one primary")
+            raise ValueError("REDIS_CLUSTER=true needs REDIS_URL (or its secret): a node of the cluster")
         if self.redis_cluster and (self.redis_url or "").startswith("unix://"):
             raise ValueError(
                 "REDIS_CLUSTER=true needs a redis:// or rediss:// URL (a cluster node), not unix://"
             )
         if self.ingest_wait_replicas and not self.real_redis:
-            raise ValueError("INGEST_WAIT_REPLICAS needs REDIS_URL: the embedded emulation has no replicas")
+            raise ValueError("INGEST_WAIT_REPLICAS needs REDIS_URL (or its secret): a primary with replicas")
         if self.ingest_wait_replicas and self.ingest_wait_ms >= self.redis_socket_timeout_s * 1000:
             raise ValueError(
                 "INGEST_WAIT_MS must be below REDIS_SOCKET_TIMEOUT_S, or the client gives up on WAIT first"
@@ -631,29 +631,4 @@ def check_sync(settings: Settings) -> None:
             f"MYSQL_SYNC={settings.mysql_sync} is set but MYSQL_URL (or MYSQL_URL_SECRET_ARN) is unset:"
             " a flush would move counts that never reach the site's table (set MYSQL_URL, or unset"
             " MYSQL_SYNC)"
-        )
-
-
-def check_store_pairing(settings: Settings, *, demo_table: bool = False) -> None:
-    """Refuse a configuration that would move counts between a real store and an embedded one.
-
-    The embedded Redis and MongoDB vanish with the process: a flush from a real Redis into the
-    embedded MongoDB, or a backfill from the site's MySQL into it, would lose what it moved. They
-    serve only when both are unset; MySQL beside them only for the demo's own table (`demo_table`).
-    """
-    if settings.real_redis and not settings.real_mongodb:
-        raise ConfigurationError(
-            "MONGODB_URI is unset while REDIS_URL names a real Redis: the flush would move counts into an"
-            " embedded MongoDB that vanishes with the process (set MONGODB_URI or MONGODB_URI_SECRET_ARN)"
-        )
-    if settings.real_mongodb and not settings.real_redis:
-        raise ConfigurationError(
-            "REDIS_URL is unset while MONGODB_URI names a real MongoDB: events would be counted in an"
-            " embedded Redis that vanishes with the process (set REDIS_URL or REDIS_URL_SECRET_ARN)"
-        )
-    if settings.real_mysql and not settings.real_mongodb and not demo_table:
-        raise ConfigurationError(
-            "MONGODB_URI and REDIS_URL are unset while MYSQL_URL names the site's database: baselines"
-            " and totals would be kept in embedded stores that vanish with the process"
-            " (set both, or unset MYSQL_URL)"
         )

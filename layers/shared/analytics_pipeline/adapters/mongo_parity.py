@@ -39,7 +39,7 @@ def _count_if(condition: Any) -> dict[str, Any]:
 
 
 class MongoParityLog:
-    """`serialize=True` guards an embedded emulation that is not thread-safe."""
+    """`serialize=True` takes the calls one at a time, for a client that is not thread-safe."""
 
     def __init__(self, database: Any, serialize: bool = False) -> None:
         self._db = database

@@ -170,7 +170,8 @@ def _write_errors(exc: BulkWriteError) -> tuple[list[int], list[dict[str, Any]],
 
 
 class MongoRollupStore:
-    """Rollups in one database. `serialize=True` guards an embedded emulation that is not thread-safe."""
+    """Rollups in one database. `serialize=True` takes the calls one at a time, for a client that is
+    not thread-safe (a local store profile's stand-in, `store_profile.MongoDatabase`)."""
 
     def __init__(self, database: Any, serialize: bool = False, read_time_limit_ms: int | None = None) -> None:
         self._db = database
@@ -194,6 +195,11 @@ class MongoRollupStore:
     def database(self) -> Any:
         """The database the rollups live in (the rollout's record lives beside them)."""
         return self._db
+
+    @property
+    def serialized(self) -> bool:
+        """Whether calls are taken one at a time (`serialize`): what shares the database does the same."""
+        return not isinstance(self._lock, nullcontext)
 
     def ensure_indexes(self) -> None:
         try:

@@ -61,7 +61,6 @@ class RedisClaimStore:
         keys: KeyLayout,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
-        script_flags: bool = True,
         cluster: bool = False,
         layout: LayoutRecord | None = None,
         clock: Clock | None = None,
@@ -76,10 +75,10 @@ class RedisClaimStore:
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
         # the scripts run at the memory limit (allow-oom): they are what frees memory
-        self._candidates = client.register_script(load_lua("candidates.lua", script_flags))
-        self._claim = client.register_script(load_lua("claim.lua", script_flags))
-        self._finish = client.register_script(load_lua("finish.lua", script_flags))
-        self._mark_flushed = client.register_script(load_lua("mark_flushed.lua", script_flags))
+        self._candidates = client.register_script(load_lua("candidates.lua"))
+        self._claim = client.register_script(load_lua("claim.lua"))
+        self._finish = client.register_script(load_lua("finish.lua"))
+        self._mark_flushed = client.register_script(load_lua("mark_flushed.lua"))
 
     def _shards(self, now: datetime) -> list[ShardKeys]:
         """The shards to read: the v1 layout too when it was there as v2 began (one primary)."""

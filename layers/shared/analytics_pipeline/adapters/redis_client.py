@@ -1,7 +1,7 @@
 """The parts of redis-py's clients the Redis adapters call, as narrow protocols.
 
 Powertools' Redis persistence layer types its client the same way: the adapters accept a
-`redis.Redis`, a `redis.cluster.RedisCluster` or the embedded emulation, and the type checker
+`redis.Redis`, a `redis.cluster.RedisCluster` or a local store profile's stand-in, and the type checker
 holds each of them to exactly the commands listed here. Replies stay `Any`: their shape depends
 on the command and on `decode_responses`, and each adapter decodes what it reads.
 """

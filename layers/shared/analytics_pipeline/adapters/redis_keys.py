@@ -96,11 +96,6 @@ def keyed_digest(key: bytes, event_id: str, trusted: bool) -> bytes:
     return hashlib.blake2b(namespace + event_id.encode("utf-8"), digest_size=16, key=key).digest()
 
 
-def entity_of(member: str) -> str:
-    """domain:type:id of a dirty member domain:type:id:day."""
-    return member.rpartition(":")[0]
-
-
 @dataclass(frozen=True, slots=True)
 class ShardKeys:
     """The keys of one shard (or of the v1 layout, shard -1)."""
@@ -219,10 +214,6 @@ class KeyLayout:
     def rate(self, subject: str, window: int) -> str:
         return f"{self.root}:rl:{subject}:{window}"
 
-    @staticmethod
-    def member(domain: str, entity_type: str, entity_id: str, day: str) -> str:
-        return f"{domain}:{entity_type}:{entity_id}:{day}"
-
     def shard_of(self, entity: str) -> int:
         """The shard of an entity (domain:type:id), for good."""
         if self.shards == 1:
@@ -243,19 +234,6 @@ class KeyLayout:
     @cached_property
     def legacy(self) -> ShardKeys:
         return ShardKeys(LEGACY_SHARD, f"{self.prefix}:{LEGACY_VERSION}")
-
-    def shard_of_member(self, member: str) -> ShardKeys:
-        return self.shard(self.shard_of(entity_of(member)))
-
-    # --- shortcuts for one entity-day (tests and tools) -----------------------------------------
-
-    def counter(self, member: str) -> str:
-        return self.shard_of_member(member).counter(member)
-
-    @property
-    def dirty(self) -> str:
-        """The dirty set of shard 0: the only one on a one-shard layout."""
-        return self.shard(0).dirty
 
     @property
     def marks_record(self) -> str:
@@ -284,10 +262,6 @@ class KeyLayout:
         less memory on keys)."""
         return max(8, self.buckets // 2)
 
-    def id_shard_of(self, event_id: str, trusted: bool = False) -> int:
-        """The shard that records which entity an event id belongs to (several shards only)."""
-        return int.from_bytes(keyed_digest(self.digest_key, event_id, trusted)[12:16], "big") % self.shards
-
     @staticmethod
     def entity_digest(entity: str) -> bytes:
         """4 bytes that tell entities apart in an id record."""
@@ -296,12 +270,3 @@ class KeyLayout:
     @staticmethod
     def generation(now_s: float, dedupe_ttl_s: int) -> int:
         return int(now_s // (dedupe_ttl_s // 2))
-
-    def mark_location(
-        self, event_id: str, entity: str, now_s: float, dedupe_ttl_s: int, trusted: bool = False
-    ) -> tuple[str, bytes]:
-        """(mark string, 8-byte record) where ingest marks an event now."""
-        bucket, mark = self.mark_digest(event_id, trusted)
-        shard = self.shard(self.shard_of(entity))
-        generation = self.generation(now_s, dedupe_ttl_s) % 256
-        return shard.mark_string(bucket), bytes([generation]) + mark

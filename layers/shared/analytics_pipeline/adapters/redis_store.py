@@ -33,16 +33,9 @@ from analytics_pipeline.models import CountedEvent
 from analytics_pipeline.ports import Budget, RecordOutcome
 
 
-def load_lua(name: str, script_flags: bool = True) -> str:
-    """A script's text; without `script_flags`, its `#!lua flags=…` line is dropped.
-
-    Redis 7 reads the flags (allow-oom) from that line; the embedded emulation cannot parse it, and
-    has no memory limit for the flags to lift.
-    """
-    text = resources.files("analytics_pipeline.adapters").joinpath("lua", name).read_text("utf-8")
-    if not script_flags and text.startswith("#!"):
-        return text.split("\n", 1)[1]
-    return text
+def load_lua(name: str) -> str:
+    """A script's text, its `#!lua flags=…` line included: Redis 7 reads the flags (allow-oom) there."""
+    return resources.files("analytics_pipeline.adapters").joinpath("lua", name).read_text("utf-8")
 
 
 class LayoutRecord:

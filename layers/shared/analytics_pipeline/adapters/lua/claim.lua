@@ -38,8 +38,7 @@
 -- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
 -- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
 -- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
--- drain. The first line must stay the shebang; the embedded emulation, which cannot parse it, gets
--- the script without it (load_lua).
+-- drain. The first line must stay the shebang.
 --
 -- Consequence: a claim at the limit writes each batch field (and an owner entry, an in-flight entry,
 -- the sequence number) before it deletes the counter hash it copies, so the keys can pass maxmemory

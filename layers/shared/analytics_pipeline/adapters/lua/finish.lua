@@ -16,8 +16,7 @@
 -- Runs at the memory limit (shebang flags, Redis 7+): with `maxmemory-policy noeviction` a full node
 -- refuses ingest.lua, and only the claim and finish give memory back (the counters, then the batch).
 -- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
--- drain. The first line must stay the shebang; the embedded emulation, which cannot parse it, gets
--- the script without it (load_lua).
+-- drain. The first line must stay the shebang.
 --
 -- Consequence: the only write that can grow memory is one member of the recent zset per entity,
 -- trimmed to ARGV[3] members in the same call; the batch hash it deletes is larger.
