@@ -76,8 +76,10 @@ def measure(scratch: Path, movies: int, days: int, rounds: int, mongodb_uri: str
             date = (FIRST_DAY + timedelta(days=day)).date().isoformat()
             events = []
             for i, movie in enumerate(uuids):
-                events.append(
-                    CountedEvent(f"v{day}-{i}", "jav", "movie", movie, date, (("views", 1 + i % 7),))
+                # 1-7 views: one event each, as the hot store counts only what one event can add
+                events.extend(
+                    CountedEvent(f"v{day}-{i}-{k}", "jav", "movie", movie, date, (("views", 1),))
+                    for k in range(1 + i % 7)
                 )
                 if i % 3 == 0:
                     rating = (("ratings_count", 1), ("ratings_sum", 1 + (i + day) % 5))
