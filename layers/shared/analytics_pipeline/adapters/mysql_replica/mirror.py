@@ -104,7 +104,7 @@ class MirrorSync(MySqlConnection):
         # the chunks then touch disjoint rows and may run at once, on connections of their own.
         rows = list(totals)
         chunks: list[Sequence[tuple[str, int, int]]] = []
-        if len({uuid.lower() for uuid, _, _ in rows}) == len(rows):
+        if len(rows) <= self._chunk or len({uuid.lower() for uuid, _, _ in rows}) == len(rows):
             chunks.extend(_chunks(rows, self._chunk))
         else:
             groups: dict[str, list[tuple[str, int, int]]] = {}
