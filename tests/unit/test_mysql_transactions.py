@@ -16,6 +16,7 @@ from analytics_pipeline.errors import ReplicaUnavailable
 class FakeConnection:
     def __init__(self, log: list[str]) -> None:
         self.log = log
+        self.closed_by_server = False
 
     def cursor(self) -> Any:
         return self
@@ -40,6 +41,11 @@ class FakeConnection:
 
     def close(self) -> None:
         self.log.append("close")
+
+    def ping(self, reconnect: bool = True) -> None:
+        self.log.append("ping")
+        if self.closed_by_server:
+            raise pymysql.err.OperationalError(2006, "MySQL server has gone away")
 
 
 def store(writers: int = 2) -> tuple[MySqlConnection, list[str], list[FakeConnection]]:
@@ -138,3 +144,22 @@ def test_a_failed_job_is_raised_after_the_running_ones_finish_and_no_job_runs_tw
     assert len(ran) == len(set(ran))
     assert log.count("rollback") == 1
     assert log.count("commit") == len(ran) - 1
+
+
+def test_a_writer_threads_connection_closed_by_the_server_while_it_waited_is_replaced_before_a_job():
+    mysql, log, opened = store()
+    mysql._transaction(lambda cur: None)
+    opened[0].closed_by_server = True  # past wait_timeout
+    mysql._fresh()
+    mysql._transaction(lambda cur: None)
+    assert log == ["begin", "commit", "ping", "close", "begin", "commit"]
+    assert len(opened) == 2
+
+
+def test_a_live_connection_is_kept():
+    mysql, log, opened = store()
+    mysql._transaction(lambda cur: None)
+    mysql._fresh()
+    mysql._transaction(lambda cur: None)
+    assert log == ["begin", "commit", "ping", "begin", "commit"]
+    assert len(opened) == 1

@@ -213,7 +213,9 @@ class MySqlConnection:
         taking = threading.Lock()
         failed = threading.Event()
 
-        def drain() -> None:
+        def drain(helper: bool) -> None:
+            if helper:
+                self._fresh()
             while not failed.is_set():
                 with taking:
                     index = next(order, None)
@@ -225,10 +227,10 @@ class MySqlConnection:
                     failed.set()
                     raise
 
-        helpers = [self._writer_pool().submit(drain) for _ in range(self._writers - 1)]
+        helpers = [self._writer_pool().submit(drain, True) for _ in range(self._writers - 1)]
         error: BaseException | None = None
         try:
-            drain()
+            drain(False)
         except BaseException as exc:
             error = exc
         for helper in helpers:
@@ -239,6 +241,17 @@ class MySqlConnection:
         if error is not None:
             raise error
         return cast(list[T], results)  # every job ran, none failed
+
+    def _fresh(self) -> None:
+        """Drop this thread's connection if the server has closed it: a writer thread waits, maybe
+        for hours, between two long writes (past MySQL's `wait_timeout`), where the caller's
+        connection serves every flush. A failed ping costs a reconnection, not a failed write."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            try:
+                connection.ping(reconnect=False)
+            except pymysql.MySQLError:
+                self._drop()
 
     def _writer_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
