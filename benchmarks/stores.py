@@ -152,21 +152,54 @@ def mongo_calls(mysql_url: str, mongodb_uri: str | None, scratch: Path, batch_si
 # the write_totals of other commits, timed beside today's in the same rounds (benchmarks/v1.py)
 BEFORE = "6f82a10"  # the commit this week's work started from: the last sync and the read-back
 V1 = "d62612f"  # layout v1: no last sync, no read-back (the 133,557 rows/s of the first release)
+LOCKED = "f10b073"  # the locking read and one UPDATE per chunk, the chunks one after the other
+SERIAL = "today, one connection"  # today's statements, the chunks one after the other (writers=1)
+EARLIER = (
+    (LOCKED, "locking read, one connection"),
+    (BEFORE, "last sync and read-back"),
+    (V1, "v1: the columns only"),
+)
 
 
-def earlier_replica(rev: str, url: str, **names: str) -> Any:
+def earlier_replica(rev: str, url: str, **names: Any) -> Any:
     """`rev`'s MySqlReplicaStore, its module loaded from that commit's tree under a name of its own
-    (it imports today's ports and rollups, which still hold what it uses)."""
+    (it imports today's ports and rollups, which still hold what it uses). A commit where the adapter
+    is a package (`adapters/mysql_replica/`) has its modules loaded under that name too, their imports
+    of one another renamed to it."""
+    import importlib.abc
     import importlib.util
     import sys
 
     import v1
 
-    path = v1.checkout(rev) / "layers/shared/analytics_pipeline/adapters/mysql_replica.py"
+    adapters = v1.checkout(rev) / "layers/shared/analytics_pipeline/adapters"
     name = f"bench_mysql_replica_{rev}"
     module = sys.modules.get(name)
     if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
+        package = adapters / "mysql_replica"
+        if not package.is_dir():
+            spec = importlib.util.spec_from_file_location(name, adapters / "mysql_replica.py")
+        else:
+
+            class Renamed(importlib.machinery.SourceFileLoader):
+                def source_to_code(self, data: Any, path: Any, *, _optimize: int = -1) -> Any:  # type: ignore[override]
+                    text = bytes(data).decode().replace("analytics_pipeline.adapters.mysql_replica", name)
+                    return compile(text, path, "exec", dont_inherit=True)
+
+            class Finder(importlib.abc.MetaPathFinder):
+                def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+                    if not fullname.startswith(name + "."):
+                        return None
+                    file = package / (fullname.rsplit(".", 1)[1] + ".py")
+                    return importlib.util.spec_from_file_location(
+                        fullname, file, loader=Renamed(fullname, str(file))
+                    )
+
+            sys.meta_path.insert(0, Finder())
+            init = str(package / "__init__.py")
+            spec = importlib.util.spec_from_file_location(
+                name, init, loader=Renamed(name, init), submodule_search_locations=[str(package)]
+            )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
@@ -182,7 +215,7 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
     uuids = movie_ids(rows, seed=11)
     schema.create_jav(uuids)
     write, unchanged, capture, again_rates, problems = [], [], [], [], []
-    earlier: dict[str, list[float]] = {BEFORE: [], V1: []}
+    earlier: dict[str, list[float]] = {SERIAL: [], LOCKED: [], BEFORE: [], V1: []}
     value = 1_000_000
     try:
         for r in range(rounds):
@@ -191,17 +224,30 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
                 env | {"MYSQL_URL": schema.url, "MYSQL_BASELINE_TABLE": f"bl_{r}"}
             ).replica
             replica.ensure_schema()
-            before = earlier_replica(BEFORE, schema.url, baseline_table=f"blb_{r}", state_table=f"stb_{r}")
-            before.ensure_schema()
-            before.capture_baselines(uuids)
-            first_v1 = earlier_replica(V1, schema.url)
+            from analytics_pipeline.adapters.mysql_replica import MySqlReplicaStore
+
+            others = {
+                SERIAL: MySqlReplicaStore.from_url(
+                    schema.url, baseline_table=f"bls_{r}", state_table=f"sts_{r}", writers=1
+                ),
+                LOCKED: earlier_replica(
+                    LOCKED, schema.url, baseline_table=f"bll_{r}", state_table=f"stl_{r}"
+                ),
+                BEFORE: earlier_replica(
+                    BEFORE, schema.url, baseline_table=f"blb_{r}", state_table=f"stb_{r}"
+                ),
+                V1: earlier_replica(V1, schema.url),
+            }
+            for name in (SERIAL, LOCKED, BEFORE):
+                others[name].ensure_schema()
+                others[name].capture_baselines(uuids)
             t0 = time.perf_counter()
             captured = replica.capture_baselines(uuids)
             t1 = time.perf_counter()
             replica.capture_baselines(uuids)
             t2 = time.perf_counter()
-            runs = ["today", BEFORE, V1]
-            runs = runs[r % 3 :] + runs[: r % 3]
+            runs = ["today", *others]
+            runs = runs[r % len(runs) :] + runs[: r % len(runs)]
             for run in runs:
                 value += 1  # above every earlier value
                 totals = [(u, value, value // 100) for u in uuids]
@@ -220,9 +266,8 @@ def mysql_rates(mysql_url: str, scratch: Path, rows: int, rounds: int) -> dict[s
                     write.append(rows / (t4 - t3))
                     unchanged.append(rows / (t5 - t4))
                 else:
-                    store = before if run == BEFORE else first_v1
                     started = time.perf_counter()
-                    store.write_totals(totals)
+                    others[run].write_totals(totals)
                     earlier[run].append(rows / (time.perf_counter() - started))
             capture.append(rows / (t1 - t0))
             again_rates.append(rows / (t2 - t1))
@@ -261,6 +306,9 @@ class PrivateMariaDB:
         command = [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}"]
         command += ["--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={sock}"]
         command += ["--skip-log-error", "--innodb-buffer-pool-size=256M"]
+        # the shared server's (and the site's) character set: a latin1 `jav` would compare its uuids
+        # with the baseline table's utf8mb4 ones through a conversion
+        command += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"]
         self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while True:
@@ -300,7 +348,7 @@ def mysql_server_cpu(rows: int, rounds: int) -> dict[str, Any]:
         "mariadb-install-db"
     ):
         return {"skipped": "mariadbd or mariadb-install-db not found"}
-    found: dict[str, list[tuple[float, float]]] = {"today": [], BEFORE: [], V1: []}
+    found: dict[str, list[tuple[float, float]]] = {"today": [], SERIAL: [], LOCKED: [], BEFORE: [], V1: []}
     with PrivateMariaDB() as server:
         schema = Schema(server.url)
         uuids = movie_ids(rows, seed=12)
@@ -311,10 +359,14 @@ def mysql_server_cpu(rows: int, rounds: int) -> dict[str, Any]:
             "today": MySqlReplicaStore.from_url(
                 schema.url, baseline_table="bl_today", state_table="st_today"
             ),
+            SERIAL: MySqlReplicaStore.from_url(
+                schema.url, baseline_table="bl_serial", state_table="st_serial", writers=1
+            ),
+            LOCKED: earlier_replica(LOCKED, schema.url, baseline_table="bl_locked", state_table="st_locked"),
             BEFORE: earlier_replica(BEFORE, schema.url, baseline_table="bl_before", state_table="st_before"),
             V1: earlier_replica(V1, schema.url),
         }
-        for name in ("today", BEFORE):
+        for name in ("today", SERIAL, LOCKED, BEFORE):
             writers[name].ensure_schema()
             writers[name].capture_baselines(uuids)
         value = 1_000
@@ -370,8 +422,8 @@ def mysql_rows(mysql: dict[str, Any]) -> list[Row]:
                 f"{statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x);"
                 f" {rev} fastest {max(rates):,.0f} rows/s",
             )
-            for rev, what in ((BEFORE, "last sync and read-back"), (V1, "v1: the columns only"))
-            if (rates := mysql["earlier"][rev])
+            for rev, what in ((SERIAL, "the chunks one after the other"), *EARLIER)
+            if (rates := mysql["earlier"].get(rev))
             and (ratios := [a / b for a, b in zip(mysql["write"], rates, strict=True)])
         ),
         *server_cpu_rows(mysql.get("server_cpu", {})),
@@ -391,17 +443,19 @@ def server_cpu_rows(found: dict[str, Any]) -> list[Row]:
         ]
     cpu, rows = found["cpu"], found["rows"]
 
-    def per_row(name: str, which: int) -> float:
-        return statistics.median(c[which] for c in cpu[name]) * 1e6 / rows
+    def per_row(name: str, which: int) -> float:  # the mean: a clock tick is 1 µs a row in one round
+        return statistics.mean(c[which] for c in cpu[name]) * 1e6 / rows
+
+    names = [name for name in ("today", SERIAL, LOCKED, BEFORE, V1) if cpu.get(name)]
 
     out = [
         Row(
             f"MariaDB CPU / client CPU per row written, private mariadbd ({rows:,} rows, every row raised):"
-            f" today; {BEFORE}; {V1}",
-            "; ".join(f"{per_row(n, 0):.1f} / {per_row(n, 1):.1f} µs" for n in ("today", BEFORE, V1)),
+            f" {'; '.join(names)}",
+            "; ".join(f"{per_row(n, 0):.1f} / {per_row(n, 1):.1f} µs" for n in names),
         )
     ]
-    for rev in (BEFORE, V1):
+    for rev in names[1:]:
         ratios = [(a[0] + a[1]) / (b[0] + b[1]) for a, b in zip(cpu["today"], cpu[rev], strict=True)]
         out.append(
             Row(

@@ -89,3 +89,25 @@ def test_ids_are_quoted_whatever_they_hold(legacy):
     done = replica(legacy).write_totals([(odd, 2, 0), (absent, 5, 5)])
     assert done == SyncWrite(changed=((odd, 2, 0),), missing=(absent,))
     assert legacy.counts() == {odd: (2, 0)}
+
+
+def test_an_id_named_twice_in_far_apart_places_keeps_its_higher_totals_with_chunks_on_two_connections(legacy):
+    ids = [str(uuid.uuid4()) for _ in range(9)]
+    twice = ids[0]
+    legacy.insert([(u, 0, 0) for u in ids])
+    store = MySqlReplicaStore.from_url(
+        legacy.url, table=legacy.name, baseline_table=legacy.baseline, state_table=legacy.state, chunk=2
+    )
+    store.ensure_schema()
+    store.capture_baselines(ids)
+    # the second naming, in upper case, would fall in the last chunk of 2: it joins the first's
+    totals = [(twice, 7, 1), *((u, 1, 0) for u in ids[1:]), (twice.upper(), 3, 9)]
+    for allow_lower in (False, True):
+        done = store.write_totals(totals, allow_lower=allow_lower)
+        assert legacy.counts()[twice] == (7, 9)
+        assert done.missing == ()
+    synced = {
+        u: (v, d)
+        for u, v, d in legacy.execute(f"SELECT uuid, synced_views, synced_downloads FROM `{legacy.baseline}`")
+    }
+    assert synced == {twice: (7, 9), **{u: (1, 0) for u in ids[1:]}}

@@ -7,7 +7,11 @@ driver errors), `mirror`, `ledger`, `legacy`, `labels`.
   uuid that has no row is skipped, never inserted. GREATEST keeps a late or repeated write from
   lowering a newer value. The same transaction first reads the chunk's rows `FOR UPDATE`: their old
   values say which rows the statement changes and what they hold after it (the change feed's
-  items), and which ids have no row, without reading the rows a second time.
+  items), and which ids have no row, without reading the rows a second time. The read also gives
+  each row's primary key (`MYSQL_ID_COLUMN`), which the `UPDATE` joins on beside the uuid.
+- A write of more than one chunk runs its chunks on two connections at once (the caller's and a
+  writer thread's, kept for the next write): an id named twice goes into one chunk, so the chunks
+  touch disjoint rows. A transaction InnoDB rolls back as a deadlock's victim is run again.
 - Baselines: `INSERT IGNORE … SELECT` copies a row's counts into the baseline table the first time
   the pipeline touches it; later captures find the uuid there and change nothing. The pipeline
   writes a row only after its baseline exists, so a value it wrote is never taken for a legacy one.

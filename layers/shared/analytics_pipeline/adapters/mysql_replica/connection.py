@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Self, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import unquote, urlparse
 
 import pymysql
@@ -17,7 +18,11 @@ from analytics_pipeline.vocabulary import SYNC_TARGET, SyncTarget
 
 T = TypeVar("T")
 CHUNK = 1000
+# connections one long write keeps busy at once (the caller's and a writer thread's): see _transactions
+WRITERS = 2
 NO_SUCH_TABLE = 1146
+DEADLOCK = 1213  # InnoDB rolled the whole transaction back: running it again is safe
+DEADLOCK_RETRIES = 2
 STATE_ROW = "sync"
 # columns added to the baseline table after its first release, created on the next start
 SYNCED_COLUMNS = {
@@ -112,6 +117,7 @@ class MySqlConnection:
         label_column: str = "code",
         sync: SyncTarget = SYNC_TARGET,
         chunk: int = CHUNK,
+        writers: int = WRITERS,
     ) -> None:
         self._connect = connect
         self._local = threading.local()
@@ -128,6 +134,9 @@ class MySqlConnection:
         self._label = f"`{label_column}`"
         self._sync = sync
         self._chunk = chunk
+        self._writers = max(1, writers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_url(
@@ -165,7 +174,8 @@ class MySqlConnection:
             raise translate(exc) from exc
 
     def _transaction(self, work: Callable[[Any], T]) -> T:
-        """`work` in one InnoDB transaction: all of it or none of it."""
+        """`work` in one InnoDB transaction: all of it or none of it. A transaction InnoDB chose as a
+        deadlock's victim was rolled back whole, and is run again (`work` has no other effect)."""
 
         def run(cur: Any) -> T:
             cur.connection.begin()
@@ -177,7 +187,77 @@ class MySqlConnection:
             cur.connection.commit()
             return result
 
-        return self._run(run)
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                return self._run(run)
+            except ReplicaUnavailable as exc:
+                if _code(exc) != DEADLOCK or attempt == DEADLOCK_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _transactions(self, jobs: Sequence[Callable[[Any], T]]) -> list[T]:
+        """Each job in a transaction of its own, their results in the jobs' order.
+
+        Up to `writers` jobs run at once, each on a connection of its own (the caller's thread, and
+        writer threads that live as long as this object): while the server runs one job's
+        statements, the next job's are built and sent. The jobs must touch disjoint rows, so that
+        no order between them matters (two that met on a row would wait for one another, or
+        deadlock and be run again, never lose a write). A job that fails stops the others from
+        starting new ones; the jobs already running finish (committed or not, as when run one after
+        the other), and the first failure is raised.
+        """
+        if len(jobs) < 2 or self._writers < 2:
+            return [self._transaction(job) for job in jobs]
+        results: list[T | None] = [None] * len(jobs)
+        order = iter(range(len(jobs)))
+        taking = threading.Lock()
+        failed = threading.Event()
+
+        def drain(helper: bool) -> None:
+            if helper:
+                self._fresh()
+            while not failed.is_set():
+                with taking:
+                    index = next(order, None)
+                if index is None:
+                    return
+                try:
+                    results[index] = self._transaction(jobs[index])
+                except BaseException:
+                    failed.set()
+                    raise
+
+        helpers = [self._writer_pool().submit(drain, True) for _ in range(self._writers - 1)]
+        error: BaseException | None = None
+        try:
+            drain(False)
+        except BaseException as exc:
+            error = exc
+        for helper in helpers:
+            try:
+                helper.result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return cast(list[T], results)  # every job ran, none failed
+
+    def _fresh(self) -> None:
+        """Drop this thread's connection if the server has closed it: a writer thread waits, maybe
+        for hours, between two long writes (past MySQL's `wait_timeout`), where the caller's
+        connection serves every flush. A failed ping costs a reconnection, not a failed write."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            try:
+                connection.ping(reconnect=False)
+            except pymysql.MySQLError:
+                self._drop()
+
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._writers - 1, thread_name_prefix="mysql-writer")
+            return self._pool
 
     def _drop(self) -> None:
         connection = getattr(self._local, "connection", None)

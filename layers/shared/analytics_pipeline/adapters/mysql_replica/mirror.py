@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from analytics_pipeline.adapters.mysql_replica.connection import (
@@ -17,6 +17,12 @@ from analytics_pipeline.adapters.mysql_replica.connection import (
 from analytics_pipeline.errors import ReplicaUnavailable
 from analytics_pipeline.ports import SyncedRow, SyncWrite
 from analytics_pipeline.rollups import Baseline, Entity
+
+
+def _literal(key: Any, escape: Callable[[Any], str]) -> str:
+    """A primary key as SQL: an int as it prints (the documented integer key), anything else escaped."""
+    return str(key) if type(key) is int else escape(key)
+
 
 _Written = tuple[list[tuple[str, int, int]], list[str]]  # a chunk's rows changed, and ids without a row
 
@@ -94,14 +100,30 @@ class MirrorSync(MySqlConnection):
         )
         if self._touch:
             sets += f", j.{self._touch} = CURRENT_TIMESTAMP"
+        # An id named twice (in any case) goes into one chunk, whose write keeps its higher totals:
+        # the chunks then touch disjoint rows and may run at once, on connections of their own.
+        rows = list(totals)
+        chunks: list[Sequence[tuple[str, int, int]]] = []
+        if len(rows) <= self._chunk or len({uuid.lower() for uuid, _, _ in rows}) == len(rows):
+            chunks.extend(_chunks(rows, self._chunk))
+        else:
+            groups: dict[str, list[tuple[str, int, int]]] = {}
+            for row in rows:
+                groups.setdefault(row[0].lower(), []).append(row)
+            chunk: list[tuple[str, int, int]] = []
+            for group in groups.values():
+                if chunk and len(chunk) + len(group) > self._chunk:
+                    chunks.append(chunk)
+                    chunk = []
+                chunk.extend(group)
+            chunks.append(chunk)
+
+        def job(chunk: Sequence[tuple[str, int, int]]) -> Callable[[Any], _Written]:
+            return lambda cur: self._write_chunk(cur, chunk, sets, allow_lower)
+
         changed: list[tuple[str, int, int]] = []
         missing: list[str] = []
-        for chunk in _chunks(list(totals), self._chunk):
-
-            def work(cur: Any, chunk: Sequence[tuple[str, int, int]] = chunk) -> _Written:
-                return self._write_chunk(cur, chunk, sets, allow_lower)
-
-            chunk_changed, chunk_missing = self._transaction(work)
+        for chunk_changed, chunk_missing in self._transactions([job(c) for c in chunks if c]):
             changed.extend(chunk_changed)
             missing.extend(chunk_missing)
         return SyncWrite(tuple(changed), tuple(missing))
@@ -113,26 +135,33 @@ class MirrorSync(MySqlConnection):
         which changed, computed from the locked values (nothing else can write them in between).
 
         Reading before the write rather than after it is what spares a second look-up: the rows' old
-        values tell which the statement changes, and their values after it are GREATEST's. Each id
-        is escaped once, by the connection (which knows the server's quoting mode), and the numbers
+        values tell which the statement changes, and their values after it are GREATEST's (or the
+        totals, with `allow_lower`: `sets` says which). The read also gives each row's primary key,
+        which the write joins on (with the uuid: the row read, and no other): a look-up in the
+        clustered index instead of one in the uuid's index and then the clustered one. Each id is
+        escaped once, by the connection (which knows the server's quoting mode), and the numbers
         are ints: the statements are sent whole, without a formatting pass over every value.
         """
         escape = cur.connection.escape
         quoted = {uuid: escape(uuid) for uuid, _, _ in chunk}
         cur.execute(
-            f"SELECT {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
+            f"SELECT {self._id}, {self._uuid}, {self._views}, {self._downloads} FROM {self._t}"
             f" WHERE {self._uuid} IN ({','.join(quoted.values())}) FOR UPDATE"
         )
-        stored: dict[str, tuple[int | None, int | None]] = {
-            str(uuid): (_int(views), _int(downloads)) for uuid, views, downloads in cur.fetchall()
+        stored: dict[str, tuple[Any, int | None, int | None]] = {
+            str(uuid): (key, _int(views), _int(downloads)) for key, uuid, views, downloads in cur.fetchall()
         }
         # MySQL matched the ids as the column's collation compares them (case-insensitively on
         # the usual ones): the row found for an id may spell it otherwise
-        folded = {uuid.lower(): uuid for uuid in stored}
+        folded: dict[str, str] | None = None
         wanted: dict[str, tuple[str, int, int]] = {}  # the row's own uuid -> (the caller's id, totals)
         missing: list[str] = []
         for uuid, views, downloads in chunk:
-            row = uuid if uuid in stored else folded.get(uuid.lower())
+            row: str | None = uuid
+            if uuid not in stored:
+                if folded is None:
+                    folded = {found.lower(): found for found in stored}
+                row = folded.get(uuid.lower())
             if row is None:
                 missing.append(uuid)
                 continue
@@ -142,27 +171,38 @@ class MirrorSync(MySqlConnection):
             wanted[row] = (uuid, int(views), int(downloads))
         if not wanted:
             return [], missing
-        values = [
-            (quoted[uuid] if row == uuid else escape(row), views, downloads)
+        (i, u, v, d), *more = [
+            (_literal(stored[row][0], escape), quoted[uuid] if row == uuid else escape(row), views, downloads)
             for row, (uuid, views, downloads) in wanted.items()
         ]
-        (u, v, d), *more = values
-        selects = [f"SELECT {u} AS u, {v} AS v, {d} AS d", *(f"SELECT {u}, {v}, {d}" for u, v, d in more)]
+        selects = [
+            f"SELECT {i} AS i, {u} AS u, {v} AS v, {d} AS d",
+            *(f"SELECT {i},{u},{v},{d}" for i, u, v, d in more),
+        ]
         cur.execute(
-            f"UPDATE {self._t} AS j JOIN ({' UNION ALL '.join(selects)}) AS t ON j.{self._uuid} = t.u"
+            f"UPDATE {self._t} AS j JOIN ({' UNION ALL '.join(selects)}) AS t"
+            f" ON j.{self._id} = t.i AND j.{self._uuid} = t.u"
             f" LEFT JOIN {self._baseline} AS b ON b.uuid = t.u"
             f" SET {sets}, b.synced_at = UTC_TIMESTAMP(3)"
         )
+        return self._changed(wanted, stored, allow_lower), missing
+
+    @staticmethod
+    def _changed(
+        wanted: dict[str, tuple[str, int, int]],
+        stored: dict[str, tuple[Any, int | None, int | None]],
+        allow_lower: bool,
+    ) -> list[tuple[str, int, int]]:
         changed: list[tuple[str, int, int]] = []
         for row, (uuid, views, downloads) in wanted.items():
-            before = stored[row]
+            _, old_views, old_downloads = stored[row]
             if allow_lower:
                 after = (views, downloads)
             else:
-                after = (max(before[0] or 0, views), max(before[1] or 0, downloads))
-            if after != before:
+                after = (max(old_views or 0, views), max(old_downloads or 0, downloads))
+            if after != (old_views, old_downloads):
                 changed.append((uuid, *after))
-        return changed, missing
+        return changed
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:
         found: dict[str, SyncedRow] = {}
