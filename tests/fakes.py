@@ -18,6 +18,7 @@ from analytics_pipeline.errors import (
     ChangeFeedUnavailable,
     HotStoreUnavailable,
     ReplicaUnavailable,
+    ReplicaWriteInterrupted,
     RollupStoreUnavailable,
     SpoolUnavailable,
 )
@@ -389,6 +390,7 @@ class FakeReplica:
         self.sync = sync
         self.down = False
         self.schema_ready = False
+        self.interrupt_after: int | None = None  # write_totals commits this many rows, then fails
 
     def _up(self) -> None:
         if self.down:
@@ -430,7 +432,10 @@ class FakeReplica:
         self._up()
         changed: list[tuple[str, int, int]] = []
         missing: list[str] = []
-        for uuid, views, downloads in totals:
+        for n, (uuid, views, downloads) in enumerate(totals):
+            if n == self.interrupt_after:  # the later transactions of a long write failed
+                lost = ReplicaUnavailable("mysql: Lost connection (2013)")
+                raise ReplicaWriteInterrupted(lost, tuple(changed))
             row = self.rows.get(uuid)
             if row is None:
                 missing.append(uuid)  # skipped, never inserted

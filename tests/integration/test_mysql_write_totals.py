@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from analytics_pipeline.adapters.mysql_replica import MySqlReplicaStore
+from analytics_pipeline.errors import ReplicaUnavailable, ReplicaWriteInterrupted
 from analytics_pipeline.ports import SyncWrite
 
 from tests.pipeline import Pipeline, counted
@@ -111,3 +113,26 @@ def test_an_id_named_twice_in_far_apart_places_keeps_its_higher_totals_with_chun
         for u, v, d in legacy.execute(f"SELECT uuid, synced_views, synced_downloads FROM `{legacy.baseline}`")
     }
     assert synced == {twice: (7, 9), **{u: (1, 0) for u in ids[1:]}}
+
+
+def test_a_long_write_that_fails_after_some_chunks_committed_names_the_rows_they_changed(legacy, monkeypatch):
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    legacy.insert([(m, 1, 0) for m in ids])
+    store = MySqlReplicaStore.from_url(
+        legacy.url, table=legacy.name, baseline_table=legacy.baseline, state_table=legacy.state, chunk=2
+    )
+    store.ensure_schema()
+    write_chunk = store._write_chunk
+
+    def last_chunk_fails(cur, chunk, sets, allow_lower):
+        if chunk[0][0] == ids[4]:
+            raise ReplicaUnavailable("mysql: Lost connection to MySQL server (2013)")
+        return write_chunk(cur, chunk, sets, allow_lower)
+
+    monkeypatch.setattr(store, "_write_chunk", last_chunk_fails)
+    with pytest.raises(ReplicaWriteInterrupted, match="Lost connection") as failed:
+        store.write_totals([(m, 5, 1) for m in ids])
+    counts = legacy.counts()
+    committed = {m for m in ids if counts[m] == (5, 1)}
+    assert ids[4] not in committed and committed  # the failed chunk wrote nothing, an earlier one did
+    assert sorted(failed.value.changed) == sorted((m, 5, 1) for m in committed)

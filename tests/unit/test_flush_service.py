@@ -242,3 +242,19 @@ def test_a_movie_without_a_row_is_skipped_never_inserted(stores, movies):
     assert (report.mysql_written, report.mysql_skipped) == (0, 1)
     assert movies[4] not in stores.replica.rows
     assert stores.rollups.docs[(TOTALS, Entity("jav", "movie", movies[4]), None)].legacy is None
+
+
+def test_rows_a_failed_long_write_committed_are_announced_though_the_retry_finds_them_written(stores, movies):
+    for m in movies[:3]:
+        stores.count([counted(f"v-{m}", m, "2027-01-01")])
+    stores.replica.interrupt_after = 1  # the first row's transaction commits, the rest fail
+    report = stores.flush().run()
+    assert report.errors and "Lost connection" in report.errors[0]
+    first = stores.changes.rows()
+    assert len(first) == 1  # announced although the flush failed, with the values it wrote
+    legacy = dict(zip(movies, LEGACY, strict=False))
+    assert first[0][1:] == stores.replica.columns()[first[0][0]] != legacy[first[0][0]]
+    stores.replica.interrupt_after = None
+    stores.drain()
+    announced = {uuid: (v, d) for uuid, v, d in stores.changes.rows()}
+    assert announced == {m: stores.replica.columns()[m] for m in movies[:3]}

@@ -163,3 +163,23 @@ def test_a_live_connection_is_kept():
     mysql._transaction(lambda cur: None)
     assert log == ["begin", "commit", "ping", "begin", "commit"]
     assert len(opened) == 1
+
+
+@pytest.mark.parametrize("writers", [1, 2])
+def test_each_committed_jobs_result_is_reported_as_it_commits_and_a_failed_ones_never(writers):
+    mysql, log, _ = store(writers)
+    committed: list[int] = []
+
+    def job(n: int) -> Any:
+        def work(cur: Any) -> int:
+            if n == 3:
+                raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server")
+            return n
+
+        return work
+
+    with pytest.raises(ReplicaUnavailable):
+        mysql._transactions([job(n) for n in range(6)], committed.append)
+    assert 3 not in committed
+    assert len(committed) == log.count("commit") and len(set(committed)) == len(committed)
+    assert {0, 1, 2} <= set(committed)  # the jobs before the failed one started (and committed) first

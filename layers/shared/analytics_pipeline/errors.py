@@ -108,6 +108,18 @@ class ReplicaUnavailable(StoreError):
         self.setting = "MYSQL_TABLE" if reason == "missing_table" else "MYSQL_URL"
 
 
+class ReplicaWriteInterrupted(ReplicaUnavailable):
+    """A write of several transactions failed after some of them committed.
+
+    `changed` holds the rows those committed (uuid, views, downloads): a retry finds them already
+    written and would never announce them, so the caller announces them before it gives up.
+    """
+
+    def __init__(self, cause: ReplicaUnavailable, changed: tuple[tuple[str, int, int], ...]) -> None:
+        super().__init__(str(cause), cause.reason)
+        self.changed = changed
+
+
 class ChangeFeedUnavailable(StoreError):
     """The change feed (EventBridge) did not take the events, after its retries."""
 

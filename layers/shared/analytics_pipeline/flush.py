@@ -32,7 +32,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from analytics_pipeline.errors import ChangeFeedUnavailable, ConfigurationError, RolloutRefused, StoreError
+from analytics_pipeline.errors import (
+    ChangeFeedUnavailable,
+    ConfigurationError,
+    ReplicaWriteInterrupted,
+    RolloutRefused,
+    StoreError,
+)
 from analytics_pipeline.observability import logger
 from analytics_pipeline.ports import (
     ChangeBacklog,
@@ -284,7 +290,11 @@ class FlushService:
             return SyncResult(baselines_seeded=seeded)
         views, downloads = self._policy.sync.counters
         rows = [(entity.entity_id, t[views], t[downloads]) for entity, t in totals.items()]
-        written = replica.write_totals(rows, allow_lower)
+        try:
+            written = replica.write_totals(rows, allow_lower)
+        except ReplicaWriteInterrupted as exc:  # announce what committed: the retry will not see it change
+            self.announce(exc.changed)
+            raise
         announced = list(written.changed)
         if republish:  # the rows the write left as they were, with their values now
             done = {uuid for uuid, _, _ in written.changed} | set(written.missing)

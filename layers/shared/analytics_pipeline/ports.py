@@ -272,7 +272,8 @@ class Mirror(Protocol):
     def write_totals(self, totals: Sequence[tuple[str, int, int]], allow_lower: bool = False) -> SyncWrite:
         """Raise rows to absolute (uuid, views, downloads), never lower unless `allow_lower`, and
         remember the last sync. Returns the rows whose counts changed, as they stand afterwards, and
-        the uuids without a row (skipped, never inserted)."""
+        the uuids without a row (skipped, never inserted). A write of several transactions that
+        fails after some committed raises ReplicaWriteInterrupted with the rows they changed."""
         ...
 
     def read_synced(self, uuids: Sequence[str]) -> dict[str, SyncedRow]:

@@ -195,8 +195,11 @@ class MySqlConnection:
                     raise
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _transactions(self, jobs: Sequence[Callable[[Any], T]]) -> list[T]:
-        """Each job in a transaction of its own, their results in the jobs' order.
+    def _transactions(
+        self, jobs: Sequence[Callable[[Any], T]], committed: Callable[[T], None] | None = None
+    ) -> list[T]:
+        """Each job in a transaction of its own, their results in the jobs' order; `committed` is
+        given each job's result as its transaction commits (from the thread that ran it).
 
         Up to `writers` jobs run at once, each on a connection of its own (the caller's thread, and
         writer threads that live as long as this object): while the server runs one job's
@@ -206,8 +209,15 @@ class MySqlConnection:
         starting new ones; the jobs already running finish (committed or not, as when run one after
         the other), and the first failure is raised.
         """
+
+        def one(job: Callable[[Any], T]) -> T:
+            result = self._transaction(job)
+            if committed is not None:
+                committed(result)
+            return result
+
         if len(jobs) < 2 or self._writers < 2:
-            return [self._transaction(job) for job in jobs]
+            return [one(job) for job in jobs]
         results: list[T | None] = [None] * len(jobs)
         order = iter(range(len(jobs)))
         taking = threading.Lock()
@@ -222,7 +232,7 @@ class MySqlConnection:
                 if index is None:
                     return
                 try:
-                    results[index] = self._transaction(jobs[index])
+                    results[index] = one(jobs[index])
                 except BaseException:
                     failed.set()
                     raise

@@ -14,7 +14,7 @@ from analytics_pipeline.adapters.mysql_replica.connection import (
     _pair,
     movie_id,
 )
-from analytics_pipeline.errors import ReplicaUnavailable
+from analytics_pipeline.errors import ReplicaUnavailable, ReplicaWriteInterrupted
 from analytics_pipeline.ports import SyncedRow, SyncWrite
 from analytics_pipeline.rollups import Baseline, Entity
 
@@ -121,9 +121,16 @@ class MirrorSync(MySqlConnection):
         def job(chunk: Sequence[tuple[str, int, int]]) -> Callable[[Any], _Written]:
             return lambda cur: self._write_chunk(cur, chunk, sets, allow_lower)
 
+        done: list[tuple[str, int, int]] = []  # the rows of the chunks committed so far
+        try:
+            written = self._transactions([job(c) for c in chunks if c], lambda w: done.extend(w[0]))
+        except ReplicaUnavailable as exc:
+            if done:  # a retry finds these rows written and would not say they changed
+                raise ReplicaWriteInterrupted(exc, tuple(done)) from exc
+            raise
         changed: list[tuple[str, int, int]] = []
         missing: list[str] = []
-        for chunk_changed, chunk_missing in self._transactions([job(c) for c in chunks if c]):
+        for chunk_changed, chunk_missing in written:
             changed.extend(chunk_changed)
             missing.extend(chunk_missing)
         return SyncWrite(tuple(changed), tuple(missing))
