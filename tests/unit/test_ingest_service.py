@@ -149,6 +149,14 @@ EDGES = [
     ["view"],
     {},
 ]
+# times of the events' base: UTC and offsets, the day before NOW's in UTC, and one past the clock skew
+OCCURRED = [
+    "2026-03-01T11:58:00Z",
+    "2026-02-28T23:59:00z",
+    "2026-02-28T22:30:00-01:00",
+    "2026-03-01T00:30:00+01:00",
+    "2026-02-26T00:00:00Z",
+]
 READER_FIELDS = ["event_id", "domain", "entity_type", "entity_id", "action", "value", "occurred_at"]
 
 
@@ -162,9 +170,7 @@ def _reader_service():
 def reader_events(draw):
     action = draw(st.sampled_from(["view", "rating", "download", "favorite", "watchlist"]))
     body = event(
-        occurred_at=draw(
-            st.sampled_from(["2026-03-01T11:58:00Z", "2026-02-28T22:30:00-01:00", "2026-02-26T00:00:00Z"])
-        ),
+        occurred_at=draw(st.sampled_from(OCCURRED)),
         entity_id=UPPER_UUID,
         action=action,
         value=draw(st.integers(1, 5)) if action == "rating" else ...,
@@ -202,7 +208,7 @@ def test_the_reader_agrees_with_event_in_on_every_edge_of_every_field():
         ("favorite", None),
         ("watchlist", ...),
     ):
-        for occurred in ("2026-03-01T11:58:00Z", "2026-02-28T22:30:00-01:00", "2026-02-26T00:00:00Z"):
+        for occurred in OCCURRED:
             base = event(occurred_at=occurred, entity_id=UPPER_UUID, action=action, value=value)
             for name in READER_FIELDS:
                 for replacement in [*EDGES, ...]:

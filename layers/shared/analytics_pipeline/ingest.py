@@ -159,13 +159,17 @@ class IngestService:
         if caller.is_bot:
             return BatchResult(ignored=len(events_in))
         now = self._clock()
+        trusted = caller.budget.trusted
+        read = self._reader.counted
         valid: list[CountedEvent] = []
         rejected: list[tuple[int, list[FieldError]]] = []
         for index, item in enumerate(events_in):
             if not isinstance(item, dict):
                 rejected.append((index, [FieldError(None, "event must be a JSON object")]))
                 continue
-            outcome = self._validate(item, now, caller.budget.trusted)
+            event = read(item, now, trusted)
+            # None: maybe invalid, EventIn judges it and names the errors
+            outcome = self._judge(item, now, trusted) if event is None else event
             if isinstance(outcome, list):
                 rejected.append((index, outcome))
             else:

@@ -21,6 +21,7 @@ from analytics_pipeline.vocabulary import (
     ENTITY_TYPES,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
+    ID_FORMAT_PATTERNS,
     RATING_MAX,
     RATING_MIN,
     Action,
@@ -169,16 +170,23 @@ class EventReader:
     types, id formats, actions and values, the same date-time parsing; then the clock skew, the UTC
     day and the increments). Whatever it is not sure of, valid or not, it answers None, and ingest
     asks EventIn, whose errors are the contract's: pydantic's per-field machinery costs more than
-    the event's own checks, on every event of a batch. tests/unit/test_models.py holds both paths to
-    the same answers on arbitrary events.
+    the event's own checks, on every event of a batch. tests/unit/test_ingest_service.py holds both
+    paths to the same answers.
     """
 
     def __init__(
         self, domains: Sequence[str], id_formats: Mapping[str, str] | None, clock_skew: timedelta
     ) -> None:
         self._domains = frozenset(domains)
-        # as EventIn's validator reads them: the context's formats, or the defaults when it has none
-        self._formats = dict(id_formats or DEFAULT_ENTITY_ID_FORMATS)
+        # as EventIn's validator reads them (the context's formats, or the defaults when it has none),
+        # as normalise_entity_id applies them: each type's id pattern, and whether it is kept in lower
+        # case; a type whose format is unknown is left to EventIn
+        formats = dict(id_formats or DEFAULT_ENTITY_ID_FORMATS)
+        self._ids = {
+            entity_type: (re.compile(ID_FORMAT_PATTERNS[id_format], re.ASCII).fullmatch, id_format == "uuid")
+            for entity_type, id_format in formats.items()
+            if entity_type in _ENTITY_TYPES and id_format in ID_FORMAT_PATTERNS
+        }
         self._skew = clock_skew
 
     def counted(self, data: Mapping[str, Any], now: datetime, trusted: bool) -> CountedEvent | None:
@@ -195,15 +203,19 @@ class EventReader:
             or type(action) is not str
             or type(occurred_at) is not str
             or domain not in self._domains
-            or entity_type not in _ENTITY_TYPES
             or _EVENT_ID.fullmatch(event_id) is None
             or ENTITY_ID.fullmatch(entity_id) is None
             or _RFC3339.fullmatch(occurred_at) is None
         ):
             return None
-        id_format = self._formats.get(entity_type)
-        if id_format is None:
+        id_check = self._ids.get(entity_type)
+        if id_check is None:
             return None
+        id_match, lower_case = id_check
+        if id_match(entity_id) is None:
+            return None
+        if lower_case:
+            entity_id = entity_id.lower()
         if action == "rating":
             if type(value) is not int or not RATING_MIN <= value <= RATING_MAX:
                 return None
@@ -213,16 +225,22 @@ class EventReader:
             if fixed is None or (value is not None and (type(value) is not int or value != 1)):
                 return None
             increments = fixed
-        try:  # normalise_entity_id and parse_rfc3339 (its pattern matched above), as EventIn calls them
-            entity_id = normalise_entity_id(id_format, entity_id)
+        try:  # as parse_rfc3339 (whose pattern matched above) reads it
             occurred = datetime.fromisoformat(occurred_at.upper()).astimezone(UTC)
         except (ValueError, OverflowError):
             return None
         if abs(occurred - now) > self._skew:
-            occurred = now  # a client clock this far off says nothing about when it happened
-        return CountedEvent(
-            event_id, domain, entity_type, entity_id, occurred.date().isoformat(), increments, trusted
+            day = now.date().isoformat()  # a client clock this far off says nothing about the day
+        elif occurred_at[-1] in "Zz":
+            day = occurred_at[:10]  # already UTC: its date as written
+        else:
+            day = occurred.date().isoformat()
+        return _new_counted(
+            CountedEvent, (event_id, domain, entity_type, entity_id, day, increments, trusted)
         )
+
+
+_new_counted = tuple.__new__  # a CountedEvent without NamedTuple's keyword-taking __new__
 
 
 _MESSAGES: dict[str, str] = {
