@@ -56,21 +56,24 @@ def settings_env(redis_url: str, prefix: str, scratch: Path, **extra: str) -> di
     }
 
 
-def new_container(env: dict[str, str], **overrides: Any) -> Any:
+def new_container(env: dict[str, str], production: bool = False, **overrides: Any) -> Any:
     """A container built from these settings (the handlers' composition root), on the local store
-    profile: the emulated MongoDB where MONGODB_URI is unset."""
+    profile (the emulated MongoDB where MONGODB_URI is unset), or with `production` on the profile
+    AWS Lambda runs (every store the settings name, none emulated)."""
     from analytics_pipeline.bootstrap import Container
     from analytics_pipeline.config import load_settings
+    from analytics_pipeline.store_profile import PRODUCTION
     from anl.local_stores import LocalStores
 
-    return Container(load_settings(env), overrides=overrides, stores=LocalStores())
+    stores = PRODUCTION if production else LocalStores()
+    return Container(load_settings(env), overrides=overrides, stores=stores)
 
 
-def install_container(env: dict[str, str], **overrides: Any) -> Any:
+def install_container(env: dict[str, str], production: bool = False, **overrides: Any) -> Any:
     """A new container, installed as the process's: the handlers' container() answers it."""
     from analytics_pipeline.bootstrap import use_container
 
-    return use_container(new_container(env, **overrides))
+    return use_container(new_container(env, production, **overrides))
 
 
 def load_function(name: str) -> Handler:

@@ -9,6 +9,7 @@ import re
 import pytest
 from analytics_pipeline.adapters.bots import (
     MAX_AGENT_CHARS,
+    VERDICTS_KEPT,
     AgentMatcher,
     CrawlerDetectBots,
     crawler_detect_matcher,
@@ -167,3 +168,23 @@ def test_a_pattern_re2_refuses_is_still_matched_by_re_and_the_rest_by_re2():
     assert [p.pattern for p in matcher._exclusion_residue] == ["Mozilla(?<=zilla)"]
     assert matcher.is_crawler("curl/8.5.0") and matcher.is_crawler("xbot")
     assert not matcher.is_crawler("ybot") and not matcher.is_crawler("Mozilla")
+
+
+def test_an_agent_seen_again_keeps_the_matchers_verdict_and_the_verdicts_kept_are_bounded():
+    judged: list[str] = []
+
+    class Counting(AgentMatcher):
+        def is_crawler(self, agent: str) -> bool:
+            judged.append(agent)
+            return "bot" in agent
+
+    bots = CrawlerDetectBots(Counting([], []))
+    for _ in range(3):
+        assert not bots.is_bot(BROWSERS[0])
+        assert bots.is_bot("somebot/1.0")
+    assert judged == [BROWSERS[0], "somebot/1.0"]
+    for n in range(VERDICTS_KEPT + 1):
+        assert not bots.is_bot(f"agent {n}")
+    assert not bots.is_bot("agent 0")  # the oldest verdict was let go: judged again, the same
+    assert judged.count("agent 0") == 2
+    assert bots._verdict.cache_info().currsize == VERDICTS_KEPT

@@ -27,7 +27,7 @@ from analytics_pipeline.errors import (
 )
 from analytics_pipeline.errors import RateLimited as RateLimitedError
 from analytics_pipeline.limits import LocalLimits, source_subject
-from analytics_pipeline.models import CountedEvent, EventIn, validation_errors
+from analytics_pipeline.models import CountedEvent, EventIn, EventReader, validation_errors
 from analytics_pipeline.observability import logger
 from analytics_pipeline.origins import origin_allowed
 from analytics_pipeline.ports import BotDetector, Budget, Clock, HotStore, Spool
@@ -120,8 +120,11 @@ class IngestService:
         self._bots = bots
         self._clock = clock
         self._server_keys = server_keys
-        self._context = {"domains": policy.domains, "id_formats": dict(policy.id_formats)}
+        id_formats = dict(policy.id_formats)
+        self._context = {"domains": policy.domains, "id_formats": id_formats}
         self._skew = timedelta(seconds=policy.clock_skew_s)
+        # the common event read without pydantic's machinery; EventIn judges the rest
+        self._reader = EventReader(policy.domains, id_formats, self._skew)
         # the budgets and caps that hold, per process, while events are spooled
         self._local = LocalLimits(policy.caps, policy.window_s)
 
@@ -156,13 +159,17 @@ class IngestService:
         if caller.is_bot:
             return BatchResult(ignored=len(events_in))
         now = self._clock()
+        trusted = caller.budget.trusted
+        read = self._reader.counted
         valid: list[CountedEvent] = []
         rejected: list[tuple[int, list[FieldError]]] = []
         for index, item in enumerate(events_in):
             if not isinstance(item, dict):
                 rejected.append((index, [FieldError(None, "event must be a JSON object")]))
                 continue
-            outcome = self._validate(item, now, caller.budget.trusted)
+            event = read(item, now, trusted)
+            # None: maybe invalid, EventIn judges it and names the errors
+            outcome = self._judge(item, now, trusted) if event is None else event
             if isinstance(outcome, list):
                 rejected.append((index, outcome))
             else:
@@ -241,6 +248,13 @@ class IngestService:
     def _validate(
         self, data: dict[str, Any], now: datetime, trusted: bool = False
     ) -> CountedEvent | list[FieldError]:
+        counted = self._reader.counted(data, now, trusted)
+        if counted is not None:
+            return counted
+        return self._judge(data, now, trusted)
+
+    def _judge(self, data: dict[str, Any], now: datetime, trusted: bool) -> CountedEvent | list[FieldError]:
+        """EventIn's verdict: the event as ingest counts it, or the contract's errors."""
         try:
             event = EventIn.model_validate(data, context=self._context)
         except ValidationError as exc:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationInfo, field_validator
@@ -15,11 +15,13 @@ from analytics_pipeline.vocabulary import (
     ACTION_COUNTER,
     ACTIONS,
     DEFAULT_ENTITY_ID_FORMATS,
+    ENTITY_ID,
     ENTITY_ID_PATTERN,
     ENTITY_ID_RULE,
     ENTITY_TYPES,
     EVENT_ID_PATTERN,
     EVENT_ID_RULE,
+    ID_FORMAT_PATTERNS,
     RATING_MAX,
     RATING_MIN,
     Action,
@@ -150,6 +152,95 @@ class CountedEvent(NamedTuple):
             increments=tuple((str(field), int(amount)) for field, amount in data["increments"]),
             trusted=data.get("trusted") is True,
         )
+
+
+# the actions EventIn takes, but a rating, and their increments
+_READ_INCREMENTS = {action: _FIXED_INCREMENTS[action] for action in ACTIONS if action != "rating"}
+
+
+_EVENT_ID = re.compile(EVENT_ID_PATTERN, re.ASCII)
+_ENTITY_TYPES = frozenset(ENTITY_TYPES)
+
+
+class EventReader:
+    """EventIn's verdict on the common event, read straight into what the hot store counts.
+
+    `counted` takes only what EventIn takes, and makes of it what ingest makes of EventIn's result
+    (the same checks in plain Python: exact `str` and `int` types, the same patterns, domains, entity
+    types, id formats, actions and values, the same date-time parsing; then the clock skew, the UTC
+    day and the increments). Whatever it is not sure of, valid or not, it answers None, and ingest
+    asks EventIn, whose errors are the contract's: pydantic's per-field machinery costs more than
+    the event's own checks, on every event of a batch. tests/unit/test_ingest_service.py holds both
+    paths to the same answers.
+    """
+
+    def __init__(
+        self, domains: Sequence[str], id_formats: Mapping[str, str] | None, clock_skew: timedelta
+    ) -> None:
+        self._domains = frozenset(domains)
+        # as EventIn's validator reads them (the context's formats, or the defaults when it has none),
+        # as normalise_entity_id applies them: each type's id pattern, and whether it is kept in lower
+        # case; a type whose format is unknown is left to EventIn
+        formats = dict(id_formats or DEFAULT_ENTITY_ID_FORMATS)
+        self._ids = {
+            entity_type: (re.compile(ID_FORMAT_PATTERNS[id_format], re.ASCII).fullmatch, id_format == "uuid")
+            for entity_type, id_format in formats.items()
+            if entity_type in _ENTITY_TYPES and id_format in ID_FORMAT_PATTERNS
+        }
+        self._skew = clock_skew
+
+    def counted(self, data: Mapping[str, Any], now: datetime, trusted: bool) -> CountedEvent | None:
+        """The event as ingest counts it, or None: EventIn must judge it (it may be invalid)."""
+        get = data.get
+        event_id, domain, entity_type = get("event_id"), get("domain"), get("entity_type")
+        entity_id, action, value = get("entity_id"), get("action"), get("value")
+        occurred_at = get("occurred_at")
+        if (
+            type(event_id) is not str
+            or type(domain) is not str
+            or type(entity_type) is not str
+            or type(entity_id) is not str
+            or type(action) is not str
+            or type(occurred_at) is not str
+            or domain not in self._domains
+            or _EVENT_ID.fullmatch(event_id) is None
+            or ENTITY_ID.fullmatch(entity_id) is None
+            or _RFC3339.fullmatch(occurred_at) is None
+        ):
+            return None
+        id_check = self._ids.get(entity_type)
+        if id_check is None:
+            return None
+        id_match, lower_case = id_check
+        if id_match(entity_id) is None:
+            return None
+        if lower_case:
+            entity_id = entity_id.lower()
+        if action == "rating":
+            if type(value) is not int or not RATING_MIN <= value <= RATING_MAX:
+                return None
+            increments: tuple[tuple[str, int], ...] = (("ratings_count", 1), ("ratings_sum", value))
+        else:
+            fixed = _READ_INCREMENTS.get(action)
+            if fixed is None or (value is not None and (type(value) is not int or value != 1)):
+                return None
+            increments = fixed
+        try:  # as parse_rfc3339 (whose pattern matched above) reads it
+            occurred = datetime.fromisoformat(occurred_at.upper()).astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
+        if abs(occurred - now) > self._skew:
+            day = now.date().isoformat()  # a client clock this far off says nothing about the day
+        elif occurred_at[-1] in "Zz":
+            day = occurred_at[:10]  # already UTC: its date as written
+        else:
+            day = occurred.date().isoformat()
+        return _new_counted(
+            CountedEvent, (event_id, domain, entity_type, entity_id, day, increments, trusted)
+        )
+
+
+_new_counted = tuple.__new__  # a CountedEvent without NamedTuple's keyword-taking __new__
 
 
 _MESSAGES: dict[str, str] = {
