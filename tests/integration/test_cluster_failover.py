@@ -20,7 +20,7 @@ from redis.crc import key_slot
 from tests.cluster import free_cluster_port
 from tests.integration.test_cluster import movies, movies_in_shard
 from tests.pipeline import counted
-from tests.support import EVENTS, Client, event
+from tests.support import BATCH, EVENTS, Client, event
 
 
 def totals(pipeline: Any) -> dict[str, int]:
@@ -90,6 +90,32 @@ def test_acknowledged_ingest_waits_on_the_primary_of_each_shard_in_the_scripts_r
         for e in events
     }
     assert sorted(waits) == sorted(primaries)  # one WAIT per primary that ran a script, on that primary
+
+
+def test_a_batch_over_the_shards_while_a_primary_is_down_is_spooled_whole_and_replayed_once(
+    cluster_pipeline, redis_cluster, ingest_handler, clock
+):
+    keys = cluster_pipeline.container.keys
+    ids = movies_in_shard(keys, 0, 3) + movies(20)
+    victim = shard_primary(cluster_pipeline, redis_cluster, 0)
+    cluster_pipeline.build()
+    client = Client(ingest_handler)
+    first = [event(clock, entity_id=m) for m in ids]
+    assert client.post(BATCH, {"events": first})[1]["accepted"] == len(first)
+    redis_cluster.wait_replicated()
+    # shard 0 has no primary until the test says so: the request meets the dead node whoever is faster
+    redis_cluster.hold_promotion(victim)
+    redis_cluster.kill(victim, wait=False)
+    second = [event(clock, entity_id=m) for m in ids]
+    try:
+        status, answer, _ = client.post(BATCH, {"events": second})
+        assert status == 202 and answer["accepted"] == len(second)
+        assert cluster_pipeline.container.spool.pending() == 1  # the whole request, counted or not
+        redis_cluster.release_promotion(victim)
+    finally:
+        redis_cluster.restart(victim)
+    cluster_pipeline.drain()  # the replay: the shards that had counted meet their marks
+    assert totals(cluster_pipeline) == Counter(e["entity_id"] for e in first + second)
 
 
 # --- a process that starts while the node REDIS_URL names is down ---------------------------------
