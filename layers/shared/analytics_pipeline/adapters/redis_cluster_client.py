@@ -241,6 +241,8 @@ class ClusterClient:
                 kind = type(arg)
                 if kind is str:
                     arg = arg.encode(encoding, errors)
+                elif kind is int:
+                    arg = b"%d" % arg
                 elif kind is not bytes:
                     arg = encode(arg)  # ints, floats; bytes-like values and refusals as redis-py's
                 append(b"$%d\r\n%b\r\n" % (len(arg), arg))
