@@ -178,7 +178,22 @@ def test_primaries_that_lost_their_scripts_load_them_again_and_count(cluster_pip
     assert totals(cluster_pipeline) == expected
 
 
-def test_a_node_that_lost_its_scripts_loads_them_while_the_others_run_theirs(cluster_pipeline, redis_cluster):
+ACKNOWLEDGED = pytest.mark.parametrize("acknowledged", [False, True], ids=["", "INGEST_WAIT_REPLICAS=1"])
+
+
+def record(pipeline: Any, events: list[Any], acknowledged: bool) -> list[bool]:
+    outcome = pipeline.container.hot_store.record(events, None, pipeline.clock())
+    if acknowledged:  # the WAIT was sent again where the calls ran in the end
+        assert outcome.acknowledged
+    return list(outcome.counted)
+
+
+@ACKNOWLEDGED
+def test_a_node_that_lost_its_scripts_loads_them_while_the_others_run_theirs(
+    cluster_pipeline, redis_cluster, acknowledged
+):
+    if acknowledged:
+        cluster_pipeline.build(INGEST_WAIT_REPLICAS="1", INGEST_WAIT_MS="1500")
     keys = cluster_pipeline.container.keys
     ids = movies_in_shard(keys, 0, 3) + movies(30)
     events, expected = spread(cluster_pipeline, ids)
@@ -188,7 +203,7 @@ def test_a_node_that_lost_its_scripts_loads_them_while_the_others_run_theirs(clu
     store = cluster_pipeline.container.hot_store
     shas = [store._ingest.sha, store._ids.sha]
     assert redis_cluster.node(flushed).script_exists(*shas) == [False, False]
-    assert cluster_pipeline.count(events[10:]) == [True] * (len(events) - 10)
+    assert record(cluster_pipeline, events[10:], acknowledged) == [True] * (len(events) - 10)
     assert redis_cluster.node(flushed).script_exists(*shas) == [True, True]
     cluster_pipeline.drain()
     assert totals(cluster_pipeline) == expected
@@ -208,9 +223,12 @@ def move_slot(cluster: Any, slot: int, target: int) -> None:
     cluster.wait_healthy()
 
 
+@ACKNOWLEDGED
 def test_a_slot_moved_after_the_client_read_the_map_is_followed_and_counts_once(
-    cluster_pipeline, redis_cluster, monkeypatch
+    cluster_pipeline, redis_cluster, monkeypatch, acknowledged
 ):
+    if acknowledged:
+        cluster_pipeline.build(INGEST_WAIT_REPLICAS="1", INGEST_WAIT_MS="1500")
     keys = cluster_pipeline.container.keys
     ids = movies_in_shard(keys, 0, 4) + movies(20)
     events, expected = spread(cluster_pipeline, ids)
@@ -233,7 +251,7 @@ def test_a_slot_moved_after_the_client_read_the_map_is_followed_and_counts_once(
     try:
         monkeypatch.setattr(client, "pipeline", spy)
         # shard 0's calls go to the node the map still names, are answered MOVED, and are followed
-        assert cluster_pipeline.count(events[half:]) == [True] * (len(events) - half)
+        assert record(cluster_pipeline, events[half:], acknowledged) == [True] * (len(events) - half)
         assert resent
         monkeypatch.undo()
         assert cluster_pipeline.count(events) == [False] * len(events)  # each mark found where it moved

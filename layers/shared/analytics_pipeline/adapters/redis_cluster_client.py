@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -64,6 +64,9 @@ REROUTE = (
     RedisConnectionError,
     RedisTimeoutError,
 )
+
+# a node's first key -> the commands that confirm its commands (sent after them, on their connection)
+Confirm = Callable[[Any], Sequence[Sequence[Any]]]
 
 # url -> (host, port) of every node of the last topology a client of this process discovered
 _known_nodes: dict[str, list[tuple[str, int]]] = {}
@@ -162,6 +165,15 @@ class ClusterClient:
         pipeline, which follows MOVED and ASK, retries TRYAGAIN, and refreshes the slot map after a
         failover; any other error (NOSCRIPT, a script's error) is the caller's.
         """
+        return self.send_by_node(commands)[0]
+
+    def send_by_node(
+        self, commands: Sequence[tuple[Any, Sequence[Any]]], confirm: Confirm | None = None
+    ) -> tuple[list[Any], list[Any] | None]:
+        """pipeline_by_node's replies, and with `confirm`: the commands it gives for the first key of
+        a node's commands are sent after them, in the same write, and their replies come second
+        (errors as exceptions), node after node; None when a command was sent again (it ran
+        elsewhere, or after its node's confirmation) or a confirmation went unanswered."""
         client = self.client
         manager = client.nodes_manager
         encode = self._encoder.encode
@@ -179,8 +191,9 @@ class ClusterClient:
                 by_node[node.name] = (node, [i])
             else:
                 found[1].append(i)
+        confirmations: list[Any] | None = [] if confirm is not None else None
         taken: list[tuple[Any, Connection]] = []
-        written: list[tuple[Connection, list[int]]] = []
+        written: list[tuple[Connection, list[int], int]] = []
         try:
             for node, indexes in by_node.values():
                 pool = client.get_redis_connection(node).connection_pool
@@ -190,27 +203,39 @@ class ClusterClient:
                     again.extend(indexes)
                     continue
                 taken.append((pool, connection))
+                sent = [commands[i][1] for i in indexes]
+                tail = list(confirm(commands[indexes[0]][0])) if confirm is not None else []
                 try:
-                    connection.send_packed_command([self._pack([commands[i][1] for i in indexes])])
+                    connection.send_packed_command([self._pack(sent + tail)])
                 except (RedisConnectionError, RedisTimeoutError):  # it closed the connection
                     again.extend(indexes)
                     continue
-                written.append((connection, indexes))
-            for connection, indexes in written:
-                for at, i in enumerate(indexes):
-                    try:
-                        replies[i] = connection.read_response()
-                    except ResponseError as exc:
-                        if isinstance(exc, REROUTE):
-                            again.append(i)
-                        else:
-                            replies[i] = exc
-                    except (RedisConnectionError, RedisTimeoutError):
-                        # the rest of this node's replies are lost: ask again (a command that ran is
-                        # run twice, as by redis-py's pipeline; the caller's commands allow it)
-                        connection.disconnect()
-                        again.extend(indexes[at:])
-                        break
+                written.append((connection, indexes, len(tail)))
+            for connection, indexes, tail_length in written:
+                read = 0  # replies read
+                try:
+                    for i in indexes:
+                        try:
+                            replies[i] = connection.read_response()
+                        except ResponseError as exc:
+                            if isinstance(exc, REROUTE):
+                                again.append(i)
+                            else:
+                                replies[i] = exc
+                        read += 1
+                    for _ in range(tail_length):
+                        try:
+                            reply = connection.read_response()
+                        except ResponseError as exc:
+                            reply = exc
+                        if confirmations is not None:
+                            confirmations.append(reply)
+                except (RedisConnectionError, RedisTimeoutError):
+                    # the rest of this node's replies are lost: ask again (a command that ran is
+                    # run twice, as by redis-py's pipeline; the caller's commands allow it)
+                    connection.disconnect()
+                    again.extend(indexes[read:])
+                    confirmations = None
         except BaseException:
             for _, connection in taken:  # replies left unread: never hand the connection out again
                 connection.disconnect()
@@ -219,13 +244,14 @@ class ClusterClient:
             for pool, connection in taken:
                 pool.release(connection)
         if again:
+            confirmations = None
             again.sort()
             pipe = client.pipeline(transaction=False)
             for i in again:
                 pipe.execute_command(*commands[i][1])
             for i, reply in zip(again, pipe.execute(raise_on_error=False), strict=True):
                 replies[i] = reply
-        return replies
+        return replies, confirmations
 
     def _pack(self, commands: list[Sequence[Any]]) -> bytes:
         """Commands in the Redis protocol, as redis-py's encoder would encode each argument, in one
