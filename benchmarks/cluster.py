@@ -8,11 +8,17 @@ free ports in a temporary directory, and stops them at the end. Measures, throug
   the dedupe marks alone (the drop when the mark keys are deleted);
 - Redis CPU per event: INFO commandstats usec of the commands ingest sends (a script's usec includes
   the commands it calls), and INFO cpu (the primaries' process CPU time), primaries summed;
-- ingest events/s from one client;
+- ingest events/s from one client, and the client's own CPU per event (this process: the handler,
+  redis-py, and the benchmark's request bodies) beside the redis-servers' (the primaries' and, with
+  replicas, the replicas'): on 2 cores they share the machine, so the sum says what limits the rate;
 - flush entities/s (claim + finish, the Redis side of a flush) and per shard.
 
     .venv/bin/python benchmarks/cluster.py [--events 50000] [--movies 1000] [--mode primary|cluster|both]
-        [--shards N]
+        [--shards N] [--browsers] [--replicas 1|0] [--layer DIR]
+
+`--replicas 0`: a cluster of 3 primaries alone (the replicas' CPU off the 2 cores). `--layer DIR`: the
+domain package imported from DIR (e.g. the `layers/shared` of an earlier commit, `git archive`d),
+to measure it side by side with the checkout's in one run.
 
 Runs against the checkout it is started from (its `layers/shared` must be importable, as
 `make setup` arranges).
@@ -40,16 +46,16 @@ PER_REQUEST = 100
 TOP_LEVEL = ("evalsha", "eval", "script", "get", "set")  # the commands ingest sends itself
 
 
-def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+def start(workdir: Path, cluster: bool, replicas: int = 1) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
     # ports whose cluster bus port is free too (either layout may run on them)
     if not cluster:
         port = servers.free_port(cluster_bus=True)
         return [servers.start_redis(port, workdir, timeout_s=10)], [port]
     ports: list[int] = []
-    for _ in range(6):
+    for _ in range(3 * (1 + replicas)):
         ports.append(servers.free_port(ports, cluster_bus=True))
     processes = [servers.start_redis(p, workdir, cluster=True, timeout_s=10) for p in ports]
-    servers.create_cluster(ports, replicas=1)
+    servers.create_cluster(ports, replicas=replicas)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if all(
@@ -61,6 +67,16 @@ def start(workdir: Path, cluster: bool) -> tuple[list[subprocess.Popen[bytes]], 
     time.sleep(1)
     primaries = [p for p in ports if redis.Redis(port=p).info("replication")["role"] == "master"]
     return processes, primaries
+
+
+def process_cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """user + system CPU time of the redis-server processes (replicas included), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def used_memory(primaries: list[int]) -> int:
@@ -101,7 +117,13 @@ def delete(primaries: list[int], pattern: str) -> int:
 
 
 def run(
-    mode: str, events: int, movies: int, workdir: Path, shards: int | None = None, browsers: bool = False
+    mode: str,
+    events: int,
+    movies: int,
+    workdir: Path,
+    shards: int | None = None,
+    browsers: bool = False,
+    replicas: int = 1,
 ) -> dict[str, Any]:
     """`browsers`: each request from an IPv4 source of its own with a browser's agent, so the caps per
     source hold and their hashes are in the memory figure (else: the backend's server key, no caps)."""
@@ -110,7 +132,7 @@ def run(
     from anl.local import http_event, load_handler
 
     cluster = mode == "cluster"
-    processes, primaries = start(workdir, cluster)
+    processes, primaries = start(workdir, cluster, replicas)
     prefix = f"b{uuid.uuid4().hex[:6]}"
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{primaries[0]}",
@@ -123,6 +145,7 @@ def run(
     }
     if cluster:
         env["REDIS_CLUSTER"] = "true"
+        env["REDIS_WAIT_REPLICAS"] = str(replicas)  # the flush refuses to run unset when replicas exist
     if shards:
         env["REDIS_SHARDS"] = str(shards)
     try:
@@ -167,11 +190,18 @@ def run(
         before_memory = used_memory(primaries)
         before_cpu = command_usec(primaries)
         before_process = cpu_seconds(primaries)
+        before_servers = process_cpu_seconds(processes)
         started = time.perf_counter()
+        client_started = os.times()
         while sent < events + PER_REQUEST:
             request([body(sent + i) for i in range(PER_REQUEST)])
             sent += PER_REQUEST
+        client_ended = os.times()
+        client_user = client_ended.user - client_started.user
+        client_cpu = client_user + client_ended.system - client_started.system
         elapsed = time.perf_counter() - started
+        servers_cpu = process_cpu_seconds(processes) - before_servers
+        load = os.getloadavg()[0]
         counted = sent - PER_REQUEST
         cpu = {k: v - before_cpu.get(k, 0) for k, v in command_usec(primaries).items()}
         process_cpu = cpu_seconds(primaries) - before_process
@@ -200,7 +230,9 @@ def run(
         caps_bytes = caps_memory - used_memory(primaries)
         return {
             "mode": mode,
+            "layer": sys.modules["analytics_pipeline"].__file__,
             "primaries": len(primaries),
+            "replicas_per_primary": replicas if cluster else 0,
             "shards": shards,
             "events": counted,
             "movies": movies,
@@ -216,6 +248,11 @@ def run(
                 k.removeprefix("cmdstat_"): round(v / counted, 3) for k, v in cpu.items() if v
             },
             "ingest_events_per_s": round(counted / elapsed),
+            # the client's CPU and every redis-server's (replicas too) over the ingest loop, per event
+            "client_cpu_us_per_event": round(client_cpu * 1e6 / counted, 2),
+            "client_user_cpu_us_per_event": round(client_user * 1e6 / counted, 2),
+            "servers_cpu_us_per_event": round(servers_cpu * 1e6 / counted, 2),
+            "load_average_1m": round(load, 2),
             "flush_entities_per_s": round(flushed / flush_s) if flush_s else None,
             "flush_entities_per_s_per_shard": round(flushed / flush_s / shards) if flush_s else None,
             "flush_batches": batches,
@@ -233,7 +270,15 @@ def main() -> None:
     parser.add_argument("--mode", choices=("primary", "cluster", "both"), default="both")
     parser.add_argument("--shards", type=int, default=None, help="REDIS_SHARDS (default: the setting's)")
     parser.add_argument("--browsers", action="store_true", help="a source per request, caps on")
+    parser.add_argument(
+        "--replicas", type=int, choices=(0, 1), default=1, help="replicas per cluster primary"
+    )
+    parser.add_argument(
+        "--layer", type=Path, default=None, help="import analytics_pipeline from this directory"
+    )
     args = parser.parse_args()
+    if args.layer is not None:
+        sys.path.insert(0, str(args.layer.resolve()))
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     modes = ("primary", "cluster") if args.mode == "both" else (args.mode,)
@@ -243,7 +288,8 @@ def main() -> None:
             workdir.mkdir()
             print(
                 json.dumps(
-                    run(mode, args.events, args.movies, workdir, args.shards, args.browsers), indent=2
+                    run(mode, args.events, args.movies, workdir, args.shards, args.browsers, args.replicas),
+                    indent=2,
                 ),
                 flush=True,
             )

@@ -22,7 +22,7 @@ from redis.crc import key_slot
 
 from tests.faults import Crash, crash_after
 from tests.pipeline import counted
-from tests.support import BATCH, EVENTS, SERVER_KEY, Client, event
+from tests.support import BATCH, EVENTS, SERVER_KEY, Client, event, scan_state
 
 DAYS = ("2026-02-28", "2026-03-01")
 
@@ -55,20 +55,33 @@ def test_the_shards_spread_evenly_over_the_primaries(redis_cluster, prefix):
     assert sorted(owners.values()) in ([5, 5, 6], [5, 6, 5], [6, 5, 5])
 
 
+def slot_of(key: Any) -> int:
+    return key_slot(key if isinstance(key, bytes) else str(key).encode())
+
+
 def test_every_script_call_on_a_cluster_touches_one_slot(cluster_pipeline, monkeypatch):
     slots: list[set[int]] = []
+    routed: list[bool] = []  # ingest's calls: routed by the slot of their first key
     client = cluster_pipeline.container.redis
-    real = client.evalsha
+    real, real_by_node = client.evalsha, client.pipeline_by_node
 
     def spy(sha: str, numkeys: int, *args: Any) -> Any:
-        slots.append({key_slot(str(k).encode()) for k in args[:numkeys]})
+        slots.append({slot_of(k) for k in args[:numkeys]})
         return real(sha, numkeys, *args)
 
+    def spy_by_node(commands: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
+        for key, (_, _, numkeys, *args) in commands:
+            slots.append({slot_of(k) for k in args[:numkeys]})
+            routed.append(slot_of(key) == slot_of(args[0]))
+        return real_by_node(commands)
+
     monkeypatch.setattr(client, "evalsha", spy)
+    monkeypatch.setattr(client, "pipeline_by_node", spy_by_node)
     events, _ = spread(cluster_pipeline, movies(40))
     cluster_pipeline.count(events)
     cluster_pipeline.flush()
     assert len(slots) > 3 and all(len(s) == 1 for s in slots)
+    assert len(routed) > 3 and all(routed)
 
 
 # --- ingest ---------------------------------------------------------------------------------------
@@ -86,13 +99,28 @@ def test_a_batch_over_many_shards_counts_each_event_once(cluster_pipeline, inges
 
 
 def test_a_budget_refused_across_shards_writes_nothing_and_the_retry_counts(
-    cluster_pipeline, ingest_handler, clock
+    cluster_pipeline, redis_cluster, ingest_handler, clock
 ):
     cluster_pipeline.build(RATE_LIMIT_PER_MINUTE="50")
-    client = Client(ingest_handler)
+    client = Client(ingest_handler)  # a browser: its caps are on
     assert client.post(BATCH, {"events": [event(clock) for _ in range(40)]})[1]["accepted"] == 40
     refused = {"events": [event(clock) for _ in range(20)]}
+    assert (
+        len(
+            {
+                cluster_pipeline.container.keys.shard_of(f"jav:movie:{e['entity_id']}")
+                for e in refused["events"]
+            }
+        )
+        > 3
+    )
+    reader = redis.RedisCluster.from_url(redis_cluster.url)
+    prefix = cluster_pipeline.container.keys.prefix
+    before = scan_state(reader, prefix)
     assert client.post(BATCH, refused)[0] == 429
+    # no count, no mark, no cap, no id record, no dirty member: every primary's keys as they were
+    assert scan_state(reader, prefix) == before
+    reader.close()
     clock.advance(60)
     assert client.post(BATCH, refused)[1] == {"accepted": 20, "duplicates": 0, "ignored": 0, "rejected": []}
 
@@ -146,6 +174,89 @@ def test_primaries_that_lost_their_scripts_load_them_again_and_count(cluster_pip
     for port in redis_cluster.ports:  # as after a restart, or a promotion of a replica
         redis_cluster.node(port).script_flush()
     assert cluster_pipeline.count(events[10:]) == [True] * (len(events) - 10)
+    cluster_pipeline.drain()
+    assert totals(cluster_pipeline) == expected
+
+
+ACKNOWLEDGED = pytest.mark.parametrize("acknowledged", [False, True], ids=["", "INGEST_WAIT_REPLICAS=1"])
+
+
+def record(pipeline: Any, events: list[Any], acknowledged: bool) -> list[bool]:
+    outcome = pipeline.container.hot_store.record(events, None, pipeline.clock())
+    if acknowledged:  # the WAIT was sent again where the calls ran in the end
+        assert outcome.acknowledged
+    return list(outcome.counted)
+
+
+@ACKNOWLEDGED
+def test_a_node_that_lost_its_scripts_loads_them_while_the_others_run_theirs(
+    cluster_pipeline, redis_cluster, acknowledged
+):
+    if acknowledged:
+        cluster_pipeline.build(INGEST_WAIT_REPLICAS="1", INGEST_WAIT_MS="1500")
+    keys = cluster_pipeline.container.keys
+    ids = movies_in_shard(keys, 0, 3) + movies(30)
+    events, expected = spread(cluster_pipeline, ids)
+    cluster_pipeline.count(events[:10])  # every primary has run the scripts
+    flushed = redis_cluster.primary_of_slot(key_slot(keys.shard(0).dirty.encode()))
+    redis_cluster.node(flushed).script_flush()  # one node answers NOSCRIPT, the others run their calls
+    store = cluster_pipeline.container.hot_store
+    shas = [store._ingest.sha, store._ids.sha]
+    assert redis_cluster.node(flushed).script_exists(*shas) == [False, False]
+    assert record(cluster_pipeline, events[10:], acknowledged) == [True] * (len(events) - 10)
+    assert redis_cluster.node(flushed).script_exists(*shas) == [True, True]
+    cluster_pipeline.drain()
+    assert totals(cluster_pipeline) == expected
+
+
+def move_slot(cluster: Any, slot: int, target: int) -> None:
+    """Move a slot, keys and all, to another primary (a resharding done while clients keep their map)."""
+    source = cluster.primary_of_slot(slot)
+    topology = cluster.topology()
+    ids_of = {p: topology[p]["id"] for p in (source, target)}
+    cluster.node(target).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids_of[source])
+    cluster.node(source).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids_of[target])
+    migrate(cluster, slot, source, target, None)
+    for port, info in cluster.topology().items():
+        if cluster.alive(port) and info["role"] == "master":
+            cluster.node(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids_of[target])
+    cluster.wait_healthy()
+
+
+@ACKNOWLEDGED
+def test_a_slot_moved_after_the_client_read_the_map_is_followed_and_counts_once(
+    cluster_pipeline, redis_cluster, monkeypatch, acknowledged
+):
+    if acknowledged:
+        cluster_pipeline.build(INGEST_WAIT_REPLICAS="1", INGEST_WAIT_MS="1500")
+    keys = cluster_pipeline.container.keys
+    ids = movies_in_shard(keys, 0, 4) + movies(20)
+    events, expected = spread(cluster_pipeline, ids)
+    half = len(events) // 2
+    assert cluster_pipeline.count(events[:half]) == [True] * half  # the client has its slot map
+    client = cluster_pipeline.container.redis.client
+    slot = key_slot(keys.shard(0).dirty.encode())
+    source = redis_cluster.primary_of_slot(slot)
+    topology = redis_cluster.topology()
+    target = next(p for p, i in topology.items() if i["role"] == "master" and p != source and not i["failed"])
+    resent: list[int] = []
+    real = client.pipeline
+
+    def spy(*args: Any, **kwargs: Any) -> Any:  # the commands sent again through redis-py's pipeline
+        pipe = real(*args, **kwargs)
+        resent.append(1)
+        return pipe
+
+    move_slot(redis_cluster, slot, target)
+    try:
+        monkeypatch.setattr(client, "pipeline", spy)
+        # shard 0's calls go to the node the map still names, are answered MOVED, and are followed
+        assert record(cluster_pipeline, events[half:], acknowledged) == [True] * (len(events) - half)
+        assert resent
+        monkeypatch.undo()
+        assert cluster_pipeline.count(events) == [False] * len(events)  # each mark found where it moved
+    finally:
+        move_slot(redis_cluster, slot, source)
     cluster_pipeline.drain()
     assert totals(cluster_pipeline) == expected
 

@@ -20,7 +20,7 @@ from redis.crc import key_slot
 from tests.cluster import free_cluster_port
 from tests.integration.test_cluster import movies, movies_in_shard
 from tests.pipeline import counted
-from tests.support import EVENTS, Client, event
+from tests.support import BATCH, EVENTS, Client, event
 
 
 def totals(pipeline: Any) -> dict[str, int]:
@@ -71,25 +71,63 @@ def test_acknowledged_ingest_waits_on_the_primary_of_each_shard_in_the_scripts_r
     c = cluster_pipeline.container
     warm = [counted(f"e-{m}", m, "2026-03-01") for m in movies(60)]
     c.hot_store.record(warm, None, cluster_pipeline.clock())  # the primaries load the scripts
+    waits: list[str] = []  # the node each WAIT went to, in the write of that node's script calls
+    real = c.redis.send_by_node
+
+    def spy(commands: Any, confirm: Any = None) -> Any:
+        def recorded(key: Any) -> Any:
+            tail = confirm(key)
+            waits.extend(c.redis.client.get_node_from_key(key).name for name, *_ in tail if name == "WAIT")
+            return tail
+
+        return real(commands, recorded if confirm is not None else None)
+
     pipeline_class = type(c.redis.client.pipeline())
-    sent: list[tuple[str, Any]] = []
-    real = pipeline_class.execute_command
+    through_pipeline: list[str] = []
+    real_queue = pipeline_class.execute_command
 
-    def spy(pipe: Any, *args: Any, **options: Any) -> Any:
-        sent.append((str(args[0]), options.get("target_nodes")))
-        return real(pipe, *args, **options)
+    def queued(pipe: Any, *args: Any, **options: Any) -> Any:
+        through_pipeline.append(str(args[0]))
+        return real_queue(pipe, *args, **options)
 
-    monkeypatch.setattr(pipeline_class, "execute_command", spy)
+    monkeypatch.setattr(c.redis, "send_by_node", spy)
+    monkeypatch.setattr(pipeline_class, "execute_command", queued)
     events = [counted(f"e-{m}", m, "2026-03-01") for m in movies(30)]
     outcome = c.hot_store.record(events, None, cluster_pipeline.clock())
     assert outcome.counted == (True,) * len(events) and outcome.acknowledged
-    waits = [target.name for name, target in sent if name == "WAIT"]
     keys = c.keys
     primaries = {
         c.redis.client.get_node_from_key(keys.shard(keys.shard_of(f"jav:movie:{e.entity_id}")).dirty).name
         for e in events
     }
     assert sorted(waits) == sorted(primaries)  # one WAIT per primary that ran a script, on that primary
+    assert "WAIT" not in through_pipeline  # no second confirmation: every call ran where it was sent
+
+
+def test_a_batch_over_the_shards_while_a_primary_is_down_is_spooled_whole_and_replayed_once(
+    cluster_pipeline, redis_cluster, ingest_handler, clock
+):
+    keys = cluster_pipeline.container.keys
+    ids = movies_in_shard(keys, 0, 3) + movies(20)
+    victim = shard_primary(cluster_pipeline, redis_cluster, 0)
+    cluster_pipeline.build()
+    client = Client(ingest_handler)
+    first = [event(clock, entity_id=m) for m in ids]
+    assert client.post(BATCH, {"events": first})[1]["accepted"] == len(first)
+    redis_cluster.wait_replicated()
+    # shard 0 has no primary until the test says so: the request meets the dead node whoever is faster
+    redis_cluster.hold_promotion(victim)
+    redis_cluster.kill(victim, wait=False)
+    second = [event(clock, entity_id=m) for m in ids]
+    try:
+        status, answer, _ = client.post(BATCH, {"events": second})
+        assert status == 202 and answer["accepted"] == len(second)
+        assert cluster_pipeline.container.spool.pending() == 1  # the whole request, counted or not
+        redis_cluster.release_promotion(victim)
+    finally:
+        redis_cluster.restart(victim)
+    cluster_pipeline.drain()  # the replay: the shards that had counted meet their marks
+    assert totals(cluster_pipeline) == Counter(e["entity_id"] for e in first + second)
 
 
 # --- a process that starts while the node REDIS_URL names is down ---------------------------------

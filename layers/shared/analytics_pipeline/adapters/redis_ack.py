@@ -15,6 +15,8 @@ from typing import Any
 
 from redis.exceptions import NoPermissionError, NoScriptError
 
+from analytics_pipeline.adapters.redis_cluster_client import ClusterClient
+
 Calls = Sequence[tuple[list[Any], list[Any]]]
 
 
@@ -41,6 +43,8 @@ class ReplicaAck:
 
     def run(self, script: Any, calls: Calls) -> tuple[list[Any], bool]:
         """The calls' replies, and whether every node's replicas acknowledged them in time."""
+        if isinstance(self._client, ClusterClient):
+            return self._run_by_node(script, calls)
         pipe = self._client.pipeline(transaction=False)
         for script_keys, args in calls:
             pipe.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
@@ -64,6 +68,34 @@ class ReplicaAck:
         pipe = self._client.pipeline(transaction=False)
         self._queue_confirm(pipe, calls)
         return script_replies, self._acknowledged(pipe.execute(raise_on_error=False))
+
+    def _run_by_node(self, script: Any, calls: Calls) -> tuple[list[Any], bool]:
+        """A cluster: each primary's calls and then its SPUBLISH and WAIT in one write on one of its
+        connections (ClusterClient.send_by_node). A call sent again (a redirection, a node that did
+        not answer) or loaded again (NOSCRIPT) ran after its node's WAIT, or elsewhere: the
+        confirmation is then sent again, on the nodes that hold the slots now."""
+        client = self._client
+        commands = [
+            (script_keys[0], ("EVALSHA", script.sha, len(script_keys), *script_keys, *args))
+            for script_keys, args in calls
+        ]
+        replies, confirmations = client.send_by_node(commands, self._confirmation)
+        for i, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):  # a node that never ran it (new, or promoted): load it
+                script_keys, args = calls[i]
+                replies[i] = script(keys=script_keys, args=args)
+                confirmations = None
+            elif isinstance(reply, Exception):
+                raise reply
+        if confirmations is not None:
+            return replies, self._acknowledged(confirmations)
+        pipe = client.pipeline(transaction=False)
+        self._queue_confirm(pipe, calls)
+        return replies, self._acknowledged(pipe.execute(raise_on_error=False))
+
+    def _confirmation(self, key: Any) -> list[tuple[Any, ...]]:
+        channel = key + b":ack" if isinstance(key, bytes) else f"{key}:ack"
+        return [("SPUBLISH", channel, ""), ("WAIT", self._replicas, self._timeout_ms)]
 
     def _nodes(self, calls: Calls) -> dict[str, tuple[Any, str]]:
         """node name -> (node, a channel in a slot it serves), for each node that runs a call."""

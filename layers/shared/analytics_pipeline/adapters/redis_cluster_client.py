@@ -17,14 +17,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
-from redis.connection import Encoder
+from redis.connection import Connection, Encoder
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from analytics_pipeline.observability import logger
@@ -39,6 +51,22 @@ CLUSTER_BACKOFF_CAP_S = 1.0
 # after a failed discovery, calls fail at once for this long (as redis-py spaces topology refreshes):
 # a request during an outage is spooled without waiting for a connect timeout of its own
 DISCOVERY_RETRY_S = 1.0
+
+# the replies after which a command goes again through redis-py's cluster client, which follows them:
+# a slot that moved or is moving (MOVED, ASK, TRYAGAIN), a cluster without a quorum, a slot the map
+# lacks, a node that does not answer (a failover); the command is sent again, as redis-py's pipeline does
+REROUTE = (
+    MovedError,
+    AskError,
+    TryAgainError,
+    ClusterDownError,
+    SlotNotCoveredError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+# a node's first key -> the commands that confirm its commands (sent after them, on their connection)
+Confirm = Callable[[Any], Sequence[Sequence[Any]]]
 
 # url -> (host, port) of every node of the last topology a client of this process discovered
 _known_nodes: dict[str, list[tuple[str, int]]] = {}
@@ -124,6 +152,127 @@ class ClusterClient:
 
     def register_script(self, script: str) -> Script:
         return Script(cast(Any, self), script)  # Script calls evalsha/script_load on what it is given
+
+    def pipeline_by_node(self, commands: Sequence[tuple[Any, Sequence[Any]]]) -> list[Any]:
+        """Each command, given with the key whose slot routes it, sent to that slot's primary in the
+        client's slot map: a node's commands in one write on one of its connections (in their order),
+        every node written before any is read. The replies in the commands' order, an error as its
+        exception (as `pipeline().execute(raise_on_error=False)`).
+
+        redis-py's ClusterPipeline does the same (`_send_cluster_commands`), at a cost in client CPU
+        per command (its routing policies, its callbacks) that is most of a cluster request's. A
+        command answered by a redirection or not answered (REROUTE) is sent again through that
+        pipeline, which follows MOVED and ASK, retries TRYAGAIN, and refreshes the slot map after a
+        failover; any other error (NOSCRIPT, a script's error) is the caller's.
+        """
+        return self.send_by_node(commands)[0]
+
+    def send_by_node(
+        self, commands: Sequence[tuple[Any, Sequence[Any]]], confirm: Confirm | None = None
+    ) -> tuple[list[Any], list[Any] | None]:
+        """pipeline_by_node's replies, and with `confirm`: the commands it gives for the first key of
+        a node's commands are sent after them, in the same write, and their replies come second
+        (errors as exceptions), node after node; None when a command was sent again (it ran
+        elsewhere, or after its node's confirmation) or a confirmation went unanswered."""
+        client = self.client
+        manager = client.nodes_manager
+        encode = self._encoder.encode
+        replies: list[Any] = [None] * len(commands)
+        again: list[int] = []
+        by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+        for i, (key, _) in enumerate(commands):
+            try:
+                node = manager.get_node_from_slot(key_slot(encode(key)))
+            except SlotNotCoveredError:
+                again.append(i)
+                continue
+            found = by_node.get(node.name)
+            if found is None:
+                by_node[node.name] = (node, [i])
+            else:
+                found[1].append(i)
+        confirmations: list[Any] | None = [] if confirm is not None else None
+        taken: list[tuple[Any, Connection]] = []
+        written: list[tuple[Connection, list[int], int]] = []
+        try:
+            for node, indexes in by_node.values():
+                pool = client.get_redis_connection(node).connection_pool
+                try:
+                    connection = pool.get_connection()
+                except (RedisConnectionError, RedisTimeoutError):
+                    again.extend(indexes)
+                    continue
+                taken.append((pool, connection))
+                sent = [commands[i][1] for i in indexes]
+                tail = list(confirm(commands[indexes[0]][0])) if confirm is not None else []
+                try:
+                    connection.send_packed_command([self._pack(sent + tail)])
+                except (RedisConnectionError, RedisTimeoutError):  # it closed the connection
+                    again.extend(indexes)
+                    continue
+                written.append((connection, indexes, len(tail)))
+            for connection, indexes, tail_length in written:
+                read = 0  # replies read
+                try:
+                    for i in indexes:
+                        try:
+                            replies[i] = connection.read_response()
+                        except ResponseError as exc:
+                            if isinstance(exc, REROUTE):
+                                again.append(i)
+                            else:
+                                replies[i] = exc
+                        read += 1
+                    for _ in range(tail_length):
+                        try:
+                            reply = connection.read_response()
+                        except ResponseError as exc:
+                            reply = exc
+                        if confirmations is not None:
+                            confirmations.append(reply)
+                except (RedisConnectionError, RedisTimeoutError):
+                    # the rest of this node's replies are lost: ask again (a command that ran is
+                    # run twice, as by redis-py's pipeline; the caller's commands allow it)
+                    connection.disconnect()
+                    again.extend(indexes[read:])
+                    confirmations = None
+        except BaseException:
+            for _, connection in taken:  # replies left unread: never hand the connection out again
+                connection.disconnect()
+            raise
+        finally:
+            for pool, connection in taken:
+                pool.release(connection)
+        if again:
+            confirmations = None
+            again.sort()
+            pipe = client.pipeline(transaction=False)
+            for i in again:
+                pipe.execute_command(*commands[i][1])
+            for i, reply in zip(again, pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies, confirmations
+
+    def _pack(self, commands: list[Sequence[Any]]) -> bytes:
+        """Commands in the Redis protocol, as redis-py's encoder would encode each argument, in one
+        buffer (redis-py's packer copies a growing buffer once per argument: most of a request's
+        client CPU when script calls carry hundreds of key names)."""
+        encoding, errors = self._encoder.encoding, self._encoder.encoding_errors
+        encode = self._encoder.encode
+        parts: list[bytes] = []
+        append = parts.append
+        for args in commands:
+            append(b"*%d\r\n" % len(args))
+            for arg in args:
+                kind = type(arg)
+                if kind is str:
+                    arg = arg.encode(encoding, errors)
+                elif kind is int:
+                    arg = b"%d" % arg
+                elif kind is not bytes:
+                    arg = encode(arg)  # ints, floats; bytes-like values and refusals as redis-py's
+                append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+        return b"".join(parts)
 
     def get_encoder(self) -> Encoder:
         return self._encoder

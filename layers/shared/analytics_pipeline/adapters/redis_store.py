@@ -26,7 +26,6 @@ from analytics_pipeline.adapters.redis_keys import (
     TRUSTED,
     KeyLayout,
     ShardKeys,
-    keyed_digest,
 )
 from analytics_pipeline.errors import HotStoreError
 from analytics_pipeline.models import CountedEvent
@@ -261,8 +260,8 @@ class RedisHotStore:
             inline = budget is not None and keys.shards == 1
             if budget is not None and not inline:
                 rate_key = keys.rate(budget.subject, window)
-                reply = self._budget(
-                    keys=[rate_key], args=[len(events), budget.limit, self._window_s * 2, left_s]
+                (reply,) = self._pipelined(
+                    [(self._budget, [rate_key], [len(events), budget.limit, self._window_s * 2, left_s])]
                 )
                 if reply[0] == 0:
                     return RecordOutcome(retry_after_s=int(reply[1]))
@@ -311,20 +310,34 @@ class RedisHotStore:
 
     def _run(self, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
         """The shards' ingest.lua calls."""
-        return self._pipelined(self._ingest, calls)
+        ingest = self._ingest
+        return self._pipelined([(ingest, script_keys, args) for script_keys, args in calls])
 
-    def _pipelined(self, script: Any, calls: list[tuple[list[Any], list[Any]]]) -> list[Any]:
-        """Calls of one script; several go in one pipeline (a cluster sends each node its own)."""
-        if len(calls) == 1:
-            script_keys, args = calls[0]
+    def _pipelined(self, calls: list[tuple[Any, list[Any], list[Any]]]) -> list[Any]:
+        """Script calls (script, KEYS, ARGV) in one round trip: one pipeline on one primary; on a
+        cluster, each node's calls in one write on its own connection, every node's at once
+        (ClusterClient.pipeline_by_node, which follows redirections). A call answered NOSCRIPT (a
+        node that never ran the script: new, or promoted) is made again through the script, which
+        loads it; any other error raises."""
+        client = self._client
+        if isinstance(client, ClusterClient):
+            replies = client.pipeline_by_node(
+                [
+                    (script_keys[0], ("EVALSHA", script.sha, len(script_keys), *script_keys, *args))
+                    for script, script_keys, args in calls
+                ]
+            )
+        elif len(calls) == 1:
+            script, script_keys, args = calls[0]
             return [script(keys=script_keys, args=args)]
-        pipe = self._client.pipeline(transaction=False)
-        for script_keys, args in calls:
-            pipe.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
-        replies = pipe.execute(raise_on_error=False)
+        else:
+            pipe = client.pipeline(transaction=False)
+            for script, script_keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
+            replies = pipe.execute(raise_on_error=False)
         for i, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):  # a node that never ran it (new, or promoted): load it
-                script_keys, args = calls[i]
+            if isinstance(reply, NoScriptError):
+                script, script_keys, args = calls[i]
                 replies[i] = script(keys=script_keys, args=args)
             elif isinstance(reply, Exception):
                 raise reply
@@ -341,32 +354,43 @@ class RedisHotStore:
         keys = self._keys
         generation, ttl = self._timing(now_s)
         old = self._format.old_until_s > now_s
-        by_shard: dict[int, list[int]] = {}
-        digests = []
+        shards, buckets, id_buckets = keys.shards, keys.buckets, keys.id_buckets
+        digest_key = keys.digest_key
+        blake2b = hashlib.blake2b
+        pack = _ID_RECORD.pack
+        # shard -> (its KEYS, their indexes by name, its packed records, the events' indexes)
+        by_shard: dict[int, tuple[_Declared, bytearray, list[int]]] = {}
         for index, event in enumerate(events):
-            digest = keyed_digest(keys.digest_key, event.event_id, event.trusted)
-            digests.append(digest)
-            by_shard.setdefault(int.from_bytes(digest[12:16], "big") % keys.shards, []).append(index)
-        calls = []
-        for shard, indexes in by_shard.items():
-            shard_keys = keys.shard(shard)
-            key_index = _Declared()
-            packed = bytearray()
-            for i in indexes:
-                event, digest = events[i], digests[i]
-                bucket = int.from_bytes(digest[8:12], "big") % keys.buckets % keys.id_buckets
-                entity = keys.entity_digest(f"{event.domain}:{event.entity_type}:{event.entity_id}")
-                packed += _ID_RECORD.pack(
-                    digest[:MARK_BYTES], entity, key_index(shard_keys.id_string(bucket))
-                )
-                if old:
-                    old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
-                    old_bucket %= keys.id_buckets
-                    first = key_index(*(shard_keys.ids(generation + g, old_bucket) for g in LOOKUP))
-                    packed += _OLD.pack(old_mark, first)
-            calls.append((key_index.names, [ttl, generation % 256, "o" if old else "", bytes(packed)]))
+            digest = blake2b(
+                (TRUSTED if event.trusted else BROWSER) + event.event_id.encode(),
+                digest_size=16,
+                key=digest_key,
+            ).digest()  # keyed_digest, inlined
+            shard = int.from_bytes(digest[12:16], "big") % shards
+            found = by_shard.get(shard)
+            if found is None:
+                found = by_shard[shard] = (_Declared(), bytearray(), [])
+            key_index, packed, indexes = found
+            indexes.append(index)
+            bucket = int.from_bytes(digest[8:12], "big") % buckets % id_buckets
+            entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
+            name = f"{keys.shard(shard).root}:n:{bucket}".encode()  # ShardKeys.id_string, as bytes
+            packed += pack(
+                digest[:MARK_BYTES], blake2b(entity.encode(), digest_size=4).digest(), key_index(name)
+            )
+            if old:
+                shard_keys = keys.shard(shard)
+                old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
+                old_bucket %= id_buckets
+                first = key_index(*(shard_keys.ids(generation + g, old_bucket) for g in LOOKUP))
+                packed += _OLD.pack(old_mark, first)
+        options = "o" if old else ""
+        calls = [
+            (self._ids, key_index.names, [ttl, generation % 256, options, bytes(packed)])
+            for key_index, packed, _ in by_shard.values()
+        ]
         fresh = [True] * len(events)
-        for indexes, reply in zip(by_shard.values(), self._pipelined(self._ids, calls), strict=True):
+        for (_, _, indexes), reply in zip(by_shard.values(), self._pipelined(calls), strict=True):
             for i, flag in zip(indexes, _text(reply), strict=True):
                 fresh[i] = flag == "1"
         return fresh
