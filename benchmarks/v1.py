@@ -11,6 +11,8 @@ the handler calls), Redis's command CPU (INFO commandstats usec, the scripts' an
 and the Redis memory the events hold (used_memory after minus before, in a server of its own):
 
     .venv/bin/python benchmarks/v1.py --rounds 3 --events 20000 --movies 1000
+
+`--also <commit>` runs another commit's handler in the same rounds (a change beside its parent).
 """
 
 from __future__ import annotations
@@ -188,12 +190,17 @@ def _server_figures(client: Any) -> dict[str, float]:
     }
 
 
-def compare(rounds: int, events: int, movies: int, browsers: bool) -> dict[str, Any]:
-    """Alternating rounds of v1's and today's handler, one private redis-server per round and tree."""
+def compare(
+    rounds: int, events: int, movies: int, browsers: bool, also: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Alternating rounds of v1's and today's handler, one private redis-server per round and tree.
+
+    `also`: commits run beside them in the same rounds (a change's parent, say), each against v1 too.
+    """
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from common import PrivateRedis
 
-    trees = {"v1": checkout(), "today": ROOT}
+    trees = {"v1": checkout(), **{rev: checkout(rev) for rev in also}, "today": ROOT}
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="anl-bench-v1-") as tmp:
         scratch = Path(tmp)
@@ -226,10 +233,11 @@ def compare(rounds: int, events: int, movies: int, browsers: bool) -> dict[str, 
     summary: dict[str, Any] = {"rounds": rounds, "events": events, "movies": movies, "browsers": browsers}
     for name, rows in figures.items():
         summary[name] = {k: round(statistics.median(r[k] for r in rows), 1) for k in rows[0]}
-    summary["ratio_today_v1"] = {
-        k: [round(t[k] / v[k], 2) for t, v in zip(figures["today"], figures["v1"], strict=True)]
-        for k in figures["v1"][0]
-    }
+    for name in [*also, "today"]:
+        summary[f"ratio_{name}_v1"] = {
+            k: [round(t[k] / v[k], 2) for t, v in zip(figures[name], figures["v1"], strict=True)]
+            for k in figures["v1"][0]
+        }
     return summary
 
 
@@ -239,8 +247,10 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--movies", type=int, default=1000)
     parser.add_argument("--browsers", action="store_true", help="one IPv4 source per request, caps on")
+    parser.add_argument("--also", action="append", default=[], help="a commit run beside v1 and today's")
     args = parser.parse_args()
-    print(json.dumps(compare(args.rounds, args.events, args.movies, args.browsers), indent=2))
+    summary = compare(args.rounds, args.events, args.movies, args.browsers, tuple(args.also))
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -161,6 +162,97 @@ def test_the_budget_refuses_before_the_cap_and_a_refused_event_leaves_nothing(
     assert scan_state(redis_client, prefix) == before  # no mark, no cap count, no counter
     clock.advance(60)
     assert client.post(BATCH, {"events": batch[:5]})[1]["accepted"] == 5
+
+
+def cap_key(container: Any, clock: Any, movie: str, ip: str = "192.0.2.10", window: str = "h") -> str:
+    """The cap key of a source's events on a movie in the clock's hour (h) or UTC day (d)."""
+    keys = container.keys
+    span = 3600 if window == "h" else 86400
+    n = int(clock().timestamp() // span)
+    return keys.shard(keys.shard_of(f"jav:movie:{movie}")).caps(f"ip:{ip}", f"{window}{n}")
+
+
+def cap_record(movie: str, code: int = 1) -> bytes:
+    """A counted event's record in a cap string (a field of the earlier hash): CRC-32, action code."""
+    return zlib.crc32(f"jav:movie:{movie}".encode()).to_bytes(4, "big") + bytes([code])
+
+
+def records(text: bytes) -> Counter[bytes]:
+    assert len(text) % 5 == 0
+    return Counter(text[i : i + 5] for i in range(0, len(text), 5))
+
+
+def test_a_cap_string_holds_a_record_per_counted_event_and_refuses_at_the_limit(
+    client, container, clock, redis_client
+):
+    movie, other = str(uuid.uuid4()), str(uuid.uuid4())
+    body = {"events": [event(clock, entity_id=movie) for _ in range(12)] + [event(clock, entity_id=other)]}
+    assert client.post(BATCH, body)[1]["accepted"] == 13
+    key = cap_key(container, clock, movie)
+    assert redis_client.type(key) == b"string"
+    ttl = redis_client.ttl(key)
+    assert 0 < ttl <= 3600 - 30 + 60  # the hour's end (the clock is 30 s into it) and a minute
+    if container.keys.shard_of(f"jav:movie:{other}") == container.keys.shard_of(f"jav:movie:{movie}"):
+        assert records(redis_client.get(key)) == {cap_record(movie): 12, cap_record(other): 1}
+    # a second call reads the records: 8 more reach the cap, the rest is refused, the TTL is kept
+    clock.advance(60)
+    again = [event(clock, entity_id=movie) for _ in range(10)]
+    assert client.post(BATCH, {"events": again})[1]["ignored"] == 2
+    assert records(redis_client.get(key))[cap_record(movie)] == 20
+    assert 0 < redis_client.ttl(key) <= ttl
+    assert client.post(EVENTS, event(clock, entity_id=movie))[1] == CAPPED
+    assert views(redis_client, container, movie) == 20
+
+
+def test_caps_counted_in_the_earlier_hash_format_are_honoured_and_summed(
+    client, container, clock, redis_client
+):
+    """A deploy in the middle of a window: the hash the earlier release counted in still holds."""
+    movie, rated = str(uuid.uuid4()), str(uuid.uuid4())
+    hourly, daily = cap_key(container, clock, movie), cap_key(container, clock, rated, window="d")
+    redis_client.hset(hourly, mapping={cap_record(movie): 17, cap_record(movie, code=2): 20})
+    redis_client.expire(hourly, 3600)
+    redis_client.hset(daily, mapping={cap_record(rated, code=5): 3})
+    redis_client.expire(daily, 86400)
+    # 17 + 3 reach the cap of 20: the 4th is refused, and its download was at its cap already
+    body = {"events": [event(clock, entity_id=movie) for _ in range(4)]}
+    assert client.post(BATCH, body)[1] == {"accepted": 3, "duplicates": 0, "ignored": 1, "rejected": []}
+    assert client.post(EVENTS, event(clock, entity_id=movie, action="download"))[1] == CAPPED
+    assert client.post(EVENTS, event(clock, entity_id=rated, action="rating", value=4))[1] == CAPPED
+    assert views(redis_client, container, movie) == 3
+    # the hash that counted became a string of the same counts, within the same window
+    assert redis_client.type(hourly) == b"string"
+    assert records(redis_client.get(hourly)) == {cap_record(movie): 20, cap_record(movie, code=2): 20}
+    assert 0 < redis_client.ttl(hourly) <= 3600 - 30 + 60
+    # a hash no call counted in is left as it was
+    assert redis_client.hgetall(daily) == {cap_record(rated, code=5): b"3"}
+    clock.advance(3600)  # the next hour: a fresh window
+    assert client.post(EVENTS, event(clock, entity_id=movie))[1] == ACCEPTED
+
+
+@pytest.mark.parametrize(
+    "stored", [{"hash": b"1.5"}, {"hash": b"many"}, {"hash": b"-1"}, {"hash": b""}, {"string": b"\x01\x02"}]
+)
+def test_a_cap_key_that_is_not_counts_fails_the_call_before_any_write(
+    container, clock, redis_client, prefix, stored
+):
+    movie = str(uuid.uuid4())
+    key = cap_key(container, clock, movie)
+    if "hash" in stored:
+        redis_client.hset(key, cap_record(movie), stored["hash"])
+    else:
+        redis_client.set(key, stored["string"])
+
+    # on a cluster the budget (rl:) and the id records (n:) are written by calls of their own first
+    def written() -> dict[str, Any]:
+        state = scan_state(redis_client, prefix).items()
+        return {k: v for k, v in state if ":rl:" not in k and ":n:" not in k}
+
+    before = written()
+    events = [CountedEvent(str(uuid.uuid4()), "jav", "movie", movie, "2026-03-01", (("views", 1),))]
+    with pytest.raises(HotStoreError, match="cap"):
+        container.hot_store.record(events, Budget("ip:192.0.2.10", 100), clock())
+    assert written() == before  # no mark, no counter, no dirty member, no cap written
 
 
 # --- the keyed digest ---------------------------------------------------------------------------------

@@ -112,11 +112,13 @@ class LayoutRecord:
 ACTION_CODE = {"views": 1, "downloads": 2, "favorites": 3, "watchlists": 4, "ratings_count": 5}
 CODE_ACTION = {1: "view", 2: "download", 3: "favorite", 4: "watchlist", 5: "rating"}
 _RECORD = struct.Struct(">7sHHB")
+_CAPPED_RECORD = struct.Struct(">7sHHBI")  # and the entity's CRC-32: its record in a cap string
 _PREVIOUS = struct.Struct(">7sH")
 _V1 = struct.Struct(">H")
 _OLD = struct.Struct(">8sH")
 _ID_RECORD = struct.Struct(">7s4sH")
 _CAP_SPEC = struct.Struct(">HB3s")
+_CRC_CACHE = 16384  # entities whose CRC-32 a store keeps (about 3 MB at most), then forgets at once
 OLD_FORMAT_AFTER_MS = 5_000  # a layout record this much older than the mark format: earlier marks may exist
 
 
@@ -209,7 +211,15 @@ class RedisHotStore:
 
     Each call's events travel as one packed argument (ingest.lua says its format); the keys are
     declared, each once: the bucket's mark string, the entity-day's counter hash (whose name gives
-    the dirty member), the caller's cap hashes.
+    the dirty member), the caller's cap strings.
+
+    Caps: a source's events in one window are counted in one string per shard, a 5-byte record
+    (the entity's CRC-32, the action code) per counted event, which ingest.lua reads whole and
+    writes back once a call. Each capped event carries its entity's CRC-32 (kept per entity, for
+    the titles a container sees again). A cap hash of the earlier format (field: those 5 bytes,
+    value: the count) still within its window is read as that many records and rewritten as a
+    string by the first call that counts there, so a deploy in the middle of a window keeps the
+    counts already made.
     """
 
     def __init__(
@@ -240,6 +250,7 @@ class RedisHotStore:
         self._budget = client.register_script(load_lua("budget.lua"))
         self._ids = client.register_script(load_lua("ids.lua"))
         self._codes: dict[tuple[tuple[str, int], ...], int] = {}
+        self._crcs: dict[str, int] = {}  # entity -> its CRC-32 (the titles a container sees again)
 
     def record(self, events: Sequence[CountedEvent], budget: Budget | None, now: datetime) -> RecordOutcome:
         keys = self._keys
@@ -439,9 +450,12 @@ class RedisHotStore:
         mark_root = f"{shard.root}:m:"
         names = key_index.names
         declared = key_index.index
-        pack = _RECORD.pack
+        pack, pack_capped = _RECORD.pack, _CAPPED_RECORD.pack
         blake2b = hashlib.blake2b
         extras = bool(caps_spec) or previous is not None or legacy_marks or old
+        crcs = self._crcs
+        if len(crcs) > _CRC_CACHE:
+            crcs.clear()
         parts = []
         for event in events:
             digest = blake2b(
@@ -461,11 +475,15 @@ class RedisHotStore:
             if c is None:
                 names.append(counter_key)
                 c = declared[counter_key] = len(names)
-            parts.append(pack(digest[:MARK_BYTES], m, c, codes[event.increments]))
+            if caps_spec:  # a cap's record: a collision only makes two titles share one source's cap
+                crc = crcs.get(entity)
+                if crc is None:
+                    crc = crcs[entity] = crc32(entity.encode())
+                parts.append(pack_capped(digest[:MARK_BYTES], m, c, codes[event.increments], crc))
+            else:
+                parts.append(pack(digest[:MARK_BYTES], m, c, codes[event.increments]))
             if not extras:
                 continue
-            if caps_spec:  # a cap's field: a collision only makes two titles share one source's cap
-                parts.append(crc32(entity.encode()).to_bytes(4, "big"))
             if previous is not None:
                 p_bucket, p_mark = previous.mark_digest(event.event_id, event.trusted)
                 parts.append(_PREVIOUS.pack(p_mark, key_index(shard.mark_string(p_bucket))))

@@ -6,7 +6,7 @@
 --
 -- KEYS[1]   the shard's dirty zset (member: domain:type:id:day, score: ms when first marked dirty)
 -- KEYS[2]   rate-limit counter of the caller for the current window; KEYS[1] again when ARGV[2] = 0
--- KEYS[3..] named by index from ARGV: the caller's cap hashes, the mark strings (one per bucket,
+-- KEYS[3..] named by index from ARGV: the caller's cap strings, the mark strings (one per bucket,
 --           every generation's marks in it), the counter hashes (<shard root>:c:<dirty member>),
 --           and while an earlier format expires, its marks (v1: <p>:v1:e:<event_id>; the unkeyed
 --           strings d:<gen>:<bucket>, four consecutive keys per bucket: gen, gen+1, gen-1, gen-2)
@@ -18,7 +18,7 @@
 -- ARGV[5]   ttl of a mark string written now, in s (until generation gen+2 ends)
 -- ARGV[6]   the current generation mod 256
 -- ARGV[7]   caps, 6 bytes per action code 1..5 (view, download, favorite, watchlist, rating): the
---           cap (2 bytes, 0 = none), the KEYS index of the caller's cap hash for its window (1 byte),
+--           cap (2 bytes, 0 = none), the KEYS index of the caller's cap string for its window (1 byte),
 --           the hash's ttl in s (3 bytes); empty: no caps (a trusted backend, a spool replay)
 -- ARGV[8]   what each event's record carries besides its fixed part: letters of "cplo" (below)
 -- ARGV[9]   length of "<shard root>:c:", the prefix of every counter hash's name
@@ -27,7 +27,7 @@
 --             2 bytes  KEYS index of its bucket's mark string
 --             2 bytes  KEYS index of its counter hash
 --             1 byte   action code * 8 + value (the rating; 1 otherwise)
---           c 4 bytes  its entity's CRC-32 (the field of its cap counter, with the action code)
+--           c 4 bytes  its entity's CRC-32 (and the action code: its cap record)
 --           p 9 bytes  its mark and mark string's KEYS index under the previous dedupe key
 --           l 2 bytes  KEYS index of its v1 mark
 --           o 10 bytes its unkeyed 8-byte mark and the KEYS index of its bucket's first d: string
@@ -47,6 +47,7 @@
 
 local MAX_STRING = 262144 -- bytes a mark string may reach (redis_keys.MAX_MARK_STRING)
 local COUNTER = {'views', 'downloads', 'favorites', 'watchlists'}
+local CODE_CHAR = {'\1', '\2', '\3', '\4', '\5'}
 
 local budget = tonumber(ARGV[2])
 local gen = tonumber(ARGV[6])
@@ -98,24 +99,39 @@ if budget > 0 then
   err = expect(KEYS[2], 'string')
   if type(err) == 'table' then return err end
 end
--- a source's cap hashes, read whole once (a source counts few titles in an hour): field -> count
-local fresh_cap, cap_counts, cap_ttl = {}, {}, {}
+-- a source's caps in a window: a string of 5-byte records (CRC-32, action code), one per counted
+-- event (the earlier format's hash, record -> count, is read as records)
+local cap_of, ceiling = {}, 0 -- KEYS index -> {text, added, added per record, type, ttl}
+for _, c in pairs(caps) do ceiling = math.max(ceiling, c[1]) end
 for _, c in pairs(caps) do
-  local index = c[2]
-  if fresh_cap[index] == nil then
-    err = expect(KEYS[index], 'hash')
-    if type(err) == 'table' then return err end
-    fresh_cap[index] = err == 'none'
-    cap_ttl[index] = c[3]
-    local counts = {}
-    if err ~= 'none' then
-      local flat = redis.call('HGETALL', KEYS[index])
+  local key = KEYS[c[2]]
+  if not cap_of[c[2]] then
+    local t, text = redis.call('TYPE', key)['ok'], ''
+    if t == 'string' then text = redis.call('GET', key) end
+    if t == 'hash' then
+      local flat, parts = redis.call('HGETALL', key), {}
       for j = 1, #flat, 2 do
-        counts[flat[j]] = tonumber(flat[j + 1])
+        if #flat[j] ~= 5 or not find(flat[j + 1], '^%d+$') then t = 'not counts' break end
+        parts[#parts + 1] = string.rep(flat[j], math.min(tonumber(flat[j + 1]), ceiling))
       end
+      text = table.concat(parts)
     end
-    cap_counts[index] = counts
+    if not (t == 'none' or t == 'string' or t == 'hash') or #text % 5 ~= 0 then
+      return redis.error_reply('cap key ' .. key .. ' (' .. t .. ') holds no records')
+    end
+    cap_of[c[2]] = {text, {}, {}, t, c[3]}
   end
+  c[4] = cap_of[c[2]]
+end
+-- `field`'s records in `text` (5-byte aligned), up to `limit`
+local function cap_count(text, field, limit)
+  local k, from = 0, 1
+  while k < limit do
+    local at = find(text, field, from, true)
+    if not at then break end
+    if (at - 1) % 5 == 0 then k, from = k + 1, at + 5 else from = at + 1 end
+  end
+  return k
 end
 
 local strings = {}
@@ -226,19 +242,19 @@ end
 local now = ARGV[1]
 local gen_byte = string.char(gen)
 local new = {} -- per grown mark string, the records this call adds
-local cap_changed = {} -- cap hash index -> fields this call counted
 local flags = {}
 for i = 1, n do
   local mark, m, c, action = marks[i], ms[i], cs[i], actions[i]
   local code = math.floor(action / 8)
   local flag = '1'
   local cap = caps[code]
-  local field, counts
+  local field, state, used
   if cap then
     local at = (i - 1) * size + 13
-    field = sub(packed, at, at + 3) .. string.char(code)
-    counts = cap_counts[cap[2]]
-    if (counts[field] or 0) >= cap[1] then flag = '2' end
+    field, state = sub(packed, at, at + 3) .. CODE_CHAR[code], cap[4]
+    used = state[3][field] or 0
+    if state[1] ~= '' then used = used + cap_count(state[1], field, cap[1] - used) end
+    if used >= cap[1] then flag = '2' end
   end
   if flag == '1' then
     local record = gen_byte .. mark
@@ -276,13 +292,9 @@ for i = 1, n do
       end
       redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
       if cap then
-        counts[field] = (counts[field] or 0) + 1
-        local changed = cap_changed[cap[2]]
-        if changed == nil then
-          changed = {}
-          cap_changed[cap[2]] = changed
-        end
-        changed[field] = true
+        local added = state[2]
+        added[#added + 1] = field
+        state[3][field] = (state[3][field] or 0) + 1
       end
     end
   end
@@ -294,16 +306,12 @@ for index, records in pairs(new) do
   if from > 1 then text = sub(text, from) end
   redis.call('SET', KEYS[index], text .. records, 'EX', ARGV[5])
 end
--- one HSET per cap hash that changed; a hash this call created lives until its window has passed
-for index, changed in pairs(cap_changed) do
-  local args = {}
-  for field in pairs(changed) do
-    args[#args + 1] = field
-    args[#args + 1] = cap_counts[index][field]
-  end
-  redis.call('HSET', KEYS[index], unpack(args))
-  if fresh_cap[index] then
-    redis.call('EXPIRE', KEYS[index], cap_ttl[index])
+-- one SET per cap string that grew; a new one (or a hash's) lives until its window ends
+for index, state in pairs(cap_of) do
+  if #state[2] > 0 then
+    local text = state[1] .. table.concat(state[2])
+    if state[4] == 'string' then redis.call('SET', KEYS[index], text, 'KEEPTTL')
+    else redis.call('SET', KEYS[index], text, 'EX', state[5]) end
   end
 end
 return {1, table.concat(flags)}
