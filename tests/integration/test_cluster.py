@@ -58,13 +58,14 @@ def test_the_shards_spread_evenly_over_the_primaries(redis_cluster, prefix):
 def test_every_script_call_on_a_cluster_touches_one_slot(cluster_pipeline, monkeypatch):
     slots: list[set[int]] = []
     client = cluster_pipeline.container.redis
-    real = client.evalsha
+    # the cluster client, and each primary's own client (the flush sends a shard's scripts there)
+    for target in [client, *(client.get_redis_connection(n) for n in client.get_primaries())]:
 
-    def spy(sha: str, numkeys: int, *args: Any) -> Any:
-        slots.append({key_slot(str(k).encode()) for k in args[:numkeys]})
-        return real(sha, numkeys, *args)
+        def spy(sha: str, numkeys: int, *args: Any, _real: Any = target.evalsha) -> Any:
+            slots.append({key_slot(str(k).encode()) for k in args[:numkeys]})
+            return _real(sha, numkeys, *args)
 
-    monkeypatch.setattr(client, "evalsha", spy)
+        monkeypatch.setattr(target, "evalsha", spy)
     events, _ = spread(cluster_pipeline, movies(40))
     cluster_pipeline.count(events)
     cluster_pipeline.flush()
