@@ -23,7 +23,7 @@ from analytics_pipeline.adapters.redis_client import ClusterClient, Field, Redis
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
-from analytics_pipeline.adapters.redis_shard_routes import Call, ShardRoutes
+from analytics_pipeline.adapters.redis_shard_routes import Call, PendingWait, ShardRoutes
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Clock, Lag
@@ -60,7 +60,13 @@ class _ThreadState(threading.local):
         self.scan: list[ShardKeys] = []  # shards with dirty members at the last scan, not yet found empty
         self.scan_left = 0  # claims that may still use that scan
         self.scan_until = 0.0  # and until when (time.monotonic())
-        self.acked: tuple[int, int, int] | None = None  # (shard, seq, replicas) of the last claim's WAIT
+        # (shard, seq) of the last batch claimed, and the WAIT written after its claim, unread
+        self.pending: tuple[int, int, PendingWait] | None = None
+
+    def drop_pending(self) -> None:
+        if self.pending is not None:
+            self.pending[2].drop()
+            self.pending = None
 
 
 class RedisClaimStore:
@@ -118,7 +124,7 @@ class RedisClaimStore:
             if self._unconfirmed is not None:  # before anything is claimed
                 self._unconfirmed.check()
             mine = self._mine
-            mine.acked = None
+            mine.drop_pending()  # a batch claimed before and never confirmed: its WAIT is not needed
             fresh = False
             if mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan:
                 self._rescan(now)
@@ -170,38 +176,43 @@ class RedisClaimStore:
         extra = [other.owner, other.seq] if other else []
         prefix = len(shard.counter(""))
         seq = _ms(now) * 1000
-        acked: int | None = None
+        pending: PendingWait | None = None
         for _ in range(CLAIM_ATTEMPTS):
             keys = [shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq), *extra, *counters]
             args = [_ms(now), max_entities, seq, 1 if linked else 0, prefix]
             if self._wait_replicas > 0:
-                reply, acked = self._routes.script_then_wait(
+                reply, pending = self._routes.script_then_wait(
                     self._claim, keys, args, self._wait_replicas, self._wait_timeout_ms
                 )
             else:
                 reply = self._routes.script(self._claim, keys, args)
             if reply and int(reply[0]) == -1:  # another flush took this number: propose the next
                 seq = int(reply[1]) + 1
+                if pending is not None:
+                    pending.drop()
                 continue
             break
         else:
             return None
         if not reply:
+            if pending is not None:
+                pending.drop()
             return None
-        batch = Batch(seq=int(reply[0]), counts=decode_claimed(reply), shard=shard.shard)
-        if acked is not None:
-            self._mine.acked = (batch.shard, batch.seq, acked)
-        return batch
+        if pending is not None:  # read by confirm(), after the reply is decoded (and the rollups built)
+            self._mine.pending = (shard.shard, int(reply[0]), pending)
+        return Batch(seq=int(reply[0]), counts=decode_claimed(reply), shard=shard.shard)
 
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:
             return
         command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
-        acked_at_claim = self._mine.acked
-        self._mine.acked = None
+        pending, self._mine.pending = self._mine.pending, None
         with translated():
-            if acked_at_claim is not None and acked_at_claim[:2] == (batch.shard, batch.seq):
-                acked = acked_at_claim[2]  # the WAIT sent right after this claim, on its connection
+            if pending is not None and pending[:2] != (batch.shard, batch.seq):
+                pending[2].drop()  # another batch's
+                pending = None
+            if pending is not None:
+                acked = pending[2].acked()  # the WAIT written right after this claim, on its connection
             elif self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
                 cluster = cast(ClusterClient, self._client)
                 node = cluster.get_node_from_key(self._keys.shard(batch.shard).inflight)

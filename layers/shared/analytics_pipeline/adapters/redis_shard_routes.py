@@ -87,29 +87,28 @@ class ShardRoutes:
 
     def script_then_wait(
         self, script: RedisScript, keys: Sequence[str], args: Sequence[Arg], replicas: int, timeout_ms: int
-    ) -> tuple[Any, int | None]:
-        """`script`, then WAIT in the same pipeline, on the same connection: (its reply, replicas that
-        acknowledged the connection's writes). WAIT counts the writes of the connection that sends it,
-        which a pipeline makes the script's. (reply, None) when it went through the cluster client:
-        the caller sends its own WAIT then."""
+    ) -> tuple[Any, PendingWait | None]:
+        """`script`, and `WAIT replicas timeout_ms` written right after it on the same connection: WAIT
+        counts the writes of the connection that sends it, which this makes the script's. Returns the
+        script's reply as soon as it is read, and the WAIT whose reply is read later (meanwhile the
+        caller decodes the reply while the replicas catch up). (reply, None) when the call went
+        through the cluster client (or the connection failed before the script was sent): the caller
+        sends its own WAIT then."""
         try:
             node = self.node(keys[0])
             if node is not None:
                 for attempt in range(2):
-                    pipe = node.pipeline(transaction=False)
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                    pipe.execute_command("WAIT", replicas, timeout_ms)
-                    reply, acked = pipe.execute(raise_on_error=False)
+                    reply, pending = _script_and_wait(node, script, keys, args, replicas, timeout_ms)
                     if isinstance(reply, NoScriptError) and attempt == 0:
+                        pending.drop()
                         node.script_load(_source(script))
                         continue
-                    for value in (reply, acked):
-                        if isinstance(value, Exception):
-                            raise value
-                    return reply, int(acked)
+                    if isinstance(reply, Exception):
+                        pending.drop()
+                        raise reply
+                    return reply, pending
         except REROUTE:
-            if not self._cluster:
-                raise
+            pass
         return script(keys=keys, args=args), None
 
     def read(self, calls: Sequence[Call]) -> list[Any]:
@@ -127,6 +126,57 @@ class ShardRoutes:
             return _fan_out(list(groups.values()), calls)
         except REROUTE:
             return _pipelined(self._client, calls)
+
+
+class PendingWait:
+    """A WAIT written on a connection after a script, its reply not read yet: the connection is held
+    until `acked` reads it (or `drop` closes it)."""
+
+    def __init__(self, node: Any, connection: Any) -> None:
+        self._node = node
+        self._connection: Any = connection
+
+    def acked(self) -> int:
+        """The replicas that acknowledged every write the connection made (the script's)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            raise RuntimeError("a WAIT's reply is read once")
+        try:
+            return int(self._node.parse_response(connection, "WAIT"))
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self._node.connection_pool.release(connection)
+
+    def drop(self) -> None:
+        """Forget the reply: the connection is closed (its unread reply must not reach another call)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._node.connection_pool.release(connection)
+
+
+def _script_and_wait(
+    node: Any, script: RedisScript, keys: Sequence[str], args: Sequence[Arg], replicas: int, timeout_ms: int
+) -> tuple[Any, PendingWait]:
+    """The script's reply (an error as a value) and its WAIT, pending, both written at once."""
+    connection = node.connection_pool.get_connection()
+    try:
+        connection.send_packed_command(
+            connection.pack_commands(
+                [("EVALSHA", script.sha, len(keys), *keys, *args), ("WAIT", replicas, timeout_ms)]
+            )
+        )
+        try:
+            reply = node.parse_response(connection, "EVALSHA")
+        except ResponseError as exc:
+            reply = exc
+    except BaseException:
+        connection.disconnect()
+        node.connection_pool.release(connection)
+        raise
+    return reply, PendingWait(node, connection)
 
 
 def _pipelined(client: Any, calls: Sequence[Call]) -> list[Any]:
