@@ -56,8 +56,17 @@ class StubRollups:
 
 
 def worker(
-    redis_url: str, prefix: str, movies: int, shards: int | None, cluster: bool, wait_replicas: int = 0
+    redis_url: str,
+    prefix: str,
+    movies: int,
+    shards: int | None,
+    cluster: bool,
+    wait_replicas: int = 0,
+    part: str = "both",
+    start_at: float | None = None,
 ) -> dict[str, Any]:
+    """Record the movies' counters (part "seed"), flush them (part "flush"), or both (part "both").
+    A flush starts at `start_at` (time.time()) when given: parallel flushes start together."""
     import redis
     from analytics_pipeline.bootstrap import Container
     from analytics_pipeline.config import load_settings
@@ -95,10 +104,12 @@ def worker(
         if i % 5 == 0:
             events.append(CountedEvent(uuid.uuid4().hex, "jav", "movie", movie, today, (("downloads", 1),)))
     store = container.hot_store
-    for start in range(0, len(events), PER_CALL):
+    for start in range(0, len(events) if part != "flush" else 0, PER_CALL):
         outcome = store.record(events[start : start + PER_CALL], None, now)
         if not all(outcome.counted):
             raise RuntimeError("events not counted")
+    if part == "seed":
+        return {"events": len(events)}
     flush = container.flush
     flush.prepare()
     if cluster:  # the primaries (the replicas' commands are the replication stream)
@@ -110,9 +121,12 @@ def worker(
     before = [n.info("commandstats") for n in nodes]
     cpu_before = [n.info("cpu") for n in nodes]
     stub.calls.clear()
+    if start_at is not None:
+        time.sleep(max(0.0, start_at - time.time()))
     started, cpu0 = time.perf_counter(), time.process_time()
     report = flush.run()
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    ended_at = time.time()
     sent: Counter[str] = Counter()
     redis_cpu = 0.0
     for node, b, c in zip(nodes, before, cpu_before, strict=True):
@@ -125,6 +139,7 @@ def worker(
         "batches": report.batches,
         "errors": report.errors,
         "seconds": wall,
+        "ended_at": ended_at,
         "cpu_seconds": cpu,
         "redis_cpu_seconds": redis_cpu,
         "mongo_calls": dict(stub.calls),
@@ -134,9 +149,26 @@ def worker(
 
 
 def run_worker(
-    tree: Path | None, redis_url: str, movies: int, cluster: bool = False, wait_replicas: int = 0
+    tree: Path | None,
+    redis_url: str,
+    movies: int,
+    cluster: bool = False,
+    wait_replicas: int = 0,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One worker process on `tree`'s code (None: this checkout's)."""
+    return json.loads(start_worker(tree, redis_url, movies, cluster, wait_replicas, extra).communicate()[0])
+
+
+def start_worker(
+    tree: Path | None,
+    redis_url: str,
+    movies: int,
+    cluster: bool = False,
+    wait_replicas: int = 0,
+    extra: tuple[str, ...] = (),
+) -> Any:
+    """A worker process started, its JSON answer on the last line of its stdout."""
     import v1
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "MONGODB_", "MYSQL_"))}
@@ -156,10 +188,37 @@ def run_worker(
         args.append("--cluster")
     if wait_replicas:
         args += ["--wait-replicas", str(wait_replicas)]
-    proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"flush worker failed: {proc.stderr.strip().splitlines()[-3:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _Worker(subprocess.Popen([*args, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
+class _Worker:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+
+    def communicate(self) -> tuple[str, str]:
+        out, err = self.process.communicate(timeout=600)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"flush worker failed: {err.decode().strip().splitlines()[-3:]}")
+        return out.decode().strip().splitlines()[-1], err.decode()
+
+
+def parallel_flush(
+    tree: Path | None, url: str, movies: int, flushes: int, wait_replicas: int
+) -> dict[str, Any]:
+    """One process records the movies' counters, then `flushes` processes flush them at once."""
+    prefix = f"bp{uuid.uuid4().hex[:6]}"
+    run_worker(tree, url, movies, True, wait_replicas, ("--prefix", prefix, "--part", "seed"))
+    start_at = time.time() + 3  # every process imported and connected by then
+    extra = ("--prefix", prefix, "--part", "flush", "--start-at", str(start_at))
+    workers = [start_worker(tree, url, movies, True, wait_replicas, extra) for _ in range(flushes)]
+    results = [json.loads(w.communicate()[0]) for w in workers]
+    return {
+        "flushes": flushes,
+        "entities": sum(r["entities"] for r in results),
+        "seconds": max(r["ended_at"] for r in results) - start_at,
+        "errors": [e for r in results for e in r["errors"]],
+        "prefix": prefix,
+    }
 
 
 def in_sync(primaries: list[int], timeout_s: float = 60) -> None:
@@ -186,6 +245,7 @@ def measure(
     log: Any = print,
     base: str | None = None,
     cluster_wait: int = 1,
+    cluster_flushes: int = 0,
 ) -> dict[str, Any]:
     """Today's flush and `rev`'s (and `base`'s), rotating, `rounds` rounds on one private redis-server."""
     import v1
@@ -213,6 +273,7 @@ def measure(
             log(f"flush round {r}: " + ", ".join(f"{n} {rate(found[n][-1]):,.0f}" for n, _ in contenders))
         server.client.flushall()
     cluster_runs: dict[str, list[dict[str, Any]]] = {name: [] for name, tree in contenders if name != rev}
+    parallel: dict[str, list[dict[str, Any]]] = {name: [] for name in cluster_runs}
     try:
         import cluster
         import redis
@@ -237,6 +298,22 @@ def measure(
                     f"cluster round {r}: "
                     + ", ".join(f"{n} {rate(cluster_runs[n][-1]):,.0f}" for n, _ in on_cluster)
                 )
+                for name, tree in on_cluster[r % 2 :] + on_cluster[: r % 2] if cluster_flushes else []:
+                    for port in primaries:
+                        redis.Redis(port=port).flushall()
+                    result = parallel_flush(tree, url, movies, cluster_flushes, cluster_wait)
+                    left = sum(
+                        int(redis.Redis(port=port).zcard(key))
+                        for port in primaries
+                        for key in redis.Redis(port=port).scan_iter(f"{result['prefix']}:*dirty")
+                    )
+                    parallel[name].append(result | {"primaries": len(primaries), "left": left})
+                    if result["entities"] < movies or result["errors"] or left:
+                        problems.append(
+                            f"cluster, {cluster_flushes} flushes, {name}: {result['entities']} entities,"
+                            f" {left} left dirty, {result['errors'][:3]}"
+                        )
+                    log(f"cluster, {cluster_flushes} flushes at once, {name}: {rate(result):,.0f} entities/s")
         finally:
             for process in processes:
                 servers.stop_redis(process, kill=True)
@@ -249,6 +326,7 @@ def measure(
         "cluster_wait": cluster_wait,
         "runs": found,
         "cluster": cluster_runs,
+        "parallel": parallel,
         "problems": problems,
     }
 
@@ -323,6 +401,19 @@ def rows(found: dict[str, Any]) -> list[Any]:
                     per_primary >= 1.0,
                 )
             )
+    for name, runs in found.get("parallel", {}).items():
+        if not runs:
+            continue
+        totals = [rate(r) for r in runs]
+        primaries, flushes = runs[0]["primaries"], runs[0]["flushes"]
+        per_primary = statistics.median(totals) / primaries
+        out.append(
+            Row(
+                f"cluster, {flushes} flush processes at once, {name}: entities/s, total; per primary;"
+                " per primary / v1 on one primary",
+                f"{spread(totals, ',.0f')}; {per_primary:,.0f}; {per_primary / v1_rate:.2f}x",
+            )
+        )
     before = found.get("base")
     if before:
         pairs = zip(found["runs"]["today"], found["runs"][before], strict=True)
@@ -372,15 +463,41 @@ def main() -> int:
     parser.add_argument("--base", help="a commit whose flush joins the rounds (before/after a change)")
     parser.add_argument("--cluster-wait", type=int, default=1, help="REDIS_WAIT_REPLICAS on the cluster")
     parser.add_argument("--wait-replicas", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--part", default="both", help=argparse.SUPPRESS)
+    parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cluster-flushes",
+        type=int,
+        default=0,
+        help="also N flush processes at once on the cluster (0: not)",
+    )
     args = parser.parse_args()
     if args.worker:
-        prefix = f"bf{uuid.uuid4().hex[:6]}"
-        print(json.dumps(worker(args.redis_url, prefix, args.movies, None, args.cluster, args.wait_replicas)))
+        prefix = args.prefix or f"bf{uuid.uuid4().hex[:6]}"
+        found = worker(
+            args.redis_url,
+            prefix,
+            args.movies,
+            None,
+            args.cluster,
+            args.wait_replicas,
+            args.part,
+            args.start_at,
+        )
+        print(json.dumps(found))
         return 0
     sys.path.insert(0, str(HERE))
     from common import markdown
 
-    found = measure(args.movies, args.rounds, args.rev, base=args.base, cluster_wait=args.cluster_wait)
+    found = measure(
+        args.movies,
+        args.rounds,
+        args.rev,
+        base=args.base,
+        cluster_wait=args.cluster_wait,
+        cluster_flushes=args.cluster_flushes,
+    )
     print(markdown(rows(found)))
     for problem in found["problems"]:
         print(f"CHECK FAILED: {problem}")
