@@ -63,11 +63,7 @@ def test_every_script_call_on_a_cluster_touches_one_slot(cluster_pipeline, monke
     slots: list[set[int]] = []
     routed: list[bool] = []  # ingest's calls: routed by the slot of their first key
     client = cluster_pipeline.container.redis
-    real, real_by_node = client.evalsha, client.pipeline_by_node
-
-    def spy(sha: str, numkeys: int, *args: Any) -> Any:
-        slots.append({slot_of(k) for k in args[:numkeys]})
-        return real(sha, numkeys, *args)
+    real_by_node = client.pipeline_by_node
 
     def spy_by_node(commands: list[tuple[Any, tuple[Any, ...]]]) -> list[Any]:
         for key, (_, _, numkeys, *args) in commands:
@@ -75,8 +71,15 @@ def test_every_script_call_on_a_cluster_touches_one_slot(cluster_pipeline, monke
             routed.append(slot_of(key) == slot_of(args[0]))
         return real_by_node(commands)
 
-    monkeypatch.setattr(client, "evalsha", spy)
     monkeypatch.setattr(client, "pipeline_by_node", spy_by_node)
+    # the cluster client, and each primary's own client (the flush sends a shard's scripts there)
+    for target in [client, *(client.get_redis_connection(n) for n in client.get_primaries())]:
+
+        def spy(sha: str, numkeys: int, *args: Any, _real: Any = target.evalsha) -> Any:
+            slots.append({slot_of(k) for k in args[:numkeys]})
+            return _real(sha, numkeys, *args)
+
+        monkeypatch.setattr(target, "evalsha", spy)
     events, _ = spread(cluster_pipeline, movies(40))
     cluster_pipeline.count(events)
     cluster_pipeline.flush()

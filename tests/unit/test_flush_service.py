@@ -197,6 +197,31 @@ def test_too_many_batches_in_flight_claims_nothing_more(stores, movies):
     assert len(stores.claims.batches) == 1
 
 
+def test_a_batch_claimed_elsewhere_mid_run_counts_toward_the_limit(stores, movies, monkeypatch):
+    workload(stores, movies)
+    reads = 0
+    real_read, real_apply = stores.claims.in_flight_batches, stores.rollups.apply
+
+    def counting() -> set[int]:
+        nonlocal reads
+        reads += 1
+        return real_read()
+
+    def apply_while_another_claims(*args: object) -> int:
+        if len(stores.claims.batches) == 1:  # another flush claims a batch and stalls
+            stores.claims.claim(1, stores.clock())
+        return real_apply(*args)
+
+    monkeypatch.setattr(stores.claims, "in_flight_batches", counting)
+    monkeypatch.setattr(stores.rollups, "apply", apply_while_another_claims)
+    report = stores.flush(max_in_flight=1).run()
+    # the first batch is done; the limit, read after its apply, stops the run before a second claim
+    assert report.batches == 1
+    assert report.errors == ["too many batches in flight: waiting for the watchdog"]
+    assert len(stores.claims.batches) == 1  # the other flush's
+    assert reads == 2  # before the first claim, and once in the batch (not once more before the next)
+
+
 def test_the_run_is_recorded_even_with_nothing_to_do(stores, clock):
     stores.flush().run()
     assert stores.claims.last_flush == clock()

@@ -211,15 +211,19 @@ class FlushService:
         report = FlushReport()
         try:
             self.begin()
+            others: int | None = None  # batches in flight besides this run's, at its last batch's read
             for _ in range(self._policy.max_batches):
-                # the batches in flight alone (one read per shard), not the whole lag (four)
-                if len(self._claims.in_flight_batches()) >= self._policy.max_in_flight:
+                # the batches in flight alone (one read per shard), not the whole lag (four); after a
+                # batch, the read complete() made after applying it, less that batch: no second read
+                if others is None:
+                    others = len(self._claims.in_flight_batches())
+                if others >= self._policy.max_in_flight:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
                     break
                 batch = self._claims.claim(self._policy.batch_size, self._clock())
                 if batch is None:
                     break
-                self.complete(batch, report)
+                others = self.complete(batch, report)
             if not report.errors:
                 self._log.mark_flushed(self._clock())
         except StoreError as exc:
@@ -237,12 +241,16 @@ class FlushService:
             )
         return report
 
-    def complete(self, batch: Batch, report: FlushReport) -> None:
-        """Carry a claimed batch to the end. Safe to repeat, whole or from any step, for the same batch."""
+    def complete(self, batch: Batch, report: FlushReport) -> int:
+        """Carry a claimed batch to the end. Safe to repeat, whole or from any step, for the same batch.
+
+        Returns how many other batches were in flight after its apply (the run's in-flight limit).
+        """
         self.prepare()
+        updates = rollup_updates(batch.counts)  # built while the claim's WAIT may still be on its way
         self._claims.confirm(batch)
         now = self._clock()
-        report.upserts += self._rollups.apply(batch.seq, rollup_updates(batch.counts), now)
+        report.upserts += self._rollups.apply(batch.seq, updates, now)
         in_flight = self._claims.in_flight_batches()
         if batch.key in in_flight:
             # Forget only sequences below every batch in flight AND claimed over SITE_MEMORY_S ago
@@ -261,6 +269,7 @@ class FlushService:
         report.batches += 1
         report.entities += len(batch.entities)
         logger.info("batch flushed", seq=batch.seq, entities=len(batch.entities))
+        return len(in_flight - {batch.key})
 
     def sync_movies(
         self, movies: list[Entity], allow_lower: bool = False, republish: bool = False

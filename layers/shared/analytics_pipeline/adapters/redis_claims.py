@@ -12,6 +12,8 @@ a failover, which no write to Mongo depends on but which may be lost or replayed
 from __future__ import annotations
 
 import random
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from analytics_pipeline.adapters.redis_client import ClusterClient, Field, Redis
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
+from analytics_pipeline.adapters.redis_shard_routes import Call, PendingWait, ShardRoutes
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Clock, Lag
@@ -28,6 +31,11 @@ from analytics_pipeline.rollups import Batch, Entity, EntityDay, batch_key
 
 RECENT_KEEP = 1000  # per shard
 CLAIM_ATTEMPTS = 5  # sequence numbers proposed before a claim gives up on a shard (parallel flushes)
+# A claim reuses the last count of the shards' dirty members (one ZCARD per shard) for this many
+# claims and this long: a shard found empty is not read again until then, one found dirty is
+# claimed from until it yields nothing. Bounds how long a shard dirtied since waits for a claim.
+SCAN_REUSE_CLAIMS = 16
+SCAN_REUSE_S = 1.0
 
 
 def _ms(moment: datetime) -> int:
@@ -45,11 +53,29 @@ def decode_claimed(reply: Sequence[Any]) -> dict[EntityDay, dict[str, int]]:
     return counts
 
 
+class _ThreadState(threading.local):
+    """What a claim keeps for the next one, per thread."""
+
+    def __init__(self) -> None:
+        self.scan: list[ShardKeys] = []  # shards with dirty members at the last scan, not yet found empty
+        self.scan_left = 0  # claims that may still use that scan
+        self.scan_until = 0.0  # and until when (time.monotonic())
+        # (shard, seq) of the last batch claimed, and the WAIT written after its claim, unread
+        self.pending: tuple[int, int, PendingWait] | None = None
+
+    def drop_pending(self) -> None:
+        if self.pending is not None:
+            self.pending[2].drop()
+            self.pending = None
+
+
 class RedisClaimStore:
     """Claims per shard, one script call each; every driver error leaves as a domain StoreError.
 
-    A claim picks the shards with dirty members (one pipelined ZCARD over all of them), starting
-    at a random one so that parallel flushes spread, and claims from the first that yields a batch.
+    A claim picks the shards with dirty members (one pipelined ZCARD over all of them, reused for
+    the next SCAN_REUSE_CLAIMS claims or SCAN_REUSE_S), a random one first so that parallel flushes
+    spread, and claims from the first that yields a batch. On a cluster a shard's commands go to its
+    node's own client (redis_shard_routes.py), and the replica WAIT rides in the claim's pipeline.
     While a v1 layout drains (one primary, one shard), it is claimed from first, and each claim on
     either layout also respects the other's owners and sequence number, in the same script: an
     entity is never in flight in both, and its batches' numbers keep rising.
@@ -74,6 +100,8 @@ class RedisClaimStore:
         self._wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster
         self._layout = layout or LayoutRecord(client, keys, cluster)
+        self._routes = ShardRoutes(client, cluster)
+        self._mine = _ThreadState()  # flushes in threads of one process share this store
         # the scripts run at the memory limit (allow-oom): they are what frees memory
         self._candidates = client.register_script(load_lua("candidates.lua"))
         self._claim = client.register_script(load_lua("claim.lua"))
@@ -95,29 +123,52 @@ class RedisClaimStore:
         with translated():
             if self._unconfirmed is not None:  # before anything is claimed
                 self._unconfirmed.check()
-            shards = self._shards(now)
-            linked = shards[0].shard == LEGACY_SHARD
-            pipe = self._client.pipeline(transaction=False)
-            for shard in shards:
-                pipe.zcard(shard.dirty)
-            counts = pipe.execute()
-            # v1 first: it only drains
-            order = list(range(len(shards)))
-            first = 1 if linked else 0
-            start = random.randrange(first, len(shards))
-            order = order[:first] + order[start:] + order[first:start]
-            for k in order:
-                if counts[k]:
-                    batch = self._claim_shard(shards[k], max_entities, now, linked)
-                    if batch is not None:
-                        return batch
+            mine = self._mine
+            mine.drop_pending()  # a batch claimed before and never confirmed: its WAIT is not needed
+            fresh = False
+            if mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan:
+                self._rescan(now)
+                fresh = True
+            mine.scan_left -= 1
+            while True:
+                batch = self._claim_scanned(max_entities, now)
+                if batch is not None or fresh:
+                    return batch
+                # every shard of the last scan is empty now: one fresh scan before answering "nothing"
+                self._rescan(now)
+                fresh = True
+
+    def _rescan(self, now: datetime) -> None:
+        shards = self._shards(now)
+        counts = self._routes.read([(shard.dirty, ("ZCARD", shard.dirty), {}) for shard in shards])
+        mine = self._mine
+        mine.scan = [shard for shard, count in zip(shards, counts, strict=True) if count]
+        mine.scan_left = SCAN_REUSE_CLAIMS
+        mine.scan_until = time.monotonic() + SCAN_REUSE_S
+
+    def _claim_scanned(self, max_entities: int, now: datetime) -> Batch | None:
+        """A batch from a shard of the last scan (v1 first: it only drains, then a random one)."""
+        linked = self._layout_linked(now)
+        scan = self._mine.scan
+        while scan:
+            first = scan[0].shard == LEGACY_SHARD
+            k = 0 if first else random.randrange(len(scan))
+            batch = self._claim_shard(scan[k], max_entities, now, linked)
+            if batch is not None:
+                return batch
+            del scan[k]
         return None
+
+    def _layout_linked(self, now: datetime) -> bool:
+        """A v1 layout drains beside v2 (one primary): each claim respects the other's owners."""
+        return self._layout.legacy(now.timestamp())
 
     def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
         other = self._linked(shard) if linked else None
-        members = self._candidates(
-            keys=[shard.dirty, shard.owner, *([other.owner] if other else [])],
-            args=[max_entities, max_entities * 8, 1 if linked else 0],
+        members = self._routes.script(
+            self._candidates,
+            [shard.dirty, shard.owner, *([other.owner] if other else [])],
+            [max_entities, max_entities * 8, 1 if linked else 0],
         )
         if not members:
             return None
@@ -125,35 +176,44 @@ class RedisClaimStore:
         extra = [other.owner, other.seq] if other else []
         prefix = len(shard.counter(""))
         seq = _ms(now) * 1000
+        pending: PendingWait | None = None
         for _ in range(CLAIM_ATTEMPTS):
-            reply = self._claim(
-                keys=[
-                    shard.dirty,
-                    shard.seq,
-                    shard.inflight,
-                    shard.owner,
-                    shard.batch(seq),
-                    *extra,
-                    *counters,
-                ],
-                args=[_ms(now), max_entities, seq, 1 if linked else 0, prefix],
-            )
+            keys = [shard.dirty, shard.seq, shard.inflight, shard.owner, shard.batch(seq), *extra, *counters]
+            args = [_ms(now), max_entities, seq, 1 if linked else 0, prefix]
+            if self._wait_replicas > 0:
+                reply, pending = self._routes.script_then_wait(
+                    self._claim, keys, args, self._wait_replicas, self._wait_timeout_ms
+                )
+            else:
+                reply = self._routes.script(self._claim, keys, args)
             if reply and int(reply[0]) == -1:  # another flush took this number: propose the next
                 seq = int(reply[1]) + 1
+                if pending is not None:
+                    pending.drop()
                 continue
             break
         else:
             return None
         if not reply:
+            if pending is not None:
+                pending.drop()
             return None
+        if pending is not None:  # read by confirm(), after the reply is decoded (and the rollups built)
+            self._mine.pending = (shard.shard, int(reply[0]), pending)
         return Batch(seq=int(reply[0]), counts=decode_claimed(reply), shard=shard.shard)
 
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:
             return
         command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        pending, self._mine.pending = self._mine.pending, None
         with translated():
-            if self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
+            if pending is not None and pending[:2] != (batch.shard, batch.seq):
+                pending[2].drop()  # another batch's
+                pending = None
+            if pending is not None:
+                acked = pending[2].acked()  # the WAIT written right after this claim, on its connection
+            elif self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
                 cluster = cast(ClusterClient, self._client)
                 node = cluster.get_node_from_key(self._keys.shard(batch.shard).inflight)
                 acked = int(self._client.execute_command(*command, target_nodes=node))
@@ -186,9 +246,10 @@ class RedisClaimStore:
     def finish(self, seq: int, now: datetime, shard: int = 0) -> bool:
         k = self._keys.shard(shard)
         with translated():
-            done = self._finish(
-                keys=[k.inflight, k.owner, k.batch(seq), k.last_flush, k.recent],
-                args=[seq, _ms(now), RECENT_KEEP],
+            done = self._routes.script(
+                self._finish,
+                [k.inflight, k.owner, k.batch(seq), k.last_flush, k.recent],
+                [seq, _ms(now), RECENT_KEEP],
             )
         return bool(done)
 
@@ -200,14 +261,18 @@ class RedisClaimStore:
         """(shard, seq) of batches claimed before `older_than`, the oldest first."""
         with translated():
             shards = self._shards(older_than)
-            pipe = self._client.pipeline(transaction=False)
-            for shard in shards:
-                pipe.zrangebyscore(
-                    shard.inflight, "-inf", _ms(older_than), start=0, num=limit, withscores=True
+            upto, pairs = _ms(older_than), {"withscores": True}
+            calls: list[Call] = [
+                (
+                    s.inflight,
+                    ("ZRANGEBYSCORE", s.inflight, "-inf", upto, "LIMIT", 0, limit, "WITHSCORES"),
+                    pairs,
                 )
+                for s in shards
+            ]
             found = [
                 (score, shard.shard, int(_text(seq)))
-                for shard, pairs in zip(shards, pipe.execute(), strict=True)
+                for shard, pairs in zip(shards, self._routes.read(calls), strict=True)
                 for seq, score in pairs
             ]
         return [(shard, seq) for _, shard, seq in sorted(found)[:limit]]
@@ -216,14 +281,17 @@ class RedisClaimStore:
         """The shards' lags summed: counts added, ages the worst shard's."""
         with translated():
             shards = self._shards(now)
-            pipe = self._client.pipeline(transaction=False)
+            pairs = {"withscores": True}
+            calls: list[Call] = []
             for k in shards:
-                pipe.zcard(k.dirty)
-                pipe.zcard(k.inflight)
-                pipe.zrange(k.dirty, 0, 0, withscores=True)
-                pipe.zrange(k.inflight, 0, 0, withscores=True)
-            pipe.get(self._keys.last_flush)
-            replies = pipe.execute()
+                calls += [
+                    (k.dirty, ("ZCARD", k.dirty), {}),
+                    (k.dirty, ("ZCARD", k.inflight), {}),
+                    (k.dirty, ("ZRANGE", k.dirty, 0, 0, "WITHSCORES"), pairs),
+                    (k.dirty, ("ZRANGE", k.inflight, 0, 0, "WITHSCORES"), pairs),
+                ]
+            calls.append((self._keys.last_flush, ("GET", self._keys.last_flush), {}))
+            replies = self._routes.read(calls)
         now_ms = _ms(now)
         last_flush = replies.pop()
 
@@ -245,29 +313,26 @@ class RedisClaimStore:
         if limit <= 0:
             return []
         with translated():
-            pipe = self._client.pipeline(transaction=False)
-            for k in self._keys.all_shards():
-                pipe.zrevrange(k.recent, 0, limit - 1, withscores=True)
-            found = [(score, _text(e)) for pairs in pipe.execute() for e, score in pairs]
+            calls: list[Call] = [
+                (k.recent, ("ZREVRANGE", k.recent, 0, limit - 1, "WITHSCORES"), {"withscores": True})
+                for k in self._keys.all_shards()
+            ]
+            found = [(score, _text(e)) for pairs in self._routes.read(calls) for e, score in pairs]
         found.sort(reverse=True)
         return [Entity.parse(e) for _, e in found[:limit]]
 
     def in_flight_entities(self) -> set[Entity]:
         with translated():
             shards = self._shards(self._clock())
-            pipe = self._client.pipeline(transaction=False)
-            for k in shards:
-                pipe.hkeys(k.owner)
-            owned = [e for found in pipe.execute() for e in found]
+            calls: list[Call] = [(k.owner, ("HKEYS", k.owner), {}) for k in shards]
+            owned = [e for found in self._routes.read(calls) for e in found]
         return {Entity.parse(_text(e)) for e in owned}
 
     def in_flight_batches(self) -> set[int]:
         with translated():
             shards = self._shards(self._clock())
-            pipe = self._client.pipeline(transaction=False)
-            for k in shards:
-                pipe.zrange(k.inflight, 0, -1)
-            found = pipe.execute()
+            calls: list[Call] = [(k.inflight, ("ZRANGE", k.inflight, 0, -1), {}) for k in shards]
+            found = self._routes.read(calls)
         return {
             batch_key(int(_text(seq)), k.shard) for k, seqs in zip(shards, found, strict=True) for seq in seqs
         }
