@@ -224,3 +224,34 @@ def test_an_unset_wait_replicas_refuses_to_flush_against_primaries_with_replicas
     assert cluster_pipeline.container.claims.lag(cluster_pipeline.clock()).in_flight == 0
     cluster_pipeline.build(REDIS_WAIT_REPLICAS="0")  # the operator's explicit choice
     assert cluster_pipeline.flush().batches > 0
+
+
+def test_a_batch_the_watchdog_finishes_is_applied_only_once_its_claim_reached_a_replica(
+    cluster_pipeline, redis_cluster, clock
+):
+    """The watchdog's WAIT goes on its own connection to the batch's primary, which never wrote the
+    claim: a write of its own in the shard's slot first makes the WAIT cover the claim."""
+    keys = cluster_pipeline.container.keys
+    probe_node = redis_cluster.primary_of_slot(key_slot(keys.probe.encode()))
+    shard = next(
+        s for s in range(keys.shards) if shard_primary(cluster_pipeline, redis_cluster, s) != probe_node
+    )
+    movie = movies_in_shard(keys, shard, 1)[0]
+    env = {"REDIS_WAIT_TIMEOUT_MS": "300", "WATCHDOG_STUCK_AFTER_SECONDS": "60"}
+    cluster_pipeline.build(**env)
+    cluster_pipeline.count([counted("a", movie, "2026-03-01")])
+    lagging = redis_cluster.replica_of(shard_primary(cluster_pipeline, redis_cluster, shard))
+    redis_cluster.pause(lagging)  # still linked, as a lagging replica is, but acknowledging nothing
+    try:
+        report = cluster_pipeline.flush()
+        assert report.batches == 0 and report.lag.in_flight == 1  # claimed, never confirmed
+        clock.advance(3600)
+        cluster_pipeline.build(**env)  # another run: connections of its own
+        assert cluster_pipeline.watchdog().recovered_batches == 0
+        assert ("jav", "movie", movie, None) not in cluster_pipeline.mongo_state()[TOTALS]
+    finally:
+        redis_cluster.resume(lagging)
+    redis_cluster.wait_replicas_online()
+    cluster_pipeline.build(**env)
+    assert cluster_pipeline.watchdog().recovered_batches == 1
+    assert cluster_pipeline.mongo_state()[TOTALS][("jav", "movie", movie, None)]["views"] == 1

@@ -153,3 +153,31 @@ def test_a_redis_user_refused_spublish_fails_the_request_by_name_not_as_a_late_r
     pipeline.build(REDIS_URL=url, REDIS_WAIT_REPLICAS="1", INGEST_WAIT_REPLICAS="1")
     with pytest.raises(HotStoreError, match="needs SPUBLISH and WAIT, and the channels"):
         pipeline.count([counted("a", "m1", "2026-03-01")])
+
+
+def test_a_batch_claimed_by_a_run_that_died_is_applied_only_once_its_claim_reached_a_replica(
+    make_container, rollups, clock, primary_and_replica
+):
+    """The watchdog's WAIT goes on a connection of its own, which never wrote the claim: a write of its
+    own in the shard's slot first makes the WAIT cover the claim (one replication stream)."""
+    primary, replica = primary_and_replica
+    env = {"REDIS_URL": primary.url, "REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "300"}
+    pipeline = Pipeline(make_container, rollups, clock)
+    pipeline.build(**env)
+    pipeline.count([counted("a", "m1", "2026-03-01")])
+    replica.process.send_signal(
+        signal.SIGSTOP
+    )  # still linked, as a lagging replica is, but acknowledging nothing
+    try:
+        report = pipeline.flush()
+        assert report.batches == 0 and report.lag.in_flight == 1  # claimed, never confirmed
+        clock.advance(3600)
+        pipeline.build(WATCHDOG_STUCK_AFTER_SECONDS="60", **env)  # another run: new connections
+        assert pipeline.watchdog().recovered_batches == 0
+        assert ("jav", "movie", "m1", None) not in pipeline.mongo_state()[TOTALS]  # not applied
+    finally:
+        replica.process.send_signal(signal.SIGCONT)
+    wait_for_link(replica)
+    pipeline.build(WATCHDOG_STUCK_AFTER_SECONDS="60", **env)
+    assert pipeline.watchdog().recovered_batches == 1
+    assert pipeline.mongo_state()[TOTALS][("jav", "movie", "m1", None)]["views"] == 1

@@ -17,9 +17,9 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
-from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient, translated
+from analytics_pipeline.adapters.redis_client import Field, RedisClient, translated
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
@@ -107,6 +107,7 @@ class RedisClaimStore:
         self._claim = client.register_script(load_lua("claim.lua"))
         self._finish = client.register_script(load_lua("finish.lua"))
         self._mark_flushed = client.register_script(load_lua("mark_flushed.lua"))
+        self._touch = client.register_script(load_lua("touch.lua"))
 
     def _shards(self, now: datetime) -> list[ShardKeys]:
         """The shards to read: the v1 layout too when it was there as v2 began (one primary)."""
@@ -205,7 +206,6 @@ class RedisClaimStore:
     def confirm(self, batch: Batch) -> None:
         if self._wait_replicas <= 0:
             return
-        command: tuple[Any, ...] = ("WAIT", self._wait_replicas, self._wait_timeout_ms)
         pending, self._mine.pending = self._mine.pending, None
         with translated():
             if pending is not None and pending[:2] != (batch.shard, batch.seq):
@@ -213,12 +213,20 @@ class RedisClaimStore:
                 pending = None
             if pending is not None:
                 acked = pending[2].acked()  # the WAIT written right after this claim, on its connection
-            elif self._cluster:  # the primary that holds the batch's shard, on the connection that claimed
-                cluster = cast(ClusterClient, self._client)
-                node = cluster.get_node_from_key(self._keys.shard(batch.shard).inflight)
-                acked = int(self._client.execute_command(*command, target_nodes=node))
             else:
-                acked = int(self._client.execute_command(*command))
+                # a batch this run did not claim (the watchdog's), or a claim that went another way: a
+                # write of this connection's own in the shard's slot, then WAIT behind it, covers the
+                # claim whichever connection made it (a WAIT alone covers only its connection's writes)
+                shard = self._keys.shard(batch.shard)
+                _, waiting = self._routes.script_then_wait(
+                    self._touch, [shard.ack], [], self._wait_replicas, self._wait_timeout_ms
+                )
+                if waiting is None:
+                    raise HotStoreUnavailable(
+                        f"claim of batch {batch.seq} (shard {batch.shard}) not confirmed: its shard's"
+                        " primary moved; the batch waits in flight for the watchdog"
+                    )
+                acked = waiting.acked()
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"

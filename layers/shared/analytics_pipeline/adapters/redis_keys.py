@@ -25,6 +25,8 @@ come from one sequence and the MongoDB guard (`flush_seq` per document) stays as
     {p}:v2:{tag}:owner                              hash    entity -> seq of its batch in flight
     {p}:v2:{tag}:lastflush                          string  ms when a batch of the shard last finished
     {p}:v2:{tag}:recent                             zset    recently flushed entities (watchdog sample)
+    {p}:v2:{tag}:ack                                string  written before a WAIT that confirms a claim
+                                                            made on another connection (60 s)
 
 Dedupe marks: an event id's 128-bit BLAKE2b digest, keyed by the deployment's DEDUPE_KEY and taken
 over the id's namespace (a trusted backend's ids and browsers' ids are told apart) and the id, picks
@@ -118,6 +120,10 @@ class ShardKeys:
     @property
     def owner(self) -> str:
         return f"{self.root}:owner"
+
+    @property
+    def ack(self) -> str:
+        return f"{self.root}:ack"
 
     @property
     def last_flush(self) -> str:
