@@ -17,9 +17,9 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from analytics_pipeline.adapters.redis_client import Field, RedisClient, translated
+from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient, translated
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
@@ -221,12 +221,7 @@ class RedisClaimStore:
                 _, waiting = self._routes.script_then_wait(
                     self._touch, [shard.ack], [], self._wait_replicas, self._wait_timeout_ms
                 )
-                if waiting is None:
-                    raise HotStoreUnavailable(
-                        f"claim of batch {batch.seq} (shard {batch.shard}) not confirmed: its shard's"
-                        " primary moved; the batch waits in flight for the watchdog"
-                    )
-                acked = waiting.acked()
+                acked = waiting.acked() if waiting is not None else self._touch_then_wait(batch, shard)
         if acked < self._wait_replicas:
             raise HotStoreUnavailable(
                 f"claim of batch {batch.seq} (shard {batch.shard}) reached {acked} of"
@@ -235,6 +230,17 @@ class RedisClaimStore:
                 " watchdog. A failover or a replica down or lagging passes; if it lasts, check that"
                 " every primary has REDIS_WAIT_REPLICAS replicas"
             )
+
+    def _touch_then_wait(self, batch: Batch, shard: ShardKeys) -> int:
+        """The same, on the node the cluster client now names for the shard (a call it redirected
+        refreshed its slot map): one pipeline on that node's own client is one connection."""
+        if not self._cluster:
+            raise HotStoreUnavailable(f"claim of batch {batch.seq} not confirmed: Redis did not answer")
+        cluster = cast(ClusterClient, self._client)
+        pipe = cluster.get_redis_connection(cluster.get_node_from_key(shard.ack)).pipeline(transaction=False)
+        pipe.evalsha(self._touch.sha, 1, shard.ack)
+        pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+        return int(pipe.execute()[1])
 
     def load(self, seq: int, shard: int = 0) -> Batch | None:
         keys = self._keys.shard(shard)

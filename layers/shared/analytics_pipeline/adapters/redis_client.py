@@ -116,9 +116,12 @@ class RedisClient(Protocol):
 
 
 class ClusterClient(RedisClient, Protocol):
-    """A cluster client also says which node holds a key (WAIT must run on that node)."""
+    """A cluster client also says which node holds a key, and gives that node's own client (WAIT
+    must follow a write on one connection of that node)."""
 
     def get_node_from_key(self, key: Key, replica: bool = False) -> Any: ...
+
+    def get_redis_connection(self, node: Any) -> Any: ...
 
 
 if TYPE_CHECKING:  # the type checker holds redis-py's clients to these protocols
