@@ -251,7 +251,10 @@ def test_a_batch_the_watchdog_finishes_is_applied_only_once_its_claim_reached_a_
         assert ("jav", "movie", movie, None) not in cluster_pipeline.mongo_state()[TOTALS]
     finally:
         redis_cluster.resume(lagging)
+    # a node stopped past the node timeout is flagged by the others, and flags them on waking: the
+    # cluster agrees again, and the replica holds its primary's writes, before the next step
+    redis_cluster.wait_healthy()
     redis_cluster.wait_replicas_online()
-    cluster_pipeline.build(**env)
+    cluster_pipeline.build(WATCHDOG_STUCK_AFTER_SECONDS="60")
     assert cluster_pipeline.watchdog().recovered_batches == 1
     assert cluster_pipeline.mongo_state()[TOTALS][("jav", "movie", movie, None)]["views"] == 1

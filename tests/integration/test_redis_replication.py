@@ -178,6 +178,6 @@ def test_a_batch_claimed_by_a_run_that_died_is_applied_only_once_its_claim_reach
     finally:
         replica.process.send_signal(signal.SIGCONT)
     wait_for_link(replica)
-    pipeline.build(WATCHDOG_STUCK_AFTER_SECONDS="60", **env)
+    pipeline.build(WATCHDOG_STUCK_AFTER_SECONDS="60", **{**env, "REDIS_WAIT_TIMEOUT_MS": "5000"})
     assert pipeline.watchdog().recovered_batches == 1
     assert pipeline.mongo_state()[TOTALS][("jav", "movie", "m1", None)]["views"] == 1
