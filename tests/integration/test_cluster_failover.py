@@ -231,6 +231,9 @@ def test_a_batch_the_watchdog_finishes_is_applied_only_once_its_claim_reached_a_
 ):
     """The watchdog's WAIT goes on its own connection to the batch's primary, which never wrote the
     claim: a write of its own in the shard's slot first makes the WAIT cover the claim."""
+    # an earlier test may have stopped or restarted a node: the cluster agreed and every replica in sync
+    redis_cluster.wait_healthy()
+    redis_cluster.wait_replicas_online()
     keys = cluster_pipeline.container.keys
     probe_node = redis_cluster.primary_of_slot(key_slot(keys.probe.encode()))
     shard = next(
@@ -240,7 +243,10 @@ def test_a_batch_the_watchdog_finishes_is_applied_only_once_its_claim_reached_a_
     env = {"REDIS_WAIT_TIMEOUT_MS": "300", "WATCHDOG_STUCK_AFTER_SECONDS": "60"}
     cluster_pipeline.build(**env)
     cluster_pipeline.count([counted("a", movie, "2026-03-01")])
-    lagging = redis_cluster.replica_of(shard_primary(cluster_pipeline, redis_cluster, shard))
+    replication = redis_cluster.node(shard_primary(cluster_pipeline, redis_cluster, shard)).info(
+        "replication"
+    )
+    lagging = int(replication["slave0"]["port"])  # named by its primary (a node's view of others may lag)
     redis_cluster.pause(lagging)  # still linked, as a lagging replica is, but acknowledging nothing
     try:
         report = cluster_pipeline.flush()
