@@ -160,16 +160,13 @@ class IngestService:
             return BatchResult(ignored=len(events_in))
         now = self._clock()
         trusted = caller.budget.trusted
-        read = self._reader.counted
         valid: list[CountedEvent] = []
         rejected: list[tuple[int, list[FieldError]]] = []
         for index, item in enumerate(events_in):
             if not isinstance(item, dict):
                 rejected.append((index, [FieldError(None, "event must be a JSON object")]))
                 continue
-            event = read(item, now, trusted)
-            # None: maybe invalid, EventIn judges it and names the errors
-            outcome = self._judge(item, now, trusted) if event is None else event
+            outcome = self._validate(item, now, trusted)
             if isinstance(outcome, list):
                 rejected.append((index, outcome))
             else:
@@ -251,7 +248,7 @@ class IngestService:
         counted = self._reader.counted(data, now, trusted)
         if counted is not None:
             return counted
-        return self._judge(data, now, trusted)
+        return self._judge(data, now, trusted)  # maybe invalid: EventIn judges it and names the errors
 
     def _judge(self, data: dict[str, Any], now: datetime, trusted: bool) -> CountedEvent | list[FieldError]:
         """EventIn's verdict: the event as ingest counts it, or the contract's errors."""

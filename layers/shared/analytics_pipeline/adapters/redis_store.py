@@ -26,6 +26,7 @@ from analytics_pipeline.adapters.redis_keys import (
     TRUSTED,
     KeyLayout,
     ShardKeys,
+    keyed_digest,
 )
 from analytics_pipeline.errors import HotStoreError
 from analytics_pipeline.models import CountedEvent
@@ -118,7 +119,6 @@ _V1 = struct.Struct(">H")
 _OLD = struct.Struct(">8sH")
 _ID_RECORD = struct.Struct(">7s4sH")
 _CAP_SPEC = struct.Struct(">HB3s")
-_CRC_CACHE = 16384  # entities whose CRC-32 a store keeps (about 3 MB at most), then forgets at once
 OLD_FORMAT_AFTER_MS = 5_000  # a layout record this much older than the mark format: earlier marks may exist
 
 
@@ -215,11 +215,10 @@ class RedisHotStore:
 
     Caps: a source's events in one window are counted in one string per shard, a 5-byte record
     (the entity's CRC-32, the action code) per counted event, which ingest.lua reads whole and
-    writes back once a call. Each capped event carries its entity's CRC-32 (kept per entity, for
-    the titles a container sees again). A cap hash of the earlier format (field: those 5 bytes,
-    value: the count) still within its window is read as that many records and rewritten as a
-    string by the first call that counts there, so a deploy in the middle of a window keeps the
-    counts already made.
+    writes back once a call; each capped event carries its entity's CRC-32 in its record. A cap
+    hash of the earlier format (field: those 5 bytes, value: the count) still within its window is
+    read as that many records and rewritten as a string by the first call that counts there, so a
+    deploy in the middle of a window keeps the counts already made.
     """
 
     def __init__(
@@ -250,7 +249,6 @@ class RedisHotStore:
         self._budget = client.register_script(load_lua("budget.lua"))
         self._ids = client.register_script(load_lua("ids.lua"))
         self._codes: dict[tuple[tuple[str, int], ...], int] = {}
-        self._crcs: dict[str, int] = {}  # entity -> its CRC-32 (the titles a container sees again)
 
     def record(self, events: Sequence[CountedEvent], budget: Budget | None, now: datetime) -> RecordOutcome:
         keys = self._keys
@@ -366,17 +364,11 @@ class RedisHotStore:
         generation, ttl = self._timing(now_s)
         old = self._format.old_until_s > now_s
         shards, buckets, id_buckets = keys.shards, keys.buckets, keys.id_buckets
-        digest_key = keys.digest_key
-        blake2b = hashlib.blake2b
         pack = _ID_RECORD.pack
         # shard -> (its KEYS, their indexes by name, its packed records, the events' indexes)
         by_shard: dict[int, tuple[_Declared, bytearray, list[int]]] = {}
         for index, event in enumerate(events):
-            digest = blake2b(
-                (TRUSTED if event.trusted else BROWSER) + event.event_id.encode(),
-                digest_size=16,
-                key=digest_key,
-            ).digest()  # keyed_digest, inlined
+            digest = keyed_digest(keys.digest_key, event.event_id, event.trusted)
             shard = int.from_bytes(digest[12:16], "big") % shards
             found = by_shard.get(shard)
             if found is None:
@@ -384,13 +376,10 @@ class RedisHotStore:
             key_index, packed, indexes = found
             indexes.append(index)
             bucket = int.from_bytes(digest[8:12], "big") % buckets % id_buckets
-            entity = f"{event.domain}:{event.entity_type}:{event.entity_id}"
-            name = f"{keys.shard(shard).root}:n:{bucket}".encode()  # ShardKeys.id_string, as bytes
-            packed += pack(
-                digest[:MARK_BYTES], blake2b(entity.encode(), digest_size=4).digest(), key_index(name)
-            )
+            shard_keys = keys.shard(shard)
+            entity = keys.entity_digest(f"{event.domain}:{event.entity_type}:{event.entity_id}")
+            packed += pack(digest[:MARK_BYTES], entity, key_index(shard_keys.id_string(bucket)))
             if old:
-                shard_keys = keys.shard(shard)
                 old_bucket, old_mark = keys.unkeyed_mark_digest(event.event_id)
                 old_bucket %= id_buckets
                 first = key_index(*(shard_keys.ids(generation + g, old_bucket) for g in LOOKUP))
@@ -453,9 +442,6 @@ class RedisHotStore:
         pack, pack_capped = _RECORD.pack, _CAPPED_RECORD.pack
         blake2b = hashlib.blake2b
         extras = bool(caps_spec) or previous is not None or legacy_marks or old
-        crcs = self._crcs
-        if len(crcs) > _CRC_CACHE:
-            crcs.clear()
         parts = []
         for event in events:
             digest = blake2b(
@@ -476,9 +462,7 @@ class RedisHotStore:
                 names.append(counter_key)
                 c = declared[counter_key] = len(names)
             if caps_spec:  # a cap's record: a collision only makes two titles share one source's cap
-                crc = crcs.get(entity)
-                if crc is None:
-                    crc = crcs[entity] = crc32(entity.encode())
+                crc = crc32(entity.encode())
                 parts.append(pack_capped(digest[:MARK_BYTES], m, c, codes[event.increments], crc))
             else:
                 parts.append(pack(digest[:MARK_BYTES], m, c, codes[event.increments]))
