@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 from analytics_pipeline.errors import HotStoreError
+from analytics_pipeline.ports import Budget
 
-from tests.keys import mark_location
+from tests.keys import counter, mark_location, member
 from tests.pipeline import counted
 from tests.support import EVENTS, Client, event, iso, scan_state
 
@@ -58,3 +59,46 @@ def test_a_mark_string_of_the_wrong_type_fails_the_call_before_any_write(
     with pytest.raises(HotStoreError, match="is not a string of marks"):
         container.hot_store.record(events, None, clock())
     assert scan_state(redis_client, prefix) == before
+
+
+def _one_shard(keys, count):
+    """`count` movie ids whose entities share a shard (one ingest call holds them all)."""
+    by_shard: dict[int, list[str]] = {}
+    while True:
+        movie = str(uuid.uuid4())
+        found = by_shard.setdefault(keys.shard_of(f"jav:movie:{movie}"), [])
+        found.append(movie)
+        if len(found) == count:
+            return found
+
+
+@pytest.mark.parametrize("budget", [None, Budget("ip:192.0.2.77", 100)], ids=["no budget", "budget"])
+def test_a_counter_hash_of_the_wrong_type_undoes_the_calls_counts_and_changes_nothing(
+    container, clock, redis_client, prefix, budget
+):
+    # events counted before the bad one in the same call: views and a rating of one movie (a hash
+    # and a dirty member made by this call, a field incremented twice), a download and a view of a
+    # movie with counts already, then the movie whose counter key holds a string
+    first, second, bad = _one_shard(container.keys, 3)
+    day = "2026-03-01"
+    earlier = [counted(f"e-{uuid.uuid4()}", second, day, action) for action in ("download", "view")]
+    assert container.hot_store.record(earlier, None, clock()).counted == (True, True)
+    redis_client.set(counter(container.keys, member("jav", "movie", bad, day)), "not counts")
+    events = [
+        counted(f"e-{uuid.uuid4()}", first, day),
+        counted(f"e-{uuid.uuid4()}", first, day, "rating", 4),
+        counted(f"e-{uuid.uuid4()}", first, day),
+        counted(f"e-{uuid.uuid4()}", second, day, "download"),
+        counted(f"e-{uuid.uuid4()}", second, day),
+        counted(f"e-{uuid.uuid4()}", bad, day),
+    ]
+    if budget is not None:  # the budget's key exists before the call, with events spent
+        spent = [counted(f"e-{uuid.uuid4()}", second, day)]
+        assert container.hot_store.record(spent, budget, clock()).counted == (True,)
+    before = scan_state(redis_client, prefix)
+    with pytest.raises(HotStoreError, match="is not a hash of counters"):
+        container.hot_store.record(events, budget, clock())
+    assert scan_state(redis_client, prefix) == before
+    # and the same events count once the key is right
+    redis_client.delete(counter(container.keys, member("jav", "movie", bad, day)))
+    assert container.hot_store.record(events, budget, clock()).counted == (True,) * 6

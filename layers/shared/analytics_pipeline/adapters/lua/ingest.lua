@@ -43,7 +43,12 @@
 --
 -- Invariant: an event is marked seen if and only if its increments and its dirty mark are written.
 -- Redis does not roll back a script that fails half-way, so every check that could fail a write
--- (a key of the wrong type, a mark string at its bound) runs before the first write.
+-- (a key of the wrong type, a mark string at its bound) runs before the first write, except one:
+-- a counter hash's type is not read ahead (a TYPE per hash was a fifth of the script's commands).
+-- Its HINCRBY is called under pcall, before any mark or cap is written; one that fails (a key of
+-- the wrong type, a field that is no integer) has changed nothing, and this call's increments,
+-- dirty marks and budget are taken back, newest first, before the error returns. Only the first
+-- write of a script can meet maxmemory (Redis checks no later one), so the undo cannot be refused.
 
 local MAX_STRING = 262144 -- bytes a mark string may reach (redis_keys.MAX_MARK_STRING)
 local COUNTER = {'views', 'downloads', 'favorites', 'watchlists'}
@@ -158,11 +163,6 @@ for i = 1, n do
   err = read_string(m, 'marks')
   if err then return err end
   adding[m] = (adding[m] or 0) + 1
-  if not checked[c] then
-    checked[c] = true
-    err = expect(KEYS[c], 'hash')
-    if type(err) == 'table' then return err end
-  end
   local extra = at + 12 + (has_cap and 4 or 0)
   if has_prev then
     err = read_string(u16(extra + 7), 'marks')
@@ -201,6 +201,7 @@ for index, count in pairs(adding) do
   end
 end
 
+local budget_made = false -- the rate-limit key was made by this call
 if budget > 0 then
   local used = tonumber(redis.call('GET', KEYS[2]) or '0')
   if used == nil then
@@ -210,6 +211,7 @@ if budget > 0 then
     return {0, tonumber(ARGV[4])}
   end
   if redis.call('INCRBY', KEYS[2], n) == n then
+    budget_made = true
     redis.call('EXPIRE', KEYS[2], ARGV[3])
   end
 end
@@ -237,6 +239,34 @@ local function holds_old(base, mark)
     end
   end
   return false
+end
+
+-- this call's writes to counters and the dirty zset, in order: {key, field or false, amount, reply}
+local done = {}
+local function increment(key, field, amount)
+  local r = redis.pcall('HINCRBY', key, field, amount)
+  if type(r) == 'table' then return r end
+  done[#done + 1] = {key, field, amount, r}
+  return nil
+end
+-- take back every write this call made, newest first, and fail with the counter hash's error (an
+-- OOM refusal, met only by the first write, as it is: there is nothing to take back)
+local function undo(key, failure)
+  local reason = failure.err or '?'
+  if find(reason, '^OOM') then return failure end
+  for j = #done, 1, -1 do
+    local w = done[j]
+    if not w[2] then
+      redis.call('ZREM', KEYS[1], w[1])
+    elseif w[4] == w[3] then
+      redis.call('HDEL', w[1], w[2]) -- a field this call made (ingest only adds; a claim takes the hash)
+    else
+      redis.call('HINCRBY', w[1], w[2], -w[3])
+    end
+  end
+  if budget_made then redis.call('DEL', KEYS[2])
+  elseif budget > 0 then redis.call('DECRBY', KEYS[2], n) end
+  return redis.error_reply('WRONGTYPE ' .. key .. ' is not a hash of counters: ' .. reason)
 end
 
 local now = ARGV[1]
@@ -284,13 +314,15 @@ for i = 1, n do
     else
       new[m] = added and (added .. record) or record
       local key = KEYS[c]
+      local failure
       if code == 5 then
-        redis.call('HINCRBY', key, 'ratings_count', 1)
-        redis.call('HINCRBY', key, 'ratings_sum', action % 8)
+        failure = increment(key, 'ratings_count', 1) or increment(key, 'ratings_sum', action % 8)
       else
-        redis.call('HINCRBY', key, COUNTER[code], 1)
+        failure = increment(key, COUNTER[code], 1)
       end
-      redis.call('ZADD', KEYS[1], 'NX', now, sub(key, root_len + 1))
+      if failure then return undo(key, failure) end
+      local dirty = sub(key, root_len + 1)
+      if redis.call('ZADD', KEYS[1], 'NX', now, dirty) == 1 then done[#done + 1] = {dirty, false} end
       if cap then
         local added = state[2]
         added[#added + 1] = field
