@@ -102,3 +102,23 @@ def test_a_counter_hash_of_the_wrong_type_undoes_the_calls_counts_and_changes_no
     # and the same events count once the key is right
     redis_client.delete(counter(container.keys, member("jav", "movie", bad, day)))
     assert container.hot_store.record(events, budget, clock()).counted == (True,) * 6
+
+
+def test_an_entity_day_claimed_away_is_marked_dirty_again_by_its_next_event(container, clock, redis_client):
+    # ingest writes the dirty member only with a counter hash's first field: a claim that took the
+    # hash and the member leaves the next event to write both again
+    keys = container.keys
+    movie, day = str(uuid.uuid4()), "2026-03-01"
+    entity_day = member("jav", "movie", movie, day)
+    hash_key = counter(keys, entity_day)
+    dirty = keys.shard(keys.shard_of(f"jav:movie:{movie}")).dirty
+    for _ in range(3):
+        assert container.hot_store.record([counted(f"e-{uuid.uuid4()}", movie, day)], None, clock()).counted
+    assert redis_client.hgetall(hash_key) == {b"views": b"3"}
+    assert redis_client.zscore(dirty, entity_day) is not None
+    redis_client.delete(hash_key)  # what a claim does to them
+    redis_client.zrem(dirty, entity_day)
+    events = [counted(f"e-{uuid.uuid4()}", movie, day, "rating", 5), counted(f"e-{uuid.uuid4()}", movie, day)]
+    assert container.hot_store.record(events, None, clock()).counted == (True, True)
+    assert redis_client.hgetall(hash_key) == {b"ratings_count": b"1", b"ratings_sum": b"5", b"views": b"1"}
+    assert redis_client.zscore(dirty, entity_day) is not None

@@ -49,6 +49,11 @@
 -- the wrong type, a field that is no integer) has changed nothing, and this call's increments,
 -- dirty marks and budget are taken back, newest first, before the error returns. Only the first
 -- write of a script can meet maxmemory (Redis checks no later one), so the undo cannot be refused.
+--
+-- A counter hash and its dirty member live and go together: this script writes the member with
+-- the hash's first field, and a claim (claim.lua) deletes the hash and removes the member in one
+-- step. So when an increment finds its field already there (HINCRBY answers more than it added),
+-- the member is there too and its ZADD is not sent (a fifth of an event's commands).
 
 local MAX_STRING = 262144 -- bytes a mark string may reach (redis_keys.MAX_MARK_STRING)
 local COUNTER = {'views', 'downloads', 'favorites', 'watchlists'}
@@ -243,10 +248,12 @@ end
 
 -- this call's writes to counters and the dirty zset, in order: {key, field or false, amount, reply}
 local done = {}
+local fresh -- the last increment made its field: the hash may be new, and its dirty member too
 local function increment(key, field, amount)
   local r = redis.pcall('HINCRBY', key, field, amount)
   if type(r) == 'table' then return r end
   done[#done + 1] = {key, field, amount, r}
+  fresh = r == amount
   return nil
 end
 -- take back every write this call made, newest first, and fail with the counter hash's error (an
@@ -321,8 +328,10 @@ for i = 1, n do
         failure = increment(key, COUNTER[code], 1)
       end
       if failure then return undo(key, failure) end
-      local dirty = sub(key, root_len + 1)
-      if redis.call('ZADD', KEYS[1], 'NX', now, dirty) == 1 then done[#done + 1] = {dirty, false} end
+      if fresh then
+        local dirty = sub(key, root_len + 1)
+        if redis.call('ZADD', KEYS[1], 'NX', now, dirty) == 1 then done[#done + 1] = {dirty, false} end
+      end
       if cap then
         local added = state[2]
         added[#added + 1] = field
