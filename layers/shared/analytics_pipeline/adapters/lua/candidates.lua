@@ -19,6 +19,25 @@
 local linked = tonumber(ARGV[3]) == 1
 local max_entities = tonumber(ARGV[1])
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+-- the owners of the members' entities, one HMGET per CHUNK entities (not an HGET each)
+local CHUNK = 1000
+local order, index = {}, {}
+for _, member in ipairs(members) do
+  local entity = string.match(member, '^(.*):[^:]*$')
+  if not index[entity] then
+    order[#order + 1] = entity
+    index[entity] = #order
+  end
+end
+local owned = {}
+for _, key in ipairs(linked and {KEYS[2], KEYS[3]} or {KEYS[2]}) do
+  for i = 1, #order, CHUNK do
+    local found = redis.call('HMGET', key, unpack(order, i, math.min(i + CHUNK - 1, #order)))
+    for j = 1, #found do
+      if found[j] then owned[i + j - 1] = true end
+    end
+  end
+end
 local decided = {}  -- entity -> true (taken) or false (busy, or over the limit)
 local entities = 0
 local out = {}
@@ -26,8 +45,7 @@ for _, member in ipairs(members) do
   local entity = string.match(member, '^(.*):[^:]*$')
   local take = decided[entity]
   if take == nil then
-    take = entities < max_entities and not (redis.call('HGET', KEYS[2], entity)
-      or (linked and redis.call('HGET', KEYS[3], entity)))
+    take = entities < max_entities and not owned[index[entity]]
     decided[entity] = take
     if take then entities = entities + 1 end
   end

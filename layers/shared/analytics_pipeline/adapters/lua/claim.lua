@@ -40,10 +40,10 @@
 -- Without allow-oom Redis refuses the first write that can grow memory, so a full node would never
 -- drain. The first line must stay the shebang.
 --
--- Consequence: a claim at the limit writes each batch field (and an owner entry, an in-flight entry,
--- the sequence number) before it deletes the counter hash it copies, so the keys can pass maxmemory
--- by at most one batch hash and its owner entries (about 15 KB for 200 one-day entities), and end
--- smaller than they started: the batch holds the numbers of the counter hashes it replaces.
+-- Consequence: a claim at the limit writes the batch's fields (and its owner entries) before it
+-- deletes the counter hashes they copy, then the in-flight entry and the sequence number, so the
+-- keys can pass maxmemory by at most one batch hash and its owner entries (about 15 KB for 200
+-- one-day entities), and end smaller than they started: the batch holds the numbers of the counter hashes it replaces.
 -- docs/redis.md gives the measurement.
 
 local linked = tonumber(ARGV[4]) == 1
@@ -60,43 +60,76 @@ end
 local seq_s = string.format('%.0f', seq)
 local max_entities = tonumber(ARGV[2])
 
+-- every read first, then one variadic call per kind of write (a command per entity-day was most of
+-- a claim's cost in Redis, and of the replication stream), at most CHUNK arguments a call (even:
+-- field-value pairs stay whole; far below what unpack can hand a call)
+local CHUNK = 1000
+local function each_chunk(command, key, list)
+  for i = 1, #list, CHUNK do
+    local upto = math.min(i + CHUNK - 1, #list)
+    if key then redis.call(command, key, unpack(list, i, upto))
+    else redis.call(command, unpack(list, i, upto)) end
+  end
+end
+local function hmget(key, names)
+  local found = {}
+  for i = 1, #names, CHUNK do
+    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + CHUNK - 1, #names)))
+    for j = 1, #part do found[i + j - 1] = part[j] end
+  end
+  return found
+end
+
+local prefix = tonumber(ARGV[5])
+local members, entity_of, names, busy = {}, {}, {}, {}
+for i = first_counter, #KEYS do
+  local member = string.sub(KEYS[i], prefix + 1)
+  local entity = string.match(member, '^(.*):[^:]*$')
+  members[i], entity_of[i] = member, entity
+  if busy[entity] == nil then
+    busy[entity] = false
+    names[#names + 1] = entity
+  end
+end
+if #names > 0 then
+  local owned = hmget(KEYS[4], names)
+  local other = linked and hmget(KEYS[6], names) or {}
+  for j, entity in ipairs(names) do busy[entity] = (owned[j] or other[j]) and true or false end
+end
+
 local taken = {}
 local entities = 0
 local out = {}
-local prefix = tonumber(ARGV[5])
+local owners, fields, counters, gone = {}, {}, {}, {}
 for i = first_counter, #KEYS do
-  local counter = KEYS[i]
-  local member = string.sub(counter, prefix + 1)
-  local entity = string.match(member, '^(.*):[^:]*$')
+  local counter, member, entity = KEYS[i], members[i], entity_of[i]
   local mine = taken[entity]
   -- a full batch takes only more days of the entities it holds: skip the rest before any call
-  if mine or entities < max_entities then
-    local busy = not mine and (redis.call('HGET', KEYS[4], entity)
-      or (linked and redis.call('HGET', KEYS[6], entity)))
-    if not busy then
-      local values = redis.call('HGETALL', counter)
-      if #values == 0 then
-        redis.call('ZREM', KEYS[1], member)  -- claimed by another flush since the caller read it
-      else
-        if not mine then
-          taken[entity] = true
-          entities = entities + 1
-          redis.call('HSET', KEYS[4], entity, seq_s)
-        end
-        local fields = {}
-        for j = 1, #values, 2 do
-          fields[j] = member .. '|' .. values[j]
-          fields[j + 1] = values[j + 1]
-        end
-        redis.call('HSET', KEYS[5], unpack(fields))
-        out[#out + 1] = member
-        out[#out + 1] = table.concat(values, ' ')
-        redis.call('DEL', counter)
-        redis.call('ZREM', KEYS[1], member)
+  if mine or (entities < max_entities and not busy[entity]) then
+    local values = redis.call('HGETALL', counter)
+    gone[#gone + 1] = member -- claimed by another flush since the caller read it, or by this one
+    if #values > 0 then
+      if not mine then
+        taken[entity] = true
+        entities = entities + 1
+        owners[#owners + 1] = entity
+        owners[#owners + 1] = seq_s
       end
+      for j = 1, #values, 2 do
+        fields[#fields + 1] = member .. '|' .. values[j]
+        fields[#fields + 1] = values[j + 1]
+      end
+      out[#out + 1] = member
+      out[#out + 1] = table.concat(values, ' ')
+      counters[#counters + 1] = counter
     end
   end
 end
+-- the batch and its owners are written before the counters they copy are deleted
+each_chunk('HSET', KEYS[4], owners)
+each_chunk('HSET', KEYS[5], fields)
+each_chunk('DEL', false, counters)
+each_chunk('ZREM', KEYS[1], gone)
 
 if entities == 0 then
   return {}

@@ -24,17 +24,34 @@
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
-local seen = {}
+-- the batch's entities, then one call per kind of write (not three commands an entity), at most
+-- CHUNK arguments a call (even: score-member pairs stay whole)
+local CHUNK = 1000
+local seen, entities = {}, {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
   local member = string.match(field, '^(.*)|[^|]*$')
   local entity = string.match(member, '^(.*):[^:]*$')
   if not seen[entity] then
     seen[entity] = true
-    if redis.call('HGET', KEYS[2], entity) == ARGV[1] then
-      redis.call('HDEL', KEYS[2], entity)
-    end
-    redis.call('ZADD', KEYS[5], ARGV[2], entity)
+    entities[#entities + 1] = entity
   end
+end
+local mine, recent = {}, {}
+for i = 1, #entities, CHUNK do
+  local upto = math.min(i + CHUNK - 1, #entities)
+  local owners = redis.call('HMGET', KEYS[2], unpack(entities, i, upto))
+  for j = 1, #owners do
+    local entity = entities[i + j - 1]
+    if owners[j] == ARGV[1] then mine[#mine + 1] = entity end -- a later batch may own it already
+    recent[#recent + 1] = ARGV[2]
+    recent[#recent + 1] = entity
+  end
+end
+for i = 1, #mine, CHUNK do
+  redis.call('HDEL', KEYS[2], unpack(mine, i, math.min(i + CHUNK - 1, #mine)))
+end
+for i = 1, #recent, CHUNK do
+  redis.call('ZADD', KEYS[5], unpack(recent, i, math.min(i + CHUNK - 1, #recent)))
 end
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
