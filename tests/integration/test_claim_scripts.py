@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.keys import counter, member
 from tests.pipeline import counted
 
@@ -48,3 +50,26 @@ def test_a_batch_of_more_entities_than_one_call_takes_is_claimed_and_finished_wh
     assert not redis_client.exists(shard.batch(batch.seq))
     assert redis_client.zcard(shard.recent) == 1000  # RECENT_KEEP of the 1,300 entities
     assert not redis_client.zscore(shard.inflight, str(batch.seq))
+
+
+@pytest.mark.parametrize("odd", ["odd id", "odd\nid"], ids=["space", "newline"])
+def test_a_member_that_holds_a_separator_is_claimed_through_the_list_form_of_the_replies(
+    make_container, clock, redis_client, odd
+):
+    # ingest never writes such a member (an entity id's formats allow neither); one written by hand
+    # still flushes, through the scripts' list replies instead of their one-string ones
+    container = make_container(REDIS_SHARDS="1")
+    keys, now = container.keys, clock()
+    movie = str(uuid.uuid4())
+    assert container.hot_store.record([counted(f"e-{uuid.uuid4()}", movie, "2026-03-01")], None, now).counted
+    shard = keys.shard(0)
+    odd_member = member("jav", "movie", odd, "2026-03-01")
+    redis_client.hset(shard.counter(odd_member), mapping={"views": 2, "downloads": 1})
+    redis_client.zadd(shard.dirty, {odd_member: 1})
+    batch = container.claims.claim(10, now)
+    assert batch is not None
+    assert {(d.entity.entity_id, d.day): dict(c) for d, c in batch.counts.items()} == {
+        (odd, "2026-03-01"): {"views": 2, "downloads": 1},
+        (movie, "2026-03-01"): {"views": 1},
+    }
+    assert redis_client.zcard(shard.dirty) == 0

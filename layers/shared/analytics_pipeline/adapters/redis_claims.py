@@ -43,8 +43,14 @@ def _ms(moment: datetime) -> int:
 
 
 def decode_claimed(reply: Sequence[Any]) -> dict[EntityDay, dict[str, int]]:
-    """claim.lua's {seq, claimed_at, member, 'field value ...', ...} as entity-day -> counter -> amount."""
+    """claim.lua's {seq, claimed_at, 'member field value ...' a line each} (or, when a member holds a
+    separator, {seq, claimed_at, member, 'field value ...', ...}) as entity-day -> counter -> amount."""
     counts: dict[EntityDay, dict[str, int]] = {}
+    if len(reply) == 3:
+        for line in _text(reply[2]).split("\n"):
+            words = line.split(" ")
+            counts[EntityDay.parse(words[0])] = {words[j]: int(words[j + 1]) for j in range(1, len(words), 2)}
+        return counts
     for i in range(2, len(reply), 2):
         raw = reply[i + 1]
         pairs = _text(raw).split(" ")
@@ -173,6 +179,8 @@ class RedisClaimStore:
         )
         if not members:
             return None
+        if isinstance(members, bytes | str):  # a line each (a list when one held a newline)
+            members = _text(members).split("\n")
         counters = [shard.counter(_text(m)) for m in members]
         extra = [other.owner, other.seq] if other else []
         prefix = len(shard.counter(""))

@@ -14,7 +14,9 @@
 -- ARGV[2]  how many of the oldest dirty members to look at
 -- ARGV[3]  1 when the v1 and v2 layouts are linked, else 0
 --
--- Returns the members, oldest first.
+-- Returns the members, oldest first, as one string, a line each (a reply of one element, not one per
+-- member, which the client parses one by one); as a list of members when one holds a newline (an
+-- entity id never does: its formats allow none).
 
 local linked = tonumber(ARGV[3]) == 1
 local max_entities = tonumber(ARGV[1])
@@ -51,4 +53,7 @@ for _, member in ipairs(members) do
   end
   if take then out[#out + 1] = member end
 end
-return out
+for _, member in ipairs(out) do
+  if string.find(member, '\n', 1, true) then return out end
+end
+return #out > 0 and table.concat(out, '\n') or out

@@ -26,9 +26,11 @@
 --           so the members are not sent a second time
 --
 -- Returns {-1, last} when ARGV[3] is not above the last sequence number (of either linked layout;
--- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, member,
--- 'field value field value ...', member, ...}: one string per member (half the reply's elements
--- of one per field, which the client decodes one by one).
+-- nothing written), {} when nothing could be claimed, else {seq, claimed_at_ms, claimed}: claimed is
+-- one string, a line per entity-day, 'member field value field value ...' (three elements for the
+-- client to parse, not one or two per entity-day); when a member holds a space or a newline (an
+-- entity id never does: its formats allow none), {seq, claimed_at_ms, member, 'field value ...',
+-- member, ...} instead.
 --
 -- Invariants: every increment is in exactly one place: a counter hash or a batch hash. An entity
 -- owned by a batch in flight is not claimed again until that batch is finished, so batches of one
@@ -136,6 +138,12 @@ if entities == 0 then
 end
 redis.call('SET', KEYS[2], seq_s)
 redis.call('ZADD', KEYS[3], ARGV[1], seq_s)
+local lines, plain = {}, true
+for i = 1, #out, 2 do
+  if string.find(out[i], '[ \n]') then plain = false break end
+  lines[#lines + 1] = out[i] .. ' ' .. out[i + 1]
+end
+if plain then return {seq_s, ARGV[1], table.concat(lines, '\n')} end
 local result = {seq_s, ARGV[1]}
 for i = 1, #out do result[#result + 1] = out[i] end
 return result
