@@ -20,12 +20,22 @@
 
 local linked = tonumber(ARGV[3]) == 1
 local max_entities = tonumber(ARGV[1])
+-- a member's entity (domain:type:id of domain:type:id:day): a day is 10 characters, so its colon is
+-- looked up where it must be (two plain searches, not a pattern over the whole member)
+local function entity_of(member)
+  local n = #member
+  if n > 11 and string.byte(member, n - 10) == 58 and not string.find(member, ':', n - 9, true) then
+    return string.sub(member, 1, n - 11)
+  end
+  return string.match(member, '^(.*):[^:]*$')
+end
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 -- the owners of the members' entities, one HMGET per CHUNK entities (not an HGET each)
 local CHUNK = 1000
-local order, index = {}, {}
-for _, member in ipairs(members) do
-  local entity = string.match(member, '^(.*):[^:]*$')
+local order, index, ents = {}, {}, {}
+for i, member in ipairs(members) do
+  local entity = entity_of(member)
+  ents[i] = entity
   if not index[entity] then
     order[#order + 1] = entity
     index[entity] = #order
@@ -43,8 +53,8 @@ end
 local decided = {}  -- entity -> true (taken) or false (busy, or over the limit)
 local entities = 0
 local out = {}
-for _, member in ipairs(members) do
-  local entity = string.match(member, '^(.*):[^:]*$')
+for i, member in ipairs(members) do
+  local entity = ents[i]
   local take = decided[entity]
   if take == nil then
     take = entities < max_entities and not owned[index[entity]]

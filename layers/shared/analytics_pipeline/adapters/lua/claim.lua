@@ -82,12 +82,22 @@ local function hmget(key, names)
   return found
 end
 
+-- a member's entity (domain:type:id of domain:type:id:day): a day is 10 characters, so its colon is
+-- looked up where it must be (two plain searches, not a pattern over the whole member)
+local function entity_of(member)
+  local n = #member
+  if n > 11 and string.byte(member, n - 10) == 58 and not string.find(member, ':', n - 9, true) then
+    return string.sub(member, 1, n - 11)
+  end
+  return string.match(member, '^(.*):[^:]*$')
+end
+
 local prefix = tonumber(ARGV[5])
-local members, entity_of, names, busy = {}, {}, {}, {}
+local members, entities_of, names, busy = {}, {}, {}, {}
 for i = first_counter, #KEYS do
   local member = string.sub(KEYS[i], prefix + 1)
-  local entity = string.match(member, '^(.*):[^:]*$')
-  members[i], entity_of[i] = member, entity
+  local entity = entity_of(member)
+  members[i], entities_of[i] = member, entity
   if busy[entity] == nil then
     busy[entity] = false
     names[#names + 1] = entity
@@ -104,7 +114,7 @@ local entities = 0
 local out = {}
 local owners, fields, counters, gone = {}, {}, {}, {}
 for i = first_counter, #KEYS do
-  local counter, member, entity = KEYS[i], members[i], entity_of[i]
+  local counter, member, entity = KEYS[i], members[i], entities_of[i]
   local mine = taken[entity]
   -- a full batch takes only more days of the entities it holds: skip the rest before any call
   if mine or (entities < max_entities and not busy[entity]) then

@@ -26,11 +26,24 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 -- the batch's entities, then one call per kind of write (not three commands an entity), at most
 -- CHUNK arguments a call (even: score-member pairs stay whole)
+-- a member's entity (domain:type:id of domain:type:id:day): a day is 10 characters, so its colon is
+-- looked up where it must be (two plain searches, not a pattern over the whole member)
+local function entity_of(member)
+  local n = #member
+  if n > 11 and string.byte(member, n - 10) == 58 and not string.find(member, ':', n - 9, true) then
+    return string.sub(member, 1, n - 11)
+  end
+  return string.match(member, '^(.*):[^:]*$')
+end
 local CHUNK = 1000
 local seen, entities = {}, {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
-  local member = string.match(field, '^(.*)|[^|]*$')
-  local entity = string.match(member, '^(.*):[^:]*$')
+  -- field: member|counter, neither holding a '|' but by hand (then the last one counts)
+  local bar = string.find(field, '|', 1, true)
+  local member
+  if bar and not string.find(field, '|', bar + 1, true) then member = string.sub(field, 1, bar - 1)
+  else member = string.match(field, '^(.*)|[^|]*$') end
+  local entity = entity_of(member)
   if not seen[entity] then
     seen[entity] = true
     entities[#entities + 1] = entity
