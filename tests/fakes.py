@@ -155,8 +155,8 @@ class FakeClaimStore:
             for name, amount in e.increments:
                 counts[name] = counts.get(name, 0) + amount
 
-    def claim(self, max_entities: int, now: datetime) -> Batch | None:
-        self._up()
+    def claim(self, max_entities: int, now: datetime, ahead: bool = False) -> Batch | None:
+        self._up()  # `ahead`: nothing to look up early in a dict
         free = sorted({m.entity for m in self.dirty if m.entity not in self.owner}, key=str)[:max_entities]
         if not free:
             return None

@@ -3,9 +3,11 @@ arguments): every count is moved into the batch once, and the finish releases ev
 
 from __future__ import annotations
 
+import socket
 import uuid
 
 import pytest
+from analytics_pipeline.rollups import Entity
 
 from tests.keys import counter, member
 from tests.pipeline import counted
@@ -73,3 +75,86 @@ def test_a_member_that_holds_a_separator_is_claimed_through_the_list_form_of_the
         (movie, "2026-03-01"): {"views": 1},
     }
     assert redis_client.zcard(shard.dirty) == 0
+
+
+def _dirty_movies(container, clock, count, day="2026-03-01"):
+    movies = [str(uuid.uuid4()) for _ in range(count)]
+    events = [counted(f"e-{uuid.uuid4()}", m, day) for m in movies]
+    assert all(container.hot_store.record(events, None, clock()).counted)
+    return movies
+
+
+def _owned(redis_client, shard):
+    return {k.decode() for k in redis_client.hkeys(shard.owner)}
+
+
+def test_a_claim_told_more_follow_sends_the_next_candidates_and_claims_nothing_more(
+    make_container, clock, redis_client
+):
+    container = make_container(REDIS_SHARDS="1")
+    claims, shard = container.claims, container.keys.shard(0)
+    movies = _dirty_movies(container, clock, 5)
+    first = claims.claim(2, clock(), ahead=True)
+    assert first is not None and len(first.entities) == 2
+    # the next batch's members are looked up, not claimed: only the first batch owns entities
+    assert _owned(redis_client, shard) == {f"jav:movie:{e.entity_id}" for e in first.entities}
+    assert redis_client.zcard(shard.dirty) == 3
+    assert claims._mine.ahead is not None
+    second = claims.claim(2, clock(), ahead=True)
+    assert second is not None and len(second.entities) == 2
+    third = claims.claim(2, clock())
+    assert third is not None and len(third.entities) == 1
+    assert claims._mine.ahead is None  # not told more would follow
+    assert claims.claim(2, clock()) is None
+    got = [e.entity_id for b in (first, second, third) for e in b.entities]
+    assert sorted(got) == sorted(movies)  # each entity once
+
+
+@pytest.mark.parametrize("why", ["another size", "too old", "connection lost", "shard emptied"])
+def test_candidates_sent_ahead_that_no_longer_fit_are_dropped_or_asked_again(
+    make_container, clock, redis_client, monkeypatch, why
+):
+    container = make_container(REDIS_SHARDS="1")
+    claims, shard = container.claims, container.keys.shard(0)
+    movies = _dirty_movies(container, clock, 4)
+    first = claims.claim(2, clock(), ahead=True)
+    assert first is not None
+    size = 2
+    if why == "another size":
+        size = 3
+    elif why == "too old":
+        import analytics_pipeline.adapters.redis_claims as module
+
+        later = module.time.monotonic() + module.SCAN_REUSE_S + 1
+        monkeypatch.setattr(module.time, "monotonic", lambda: later)
+    elif why == "connection lost":
+        claims._mine.ahead[3]._connection._sock.shutdown(socket.SHUT_RDWR)  # the network drops it
+    else:  # another flush claimed the rest meanwhile: the candidates name members now gone
+        other = make_container(REDIS_SHARDS="1").claims
+        rest = other.claim(10, clock())
+        assert rest is not None and len(rest.entities) == 2
+    second = claims.claim(size, clock())
+    if why == "shard emptied":
+        assert second is None
+        return
+    assert second is not None and {e.entity_id for e in second.entities} | {
+        e.entity_id for e in first.entities
+    } == set(movies)
+    # the pool's connections carry no stray reply: the next calls answer as they should
+    assert redis_client.zcard(shard.dirty) == 0
+    assert claims.claim(2, clock()) is None
+    assert container.claims.finish(first.seq, clock(), first.shard)
+    assert container.claims.finish(second.seq, clock(), second.shard)
+    assert _owned(redis_client, shard) == set()
+
+
+def test_a_flush_run_that_sends_ahead_flushes_every_count_once(make_container, clock, redis_client):
+    container = make_container(REDIS_SHARDS="4", FLUSH_BATCH_SIZE="3")
+    movies = _dirty_movies(container, clock, 40)
+    report = container.flush.run()
+    assert report.errors == [] and report.entities == 40 and report.batches >= 14
+    for shard in container.keys.all_shards():
+        assert redis_client.zcard(shard.dirty) == 0 and redis_client.hlen(shard.owner) == 0
+    assert container.claims._mine.ahead is None
+    totals = container.rollups.totals([Entity("jav", "movie", m) for m in movies])
+    assert {e.entity_id: t["views"] for e, t in totals.items()} == dict.fromkeys(movies, 1)

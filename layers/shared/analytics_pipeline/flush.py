@@ -212,7 +212,7 @@ class FlushService:
         try:
             self.begin()
             others: int | None = None  # batches in flight besides this run's, at its last batch's read
-            for _ in range(self._policy.max_batches):
+            for left in range(self._policy.max_batches - 1, -1, -1):
                 # the batches in flight alone (one read per shard), not the whole lag (four); after a
                 # batch, the read complete() made after applying it, less that batch: no second read
                 if others is None:
@@ -220,7 +220,8 @@ class FlushService:
                 if others >= self._policy.max_in_flight:
                     report.errors.append("too many batches in flight: waiting for the watchdog")
                     break
-                batch = self._claims.claim(self._policy.batch_size, self._clock())
+                # while this batch is applied, Redis may look up the next one's entities
+                batch = self._claims.claim(self._policy.batch_size, self._clock(), ahead=left > 0)
                 if batch is None:
                     break
                 others = self.complete(batch, report)

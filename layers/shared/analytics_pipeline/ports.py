@@ -112,8 +112,11 @@ class Lag:
 class Claims(Protocol):
     """Dirty counters and the batches claimed from them (Redis): what makes a flush exactly once."""
 
-    def claim(self, max_entities: int, now: datetime) -> Batch | None:
-        """Move up to `max_entities` dirty entities into a new batch, atomically; None when idle."""
+    def claim(self, max_entities: int, now: datetime, ahead: bool = False) -> Batch | None:
+        """Move up to `max_entities` dirty entities into a new batch, atomically; None when idle.
+
+        `ahead`: the caller claims again once this batch is flushed, and the store may start finding
+        that next batch's entities meanwhile (without claiming any before that call)."""
         ...
 
     def confirm(self, batch: Batch) -> None:

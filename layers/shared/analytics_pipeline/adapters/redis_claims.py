@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from analytics_pipeline.adapters.redis_client import ClusterClient, Field, RedisClient, translated
+from analytics_pipeline.adapters.redis_client import Arg, ClusterClient, Field, RedisClient, translated
 from analytics_pipeline.adapters.redis_client import text as _text
 from analytics_pipeline.adapters.redis_keys import LEGACY_SHARD, KeyLayout, ShardKeys
 from analytics_pipeline.adapters.redis_safety import UnconfirmedClaims
-from analytics_pipeline.adapters.redis_shard_routes import Call, PendingWait, ShardRoutes
+from analytics_pipeline.adapters.redis_shard_routes import Call, PendingReply, PendingWait, ShardRoutes
 from analytics_pipeline.adapters.redis_store import LayoutRecord, load_lua
 from analytics_pipeline.errors import HotStoreUnavailable
 from analytics_pipeline.ports import CheckSummary, Clock, Lag
@@ -68,11 +68,19 @@ class _ThreadState(threading.local):
         self.scan_until = 0.0  # and until when (time.monotonic())
         # (shard, seq) of the last batch claimed, and the WAIT written after its claim, unread
         self.pending: tuple[int, int, PendingWait] | None = None
+        # the next claim's candidates.lua, sent when a claim was told more would follow (`ahead`), its
+        # reply unread: (shard, max entities, linked, the reply, until when it serves: time.monotonic())
+        self.ahead: tuple[ShardKeys, int, bool, PendingReply, float] | None = None
 
     def drop_pending(self) -> None:
         if self.pending is not None:
             self.pending[2].drop()
             self.pending = None
+
+    def drop_ahead(self) -> None:
+        if self.ahead is not None:
+            self.ahead[3].drop()
+            self.ahead = None
 
 
 class RedisClaimStore:
@@ -126,24 +134,65 @@ class RedisClaimStore:
         """The layout whose owners and numbers a claim on `shard` must respect too (v1 <-> v2)."""
         return self._keys.shard(0) if shard.shard == LEGACY_SHARD else self._keys.legacy
 
-    def claim(self, max_entities: int, now: datetime) -> Batch | None:
-        with translated():
-            if self._unconfirmed is not None:  # before anything is claimed
-                self._unconfirmed.check()
-            mine = self._mine
-            mine.drop_pending()  # a batch claimed before and never confirmed: its WAIT is not needed
-            fresh = False
-            if mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan:
-                self._rescan(now)
-                fresh = True
-            mine.scan_left -= 1
-            while True:
-                batch = self._claim_scanned(max_entities, now)
-                if batch is not None or fresh:
-                    return batch
-                # every shard of the last scan is empty now: one fresh scan before answering "nothing"
-                self._rescan(now)
-                fresh = True
+    def claim(self, max_entities: int, now: datetime, ahead: bool = False) -> Batch | None:
+        """`ahead`: another claim follows this batch's flush, so the next batch's candidates (a read,
+        candidates.lua) are sent now, for their shard's node to look up while this batch is applied;
+        the next claim reads them (if they are under SCAN_REUSE_S old) and claims them, claim.lua
+        checking each again as always. Nothing is claimed before that next call."""
+        mine = self._mine
+        try:
+            with translated():
+                if self._unconfirmed is not None:  # before anything is claimed
+                    self._unconfirmed.check()
+                mine.drop_pending()  # a batch claimed before and never confirmed: its WAIT is not needed
+                batch = self._claim_ahead(max_entities, now)
+                fresh = False
+                if batch is None:
+                    if mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan:
+                        self._rescan(now)
+                        fresh = True
+                    mine.scan_left -= 1
+                while batch is None:
+                    batch = self._claim_scanned(max_entities, now)
+                    if batch is not None or fresh:
+                        break
+                    # every shard of the last scan is empty now: one fresh scan before answering "nothing"
+                    self._rescan(now)
+                    fresh = True
+                if batch is not None and ahead and mine.scan:
+                    self._send_ahead(max_entities, now)
+                return batch
+        except BaseException:
+            mine.drop_ahead()
+            raise
+
+    def _claim_ahead(self, max_entities: int, now: datetime) -> Batch | None:
+        """A batch from the candidates the last claim sent ahead, when they fit this claim."""
+        ahead, self._mine.ahead = self._mine.ahead, None
+        if ahead is None:
+            return None
+        shard, entities, linked, reply, until = ahead
+        if entities != max_entities or linked != self._layout_linked(now) or time.monotonic() >= until:
+            reply.drop()
+            return None
+        self._mine.scan_left -= 1
+        return self._claim_shard(shard, max_entities, now, linked, reply.result())
+
+    def _send_ahead(self, max_entities: int, now: datetime) -> None:
+        scan = self._mine.scan
+        first = scan[0].shard == LEGACY_SHARD
+        shard = scan[0] if first else scan[random.randrange(len(scan))]
+        linked = self._layout_linked(now)
+        keys, args = self._candidate_call(shard, max_entities, linked)
+        reply = self._routes.script_later(self._candidates, keys, args)
+        self._mine.ahead = (shard, max_entities, linked, reply, time.monotonic() + SCAN_REUSE_S)
+
+    def _candidate_call(
+        self, shard: ShardKeys, max_entities: int, linked: bool
+    ) -> tuple[list[str], list[Arg]]:
+        other = self._linked(shard) if linked else None
+        keys = [shard.dirty, shard.owner, *([other.owner] if other else [])]
+        return keys, [max_entities, max_entities * 8, 1 if linked else 0]
 
     def _rescan(self, now: datetime) -> None:
         shards = self._shards(now)
@@ -170,17 +219,18 @@ class RedisClaimStore:
         """A v1 layout drains beside v2 (one primary): each claim respects the other's owners."""
         return self._layout.legacy(now.timestamp())
 
-    def _claim_shard(self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool) -> Batch | None:
-        other = self._linked(shard) if linked else None
-        members = self._routes.script(
-            self._candidates,
-            [shard.dirty, shard.owner, *([other.owner] if other else [])],
-            [max_entities, max_entities * 8, 1 if linked else 0],
-        )
+    def _claim_shard(
+        self, shard: ShardKeys, max_entities: int, now: datetime, linked: bool, members: Any = None
+    ) -> Batch | None:
+        """A batch of `shard`'s members: `members` as candidates.lua answered (None: asked now)."""
+        if members is None:
+            asked, asked_args = self._candidate_call(shard, max_entities, linked)
+            members = self._routes.script(self._candidates, asked, asked_args)
         if not members:
             return None
         if isinstance(members, bytes | str):  # a line each (a list when one held a newline)
             members = _text(members).split("\n")
+        other = self._linked(shard) if linked else None
         counters = [shard.counter(_text(m)) for m in members]
         extra = [other.owner, other.seq] if other else []
         prefix = len(shard.counter(""))

@@ -111,6 +111,30 @@ class ShardRoutes:
             pass
         return script(keys=keys, args=args), None
 
+    def script_later(self, script: RedisScript, keys: Sequence[str], args: Sequence[Arg]) -> PendingReply:
+        """`script` written now on a connection of its keys' node, its reply read by `result()` later:
+        the node runs it while the caller works. Only for a script that may run twice (a read-only
+        one): when the node redirects or the connection fails, `result()` sends it again the usual
+        way. On one primary the node is the client itself."""
+        node = self.node(keys[0])
+        if node is None:
+            return PendingReply(self, script, keys, args)
+        try:
+            connection = node.connection_pool.get_connection()
+        except REROUTE:
+            return PendingReply(self, script, keys, args)
+        try:
+            connection.send_packed_command(
+                connection.pack_commands([("EVALSHA", script.sha, len(keys), *keys, *args)])
+            )
+        except BaseException as exc:
+            connection.disconnect()
+            node.connection_pool.release(connection)
+            if isinstance(exc, REROUTE):
+                return PendingReply(self, script, keys, args)
+            raise
+        return PendingReply(self, script, keys, args, node, connection)
+
     def read(self, calls: Sequence[Call]) -> list[Any]:
         """The calls' replies, in order. On a cluster, one pipeline per node, all of them written before
         any reply is read (as redis-py's ClusterPipeline does): one round trip, not one per node."""
@@ -126,6 +150,49 @@ class ShardRoutes:
             return _fan_out(list(groups.values()), calls)
         except REROUTE:
             return _pipelined(self._client, calls)
+
+
+class PendingReply:
+    """A script written on a connection, its reply not read yet (`ShardRoutes.script_later`): the
+    connection is held until `result` reads it (or `drop` closes it)."""
+
+    def __init__(
+        self,
+        routes: ShardRoutes,
+        script: RedisScript,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        node: Any = None,
+        connection: Any = None,
+    ) -> None:
+        self._routes, self._script, self._keys, self._args = routes, script, keys, args
+        self._node = node
+        self._connection: Any = connection
+
+    def result(self) -> Any:
+        """The script's reply: the one the node sent, or (the script unknown to the node, a redirection,
+        a connection that failed, or nothing sent) the reply of the script sent again now."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            node = self._node
+            try:
+                return node.parse_response(connection, "EVALSHA")
+            except (NoScriptError, *REROUTE) as exc:
+                if not isinstance(exc, ResponseError):  # a broken connection: its reply may be half read
+                    connection.disconnect()
+            except BaseException:
+                connection.disconnect()
+                raise
+            finally:
+                node.connection_pool.release(connection)
+        return self._routes.script(self._script, self._keys, self._args)
+
+    def drop(self) -> None:
+        """Forget the reply: the connection is closed (its unread reply must not reach another call)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._node.connection_pool.release(connection)
 
 
 class PendingWait:
