@@ -30,8 +30,7 @@ local function entity_of(member)
   return string.match(member, '^(.*):[^:]*$')
 end
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
--- the owners of the members' entities, one HMGET per CHUNK entities (not an HGET each)
-local CHUNK = 1000
+-- the members' entities, in order of first appearance
 local order, index, ents = {}, {}, {}
 for i, member in ipairs(members) do
   local entity = entity_of(member)
@@ -41,14 +40,20 @@ for i, member in ipairs(members) do
     index[entity] = #order
   end
 end
-local owned = {}
-for _, key in ipairs(linked and {KEYS[2], KEYS[3]} or {KEYS[2]}) do
-  for i = 1, #order, CHUNK do
-    local found = redis.call('HMGET', key, unpack(order, i, math.min(i + CHUNK - 1, #order)))
+-- their owners, looked up as the walk below reaches them, as many at a time as the batch still
+-- needs (one HMGET, not an HGET each; not the whole window's: an owner hash of few entries is a
+-- flat list, each lookup a scan of it)
+local owned, looked = {}, 0
+local function look(upto)
+  local names = {}
+  for i = looked + 1, upto do names[#names + 1] = order[i] end
+  for _, key in ipairs(linked and {KEYS[2], KEYS[3]} or {KEYS[2]}) do
+    local found = redis.call('HMGET', key, unpack(names))
     for j = 1, #found do
-      if found[j] then owned[i + j - 1] = true end
+      if found[j] then owned[looked + j] = true end
     end
   end
+  looked = upto
 end
 local decided = {}  -- entity -> true (taken) or false (busy, or over the limit)
 local entities = 0
@@ -57,7 +62,11 @@ for i, member in ipairs(members) do
   local entity = ents[i]
   local take = decided[entity]
   if take == nil then
-    take = entities < max_entities and not owned[index[entity]]
+    local at = index[entity]
+    if entities < max_entities and at > looked then
+      look(math.min(#order, at + math.max(max_entities - entities, 16) - 1, at + 999))
+    end
+    take = entities < max_entities and not owned[at]
     decided[entity] = take
     if take then entities = entities + 1 end
   end
