@@ -24,6 +24,7 @@ import yaml
 from analytics_pipeline.adapters.mongo_rollups import TOTALS
 from analytics_pipeline.adapters.redis_claims import RedisClaimStore
 from analytics_pipeline.adapters.redis_keys import KeyLayout
+from analytics_pipeline.adapters.redis_store import load_lua
 from analytics_pipeline.adapters.spool import SqsSpool
 from analytics_pipeline.bootstrap import reset_container
 from analytics_pipeline.errors import HotStoreFull
@@ -100,7 +101,7 @@ class FullRedis(OwnRedis):
         lua = resources.files("analytics_pipeline.adapters").joinpath("lua")
         for script in lua.iterdir():
             if script.name.endswith(".lua"):
-                self.client.script_load(script.read_text("utf-8"))
+                self.client.script_load(load_lua(script.name))  # as the adapters load it
         self.limit(self.used() + free_bytes)
 
     def stay_full(self) -> None:

@@ -34,8 +34,16 @@ from analytics_pipeline.ports import Budget, RecordOutcome
 
 
 def load_lua(name: str) -> str:
-    """A script's text, its `#!lua flags=…` line included: Redis 7 reads the flags (allow-oom) there."""
-    return resources.files("analytics_pipeline.adapters").joinpath("lua", name).read_text("utf-8")
+    """A script's text, its `#!lua flags=…` line included: Redis 7 reads the flags (allow-oom) there.
+
+    A line `--#include <file>` is replaced by that file's text (the lines the flush's scripts share:
+    Redis runs each script on its own, with nothing to import)."""
+    folder = resources.files("analytics_pipeline.adapters").joinpath("lua")
+    lines = folder.joinpath(name).read_text("utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("--#include "):
+            lines[i] = folder.joinpath(line.split()[1]).read_text("utf-8")
+    return "".join(lines)
 
 
 class LayoutRecord:

@@ -20,15 +20,7 @@
 
 local linked = tonumber(ARGV[3]) == 1
 local max_entities = tonumber(ARGV[1])
--- a member's entity (domain:type:id of domain:type:id:day): a day is 10 characters, so its colon is
--- looked up where it must be (two plain searches, not a pattern over the whole member)
-local function entity_of(member)
-  local n = #member
-  if n > 11 and string.byte(member, n - 10) == 58 and not string.find(member, ':', n - 9, true) then
-    return string.sub(member, 1, n - 11)
-  end
-  return string.match(member, '^(.*):[^:]*$')
-end
+--#include members.lua (entity_of)
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 -- the members' entities, in order of first appearance
 local order, index, ents = {}, {}, {}

@@ -26,15 +26,7 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 -- the batch's entities, then one call per kind of write (not three commands an entity), at most
 -- CHUNK arguments a call (even: score-member pairs stay whole)
--- a member's entity (domain:type:id of domain:type:id:day): a day is 10 characters, so its colon is
--- looked up where it must be (two plain searches, not a pattern over the whole member)
-local function entity_of(member)
-  local n = #member
-  if n > 11 and string.byte(member, n - 10) == 58 and not string.find(member, ':', n - 9, true) then
-    return string.sub(member, 1, n - 11)
-  end
-  return string.match(member, '^(.*):[^:]*$')
-end
+--#include members.lua (entity_of)
 local CHUNK = 1000
 local seen, entities = {}, {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
