@@ -64,9 +64,12 @@ def worker(
     wait_replicas: int = 0,
     part: str = "both",
     start_at: float | None = None,
+    one_primary: bool = False,
 ) -> dict[str, Any]:
     """Record the movies' counters (part "seed"), flush them (part "flush"), or both (part "both").
-    A flush starts at `start_at` (time.time()) when given: parallel flushes start together."""
+    A flush starts at `start_at` (time.time()) when given: parallel flushes start together.
+    `one_primary` (a cluster): only movies whose shard the primary of the lowest port holds, so the
+    flush works on that primary's shards alone (a flush per primary, measured one at a time)."""
     import redis
     from analytics_pipeline.bootstrap import Container
     from analytics_pipeline.config import load_settings
@@ -95,9 +98,21 @@ def worker(
         container = Container(settings, rollups=stub, replica=None)
     now = datetime.now(UTC)
     today, yesterday = now.date().isoformat(), (now.date() - timedelta(days=1)).isoformat()
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(movies)]
+    if one_primary:
+        keys = container.keys
+        seeded = redis.RedisCluster.from_url(redis_url)
+        target = min(seeded.get_primaries(), key=lambda n: n.port).name
+        holder = {s: seeded.get_node_from_key(keys.shard(s).dirty).name for s in range(keys.shards)}
+        seeded.close()
+        ids, i = [], 0
+        while len(ids) < movies:
+            i += 1
+            movie = str(uuid.UUID(int=i))
+            if holder[keys.shard_of(f"jav:movie:{movie}")] == target:
+                ids.append(movie)
     events = []
-    for i in range(movies):
-        movie = str(uuid.UUID(int=i + 1))
+    for i, movie in enumerate(ids):
         # every movie a view today, every other one yesterday too, every fifth a download
         for day in (today, yesterday) if i % 2 == 0 else (today,):
             events.append(CountedEvent(uuid.uuid4().hex, "jav", "movie", movie, day, (("views", 1),)))
@@ -246,6 +261,7 @@ def measure(
     base: str | None = None,
     cluster_wait: int = 1,
     cluster_flushes: int = 0,
+    one_primary: bool = False,
 ) -> dict[str, Any]:
     """Today's flush and `rev`'s (and `base`'s), rotating, `rounds` rounds on one private redis-server."""
     import v1
@@ -274,6 +290,7 @@ def measure(
         server.client.flushall()
     cluster_runs: dict[str, list[dict[str, Any]]] = {name: [] for name, tree in contenders if name != rev}
     parallel: dict[str, list[dict[str, Any]]] = {name: [] for name in cluster_runs}
+    alone: dict[str, list[dict[str, Any]]] = {name: [] for name in cluster_runs}
     try:
         import cluster
         import redis
@@ -298,6 +315,17 @@ def measure(
                     f"cluster round {r}: "
                     + ", ".join(f"{n} {rate(cluster_runs[n][-1]):,.0f}" for n, _ in on_cluster)
                 )
+                for name, tree in on_cluster[r % 2 :] + on_cluster[: r % 2] if one_primary else []:
+                    for port in primaries:
+                        redis.Redis(port=port).flushall()
+                    extra = ("--one-primary",)
+                    result = run_worker(tree, url, movies, True, cluster_wait, extra)
+                    alone[name].append(result)
+                    if result["entities"] != movies or result["errors"]:
+                        problems.append(
+                            f"one primary's shards, {name}: {result['entities']}, {result['errors']}"
+                        )
+                    log(f"cluster, one primary's shards, {name}: {rate(result):,.0f} entities/s")
                 for name, tree in on_cluster[r % 2 :] + on_cluster[: r % 2] if cluster_flushes else []:
                     for port in primaries:
                         redis.Redis(port=port).flushall()
@@ -327,6 +355,7 @@ def measure(
         "runs": found,
         "cluster": cluster_runs,
         "parallel": parallel,
+        "alone": alone,
         "problems": problems,
     }
 
@@ -401,6 +430,21 @@ def rows(found: dict[str, Any]) -> list[Any]:
                     per_primary >= 1.0,
                 )
             )
+    for name, runs in found.get("alone", {}).items():
+        if not runs:
+            continue
+        rates = [rate(r) for r in runs]
+        per_primary = statistics.median(rates) / v1_rate
+        out.append(
+            Row(
+                f"Cluster flush per primary: one flush process on one primary's shards alone, {name},"
+                " vs v1 on one primary, same run (entities/s; flush CPU per entity)",
+                f"{per_primary:.2f}x: {spread(rates, ',.0f')} against {v1_rate:,.0f};"
+                f" {statistics.median(r['cpu_seconds'] for r in runs) * 1e6 / found['movies']:.1f} us",
+                ">= 1.00x" if name == "today" else "",
+                per_primary >= 1.0 if name == "today" else None,
+            )
+        )
     for name, runs in found.get("parallel", {}).items():
         if not runs:
             continue
@@ -467,6 +511,11 @@ def main() -> int:
     parser.add_argument("--part", default="both", help=argparse.SUPPRESS)
     parser.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     parser.add_argument(
+        "--one-primary",
+        action="store_true",
+        help="also, on the cluster, a flush of one primary's shards alone (a flush per primary)",
+    )
+    parser.add_argument(
         "--cluster-flushes",
         type=int,
         default=0,
@@ -484,6 +533,7 @@ def main() -> int:
             args.wait_replicas,
             args.part,
             args.start_at,
+            args.one_primary,
         )
         print(json.dumps(found))
         return 0
@@ -497,6 +547,7 @@ def main() -> int:
         base=args.base,
         cluster_wait=args.cluster_wait,
         cluster_flushes=args.cluster_flushes,
+        one_primary=args.one_primary,
     )
     print(markdown(rows(found)))
     for problem in found["problems"]:
