@@ -15,6 +15,9 @@ Then the same flush, today's code (and `--base`'s, alternating), on a 3-primary 
 a replica each (16 shards), started by `benchmarks/cluster.py`'s `start`; the flush waits for
 REDIS_WAIT_REPLICAS=1 (`--cluster-wait`, the setting a cluster with replicas requires) and starts
 once every replica is in sync. Its rate per primary is set beside v1's on one primary of the same run.
+With `--one-primary`, also a flush of one primary's shards alone (the movies recorded are those
+whose shard the primary of the lowest port holds): what a flush per primary moves on its primary,
+measured one primary at a time (on a host with the cores, the primaries' flushes run at once).
 
     .venv/bin/python benchmarks/flush.py [--movies 10000] [--rounds 5] [--rev d62612f] [--base REV]
 """
