@@ -52,6 +52,19 @@ def test_each_flush_script_runs_on_the_node_that_holds_its_slot(cluster_pipeline
             return _real(sha, numkeys, *args)
 
         monkeypatch.setattr(node, "evalsha", spy)
+    # the candidates a claim sends ahead are written on a connection of their node, not through evalsha
+    real_later = ShardRoutes.script_later
+
+    def spy_later(routes: ShardRoutes, script: Any, keys: Any, args: Any) -> Any:
+        pending = real_later(routes, script, keys, args)
+        if pending._node is not None:
+            port = pending._node.connection_pool.connection_kwargs["port"]
+            calls.append((port, {key_slot(str(k).encode()) for k in keys}))
+        else:  # no node in the slot map: sent through the cluster client when its reply is asked for
+            rerouted.append(len(keys))
+        return pending
+
+    monkeypatch.setattr(ShardRoutes, "script_later", spy_later)
     ids = [str(uuid.uuid4()) for _ in range(40)]
     cluster_pipeline.count([counted(f"e-{m}", m, DAY) for m in ids])
     real_cluster = client.evalsha
@@ -63,9 +76,10 @@ def test_each_flush_script_runs_on_the_node_that_holds_its_slot(cluster_pipeline
     monkeypatch.setattr(client, "evalsha", through_cluster)
     report = cluster_pipeline.flush()
     assert report.errors == [] and report.entities == 40
-    # candidates and finish per batch (the claim is written with its WAIT on a connection of the node,
-    # not through evalsha), each on the node its one slot lives on; a call that met a node moved or
-    # failed over by an earlier test goes through the cluster client; mark_flushed (one key) too
+    # candidates (asked then, or sent ahead by the claim before) and finish per batch (the claim is
+    # written with its WAIT on a connection of the node, not through evalsha), each on the node its
+    # one slot lives on; a call that met a node moved or failed over by an earlier test goes through
+    # the cluster client; mark_flushed (one key) too
     scripts = [n for n in rerouted if n > 1]
     assert calls and len(calls) + len(scripts) >= 2 * report.batches
     for port, slots in calls:
