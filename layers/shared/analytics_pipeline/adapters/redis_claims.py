@@ -59,6 +59,12 @@ def decode_claimed(reply: Sequence[Any]) -> dict[EntityDay, dict[str, int]]:
     return counts
 
 
+def _pick(scan: Sequence[ShardKeys]) -> int:
+    """Which shard of a scan to claim from: the v1 layout's first (it only drains), else one at random
+    (parallel flushes spread over the shards)."""
+    return 0 if scan[0].shard == LEGACY_SHARD else random.randrange(len(scan))
+
+
 class _ThreadState(threading.local):
     """What a claim keeps for the next one, per thread."""
 
@@ -147,11 +153,11 @@ class RedisClaimStore:
                 mine.drop_pending()  # a batch claimed before and never confirmed: its WAIT is not needed
                 batch = self._claim_ahead(max_entities, now)
                 fresh = False
-                if batch is None:
-                    if mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan:
-                        self._rescan(now)
-                        fresh = True
-                    mine.scan_left -= 1
+                stale = mine.scan_left <= 0 or time.monotonic() >= mine.scan_until or not mine.scan
+                if batch is None and stale:
+                    self._rescan(now)
+                    fresh = True
+                mine.scan_left -= 1
                 while batch is None:
                     batch = self._claim_scanned(max_entities, now)
                     if batch is not None or fresh:
@@ -175,13 +181,10 @@ class RedisClaimStore:
         if entities != max_entities or linked != self._layout_linked(now) or time.monotonic() >= until:
             reply.drop()
             return None
-        self._mine.scan_left -= 1
         return self._claim_shard(shard, max_entities, now, linked, reply.result())
 
     def _send_ahead(self, max_entities: int, now: datetime) -> None:
-        scan = self._mine.scan
-        first = scan[0].shard == LEGACY_SHARD
-        shard = scan[0] if first else scan[random.randrange(len(scan))]
+        shard = self._mine.scan[_pick(self._mine.scan)]
         linked = self._layout_linked(now)
         keys, args = self._candidate_call(shard, max_entities, linked)
         reply = self._routes.script_later(self._candidates, keys, args)
@@ -207,8 +210,7 @@ class RedisClaimStore:
         linked = self._layout_linked(now)
         scan = self._mine.scan
         while scan:
-            first = scan[0].shard == LEGACY_SHARD
-            k = 0 if first else random.randrange(len(scan))
+            k = _pick(scan)
             batch = self._claim_shard(scan[k], max_entities, now, linked)
             if batch is not None:
                 return batch

@@ -24,30 +24,14 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from redis.crc import key_slot
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    MovedError,
-    NoScriptError,
-    RedisClusterException,
-    ResponseError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
 
 from analytics_pipeline.adapters.redis_client import Arg, RedisClient, RedisScript
+from analytics_pipeline.adapters.redis_cluster_client import REROUTE as NODE_REROUTE
 
-# what sends a call back through the cluster client: the slot map was out of date or a node is down
-REROUTE = (
-    MovedError,
-    AskError,
-    TryAgainError,
-    ClusterDownError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    RedisClusterException,
-)
+# what sends a call back through the cluster client: what a node answers when the slot map was out
+# of date or the node is down, and the cluster client's own refusals (a node it cannot name)
+REROUTE = (*NODE_REROUTE, RedisClusterException)
 
 # one command of a shard: (a key of the shard, the command and its arguments, the reply's parsing
 # options, as redis-py's command methods pass them: {"withscores": True} for a ZRANGE ... WITHSCORES)
@@ -120,19 +104,9 @@ class ShardRoutes:
         if node is None:
             return PendingReply(self, script, keys, args)
         try:
-            connection = node.connection_pool.get_connection()
+            connection = _write(node, [("EVALSHA", script.sha, len(keys), *keys, *args)])
         except REROUTE:
             return PendingReply(self, script, keys, args)
-        try:
-            connection.send_packed_command(
-                connection.pack_commands([("EVALSHA", script.sha, len(keys), *keys, *args)])
-            )
-        except BaseException as exc:
-            connection.disconnect()
-            node.connection_pool.release(connection)
-            if isinstance(exc, REROUTE):
-                return PendingReply(self, script, keys, args)
-            raise
         return PendingReply(self, script, keys, args, node, connection)
 
     def read(self, calls: Sequence[Call]) -> list[Any]:
@@ -152,9 +126,23 @@ class ShardRoutes:
             return _pipelined(self._client, calls)
 
 
-class PendingReply:
-    """A script written on a connection, its reply not read yet (`ShardRoutes.script_later`): the
-    connection is held until `result` reads it (or `drop` closes it)."""
+class _Held:
+    """A connection of a node with replies on it not read yet, held until they are (or `drop`)."""
+
+    def __init__(self, node: Any, connection: Any) -> None:
+        self._node = node
+        self._connection: Any = connection
+
+    def drop(self) -> None:
+        """Forget the replies: the connection is closed (an unread reply must not reach another call)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._node.connection_pool.release(connection)
+
+
+class PendingReply(_Held):
+    """A script written on a connection, its reply not read yet (`ShardRoutes.script_later`)."""
 
     def __init__(
         self,
@@ -165,9 +153,8 @@ class PendingReply:
         node: Any = None,
         connection: Any = None,
     ) -> None:
+        super().__init__(node, connection)
         self._routes, self._script, self._keys, self._args = routes, script, keys, args
-        self._node = node
-        self._connection: Any = connection
 
     def result(self) -> Any:
         """The script's reply: the one the node sent, or (the script unknown to the node, a redirection,
@@ -187,21 +174,9 @@ class PendingReply:
                 node.connection_pool.release(connection)
         return self._routes.script(self._script, self._keys, self._args)
 
-    def drop(self) -> None:
-        """Forget the reply: the connection is closed (its unread reply must not reach another call)."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.disconnect()
-            self._node.connection_pool.release(connection)
 
-
-class PendingWait:
-    """A WAIT written on a connection after a script, its reply not read yet: the connection is held
-    until `acked` reads it (or `drop` closes it)."""
-
-    def __init__(self, node: Any, connection: Any) -> None:
-        self._node = node
-        self._connection: Any = connection
+class PendingWait(_Held):
+    """A WAIT written on a connection after a script, its reply not read yet."""
 
     def acked(self) -> int:
         """The replicas that acknowledged every write the connection made (the script's)."""
@@ -216,25 +191,27 @@ class PendingWait:
         finally:
             self._node.connection_pool.release(connection)
 
-    def drop(self) -> None:
-        """Forget the reply: the connection is closed (its unread reply must not reach another call)."""
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.disconnect()
-            self._node.connection_pool.release(connection)
+
+def _write(node: Any, commands: Sequence[tuple[Any, ...]]) -> Any:
+    """A connection of `node` with `commands` written on it, their replies not read (on a failure to
+    write, it is closed and given back)."""
+    connection = node.connection_pool.get_connection()
+    try:
+        connection.send_packed_command(connection.pack_commands(commands))
+    except BaseException:
+        connection.disconnect()
+        node.connection_pool.release(connection)
+        raise
+    return connection
 
 
 def _script_and_wait(
     node: Any, script: RedisScript, keys: Sequence[str], args: Sequence[Arg], replicas: int, timeout_ms: int
 ) -> tuple[Any, PendingWait]:
     """The script's reply (an error as a value) and its WAIT, pending, both written at once."""
-    connection = node.connection_pool.get_connection()
+    evalsha = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    connection = _write(node, [evalsha, ("WAIT", replicas, timeout_ms)])
     try:
-        connection.send_packed_command(
-            connection.pack_commands(
-                [("EVALSHA", script.sha, len(keys), *keys, *args), ("WAIT", replicas, timeout_ms)]
-            )
-        )
         try:
             reply = node.parse_response(connection, "EVALSHA")
         except ResponseError as exc:

@@ -20,7 +20,7 @@
 
 local linked = tonumber(ARGV[3]) == 1
 local max_entities = tonumber(ARGV[1])
---#include members.lua (entity_of)
+--#include members.lua (CHUNK, each_chunk, hmget, entity_of)
 local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 -- the members' entities, in order of first appearance
 local order, index, ents = {}, {}, {}
@@ -40,9 +40,8 @@ local function look(upto)
   local names = {}
   for i = looked + 1, upto do names[#names + 1] = order[i] end
   for _, key in ipairs(linked and {KEYS[2], KEYS[3]} or {KEYS[2]}) do
-    local found = redis.call('HMGET', key, unpack(names))
-    for j = 1, #found do
-      if found[j] then owned[looked + j] = true end
+    for j, owner in ipairs(hmget(key, names)) do
+      if owner then owned[looked + j] = true end
     end
   end
   looked = upto
@@ -56,7 +55,7 @@ for i, member in ipairs(members) do
   if take == nil then
     local at = index[entity]
     if entities < max_entities and at > looked then
-      look(math.min(#order, at + math.max(max_entities - entities, 16) - 1, at + 999))
+      look(math.min(#order, at + math.max(max_entities - entities, 16) - 1))
     end
     take = entities < max_entities and not owned[at]
     decided[entity] = take

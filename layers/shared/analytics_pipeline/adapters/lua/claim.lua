@@ -45,7 +45,8 @@
 -- Consequence: a claim at the limit writes the batch's fields (and its owner entries) before it
 -- deletes the counter hashes they copy, then the in-flight entry and the sequence number, so the
 -- keys can pass maxmemory by at most one batch hash and its owner entries (about 15 KB for 200
--- one-day entities), and end smaller than they started: the batch holds the numbers of the counter hashes it replaces.
+-- one-day entities), and end smaller than they started: the batch holds the numbers of the counter
+-- hashes it replaces.
 -- docs/redis.md gives the measurement.
 
 local linked = tonumber(ARGV[4]) == 1
@@ -62,27 +63,8 @@ end
 local seq_s = string.format('%.0f', seq)
 local max_entities = tonumber(ARGV[2])
 
--- every read first, then one variadic call per kind of write (a command per entity-day was most of
--- a claim's cost in Redis, and of the replication stream), at most CHUNK arguments a call (even:
--- field-value pairs stay whole; far below what unpack can hand a call)
-local CHUNK = 1000
-local function each_chunk(command, key, list)
-  for i = 1, #list, CHUNK do
-    local upto = math.min(i + CHUNK - 1, #list)
-    if key then redis.call(command, key, unpack(list, i, upto))
-    else redis.call(command, unpack(list, i, upto)) end
-  end
-end
-local function hmget(key, names)
-  local found = {}
-  for i = 1, #names, CHUNK do
-    local part = redis.call('HMGET', key, unpack(names, i, math.min(i + CHUNK - 1, #names)))
-    for j = 1, #part do found[i + j - 1] = part[j] end
-  end
-  return found
-end
-
---#include members.lua (entity_of)
+-- every read first, then one variadic call per kind of write
+--#include members.lua (CHUNK, each_chunk, hmget, entity_of)
 
 local prefix = tonumber(ARGV[5])
 local members, entities_of, names, busy = {}, {}, {}, {}

@@ -24,10 +24,8 @@
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return 0
 end
--- the batch's entities, then one call per kind of write (not three commands an entity), at most
--- CHUNK arguments a call (even: score-member pairs stay whole)
---#include members.lua (entity_of)
-local CHUNK = 1000
+-- the batch's entities, then one call per kind of write (not three commands an entity)
+--#include members.lua (CHUNK, each_chunk, hmget, entity_of)
 local seen, entities = {}, {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
   -- field: member|counter, neither holding a '|' but by hand (then the last one counts)
@@ -42,22 +40,13 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[3])) do
   end
 end
 local mine, recent = {}, {}
-for i = 1, #entities, CHUNK do
-  local upto = math.min(i + CHUNK - 1, #entities)
-  local owners = redis.call('HMGET', KEYS[2], unpack(entities, i, upto))
-  for j = 1, #owners do
-    local entity = entities[i + j - 1]
-    if owners[j] == ARGV[1] then mine[#mine + 1] = entity end -- a later batch may own it already
-    recent[#recent + 1] = ARGV[2]
-    recent[#recent + 1] = entity
-  end
+for j, owner in ipairs(hmget(KEYS[2], entities)) do
+  if owner == ARGV[1] then mine[#mine + 1] = entities[j] end -- a later batch may own it already
+  recent[#recent + 1] = ARGV[2]
+  recent[#recent + 1] = entities[j]
 end
-for i = 1, #mine, CHUNK do
-  redis.call('HDEL', KEYS[2], unpack(mine, i, math.min(i + CHUNK - 1, #mine)))
-end
-for i = 1, #recent, CHUNK do
-  redis.call('ZADD', KEYS[5], unpack(recent, i, math.min(i + CHUNK - 1, #recent)))
-end
+each_chunk('HDEL', KEYS[2], mine)
+each_chunk('ZADD', KEYS[5], recent)
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[4], ARGV[2])
